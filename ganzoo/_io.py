@@ -1,0 +1,68 @@
+"""Atomic file writes: write a temporary file in the same folder, fsync it, then rename it over the target.
+
+A reader never sees a half-written file, and a crash mid-write leaves the previous version in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_path", "write_bytes", "write_json", "write_text"]
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some platforms cannot open folders; the rename is still atomic there
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # fsync on a folder is not supported on every file system; durability is best effort there
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to `target`; on success it is fsynced and renamed to `target`."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write(target: str | os.PathLike[str], mode: str, writer: Callable[[IO[Any]], None]) -> None:
+    with atomic_path(target) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
+        writer(fh)
+
+
+def write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    """Atomically replace `target` with `data`."""
+    _write(target, "wb", lambda fh: fh.write(data))
+
+
+def write_text(target: str | os.PathLike[str], text: str) -> None:
+    """Atomically replace `target` with `text` (UTF-8)."""
+    _write(target, "w", lambda fh: fh.write(text))
+
+
+def write_json(target: str | os.PathLike[str], obj: Any) -> None:
+    """Atomically replace `target` with `obj` as indented JSON."""
+    write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,353 @@
+"""The `ganzoo` command line. The only module that prints; it owns progress bars, tables and exit codes.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 interrupted. Torch is imported only inside the
+commands that need it, so `ganzoo --help` and `ganzoo list` start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ganzoo import __version__
+from ganzoo.errors import GanzooError, GanzooUsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _UsageFailure(click.ClickException):
+    """A one-line usage error (exit code 2), without click's usage banner."""
+
+    exit_code = 2
+
+
+class _Interrupted(click.ClickException):
+    exit_code = 130
+
+
+def _errors_to_exit_codes(fn: F) -> F:
+    """Turn ganzoo's errors into one-line messages with the right exit code; never a bare traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except GanzooUsageError as exc:
+            raise _UsageFailure(str(exc)) from None
+        except GanzooError as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise _Interrupted("interrupted") from None
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+        except Exception as exc:
+            if os.environ.get("GANZOO_DEBUG"):
+                raise
+            raise click.ClickException(
+                f"internal error: {type(exc).__name__}: {exc} (set GANZOO_DEBUG=1 for the traceback and report it)"
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _parse_value(text: str) -> Any:
+    """`--set` values are JSON where they parse as JSON (numbers, true/false, lists), else plain strings."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _split_assignments(items: tuple[str, ...]) -> dict[str, Any]:
+    values = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise _UsageFailure(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = _parse_value(raw.strip())
+    return values
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="ganzoo")
+@click.option("-v", "--verbose", is_flag=True, help="Log more (debug messages).")
+def cli(verbose: bool) -> None:
+    """ganzoo: a GAN model zoo. Train, sample and share GANs from one registry of architectures."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ganzoo").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# discovery: list, info, plugins
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@cli.command("list")
+@click.argument("pattern", required=False)
+@click.option("--pretrained", is_flag=True, help="List the pretrained catalogue instead (imports the plugins).")
+@_errors_to_exit_codes
+def list_cmd(pattern: str | None, pretrained: bool) -> None:
+    """List registered architectures (PATTERN is a wildcard such as '*gan*')."""
+    from ganzoo import registry
+
+    if pretrained:
+        for name in registry.list_pretrained(pattern):
+            arch, cfg = registry.get_pretrained(name)
+            state = "published" if cfg.published else "not published yet"
+            click.echo(f"{name:<24} {arch:<14} {cfg.dataset:<12} {state}")
+        return
+    records = {r.name: r for r in registry.plugin_records()}
+    for name in registry.list_models(pattern):
+        record = records[name]
+        note = "  (CONFLICT: also " + ", ".join(record.conflict) + ")" if record.conflict else ""
+        click.echo(f"{name:<16} {record.origin}{note}")
+
+
+@cli.command()
+@click.argument("arch")
+@_errors_to_exit_codes
+def info(arch: str) -> None:
+    """Show an architecture: paper, config fields with defaults, default recipe, presets."""
+    import dataclasses
+
+    from ganzoo.registry import get_architecture, plugin_records
+
+    spec = get_architecture(arch)
+    record = next(r for r in plugin_records() if r.name == spec.name)
+    click.echo(f"{spec.name}: {spec.summary}")
+    click.echo(f"paper:   {spec.paper}")
+    click.echo(f"plugin:  {record.value} ({record.origin})")
+    if spec.conditional:
+        click.echo("needs:   labelled data (class-conditional)")
+    click.echo("\nconfig (set with --set KEY=VALUE):")
+    defaults = spec.config_cls()
+    for f in dataclasses.fields(spec.config_cls):
+        click.echo(f"  {f.name:<18} {json.dumps(defaults.to_dict()[f.name])}")
+    if spec.config_cls.supported_sizes:
+        click.echo(f"  (img_size one of {', '.join(map(str, spec.config_cls.supported_sizes))})")
+    click.echo("\nrecipe (set with --set KEY=VALUE or the train options):")
+    for key, value in spec.recipe.to_dict().items():
+        click.echo(f"  {key:<18} {json.dumps(value)}")
+    if spec.presets:
+        click.echo("\npresets (--preset NAME):")
+        for name, preset in spec.presets.items():
+            click.echo(f"  {name:<18} {preset.summary}")
+    if spec.pretrained:
+        click.echo("\npretrained:")
+        for cfg in spec.pretrained:
+            click.echo(f"  {cfg.name:<18} {cfg.dataset} ({'published' if cfg.published else 'not published yet'})")
+
+
+@cli.command()
+@_errors_to_exit_codes
+def plugins() -> None:
+    """Show every installed plugin, its distribution and whether it loads."""
+    from ganzoo import registry
+
+    for group in (registry.ARCHITECTURE_GROUP, registry.LOSS_GROUP):
+        records = registry.plugin_records(group)
+        if not records:
+            continue
+        click.echo(f"[{group}]")
+        for record in records:
+            if record.conflict:
+                status = "CONFLICT: also registered by " + ", ".join(record.conflict)
+            else:
+                registry.load_record(record)
+                status = "ok" if record.error is None else f"ERROR: {record.error}"
+            click.echo(f"  {record.name:<16} {record.origin:<28} {status}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# train
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], None], Callable[[], None]]:
+    """A click progress bar with ETA, created once the total is known; losses shown as they are logged."""
+    state: dict[str, Any] = {"bar": None, "shown": ""}
+
+    def show(_: Any) -> str:
+        return state["shown"]
+
+    def progress(step: int, total: int, record: dict[str, float] | None) -> None:
+        bar = state["bar"]
+        if bar is None:
+            bar = click.progressbar(length=total, label="training", show_eta=True, show_pos=True,
+                                    item_show_func=show, file=sys.stderr)
+            bar.__enter__()
+            bar.update(step - 1)
+            state["bar"] = bar
+        if record is not None:
+            keys = [k for k in ("d_loss", "g_loss", "wasserstein") if k in record]
+            state["shown"] = " ".join(f"{k}={record[k]:.3f}" for k in keys) + f" {record['img_per_s']:.0f} img/s"
+        bar.update(1)
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+
+    return progress, close
+
+
+@cli.command()
+@click.option("--arch", "-a", help="Architecture to train (see `ganzoo list`). Not needed with --resume.")
+@click.option("--preset", help="A preset of the architecture (see `ganzoo info ARCH`).")
+@click.option("--data", "-d", show_default="mnist-5k",
+              help="Dataset name (mnist-5k, mnist, fashion-mnist, cifar10, celeba) or an image folder.")
+@click.option("--steps", type=click.IntRange(min=1), help="Generator updates.  [default: the recipe's]")
+@click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Batch size.  [default: the recipe's]")
+@click.option("--seed", type=int, show_default="0", help="Seed for weights, data order and noise.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
+              help="Run folder.  [default: runs/ARCH, numbered if taken]")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
+@click.option("--img-size", type=click.IntRange(min=4), help="Image size.  [default: the architecture's]")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="Image channels.  [default: the dataset's]")
+@click.option("--loss", help="Loss from the zoo: minimax, non-saturating, hinge, wasserstein, least-squares.")
+@click.option("--g-lr", type=click.FloatRange(min=0, min_open=True), help="Generator learning rate.")
+@click.option("--d-lr", type=click.FloatRange(min=0, min_open=True), help="Discriminator learning rate.")
+@click.option("--d-steps", type=click.IntRange(min=1), help="D updates per G update.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True),
+              help="One-sided label smoothing: D's real target becomes 1 - VALUE.")
+@click.option("--label-noise", is_flag=True, default=None, help="Noisy targets: real ~ U(0.7, 1.2), fake ~ U(0, 0.3).")
+@click.option("--instance-noise", type=click.FloatRange(min=0),
+              help="Std of Gaussian noise on D's inputs, decayed linearly to 0.")
+@click.option("--ema-kimg", type=click.FloatRange(min=0), help="Generator EMA half-life in kimg (0 disables).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Set any config or recipe field (repeatable), e.g. --set g_width=32.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--amp", is_flag=True, help="bf16 autocast (faster on recent GPUs, slower on most CPUs).")
+@click.option("--channels-last", is_flag=True, help="channels_last memory format.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile G and D (long warm-up).")
+@click.option("--log-every", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Steps between metric lines.")
+@click.option("--sample-every", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Steps between sample grids.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Steps between checkpoints.")
+@click.option("--on-bad-image", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
+              help="What to do with an unreadable image in an image folder.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved plan (config, recipe, options) and exit.")
+@_errors_to_exit_codes
+def train(arch: str | None, preset: str | None, data: str | None, steps: int | None, batch_size: int | None,
+          seed: int | None,
+          out: Path | None, resume: bool, overwrite: bool, img_size: int | None, channels: str | None,
+          loss: str | None, g_lr: float | None, d_lr: float | None, d_steps: int | None,
+          label_smoothing: float | None, label_noise: bool | None, instance_noise: float | None,
+          ema_kimg: float | None, assignments: tuple[str, ...], device: str, amp: bool, channels_last: bool,
+          compile_: bool, log_every: int, sample_every: int, checkpoint_every: int, on_bad_image: str,
+          dry_run: bool) -> None:
+    """Train an architecture with its recipe; writes a run folder with samples, checkpoints and model/."""
+    if resume and overwrite:
+        raise _UsageFailure("--resume and --overwrite contradict each other; pick one")
+    if not resume and not arch:
+        raise _UsageFailure("missing --arch; pick one from `ganzoo list`")
+    if arch:
+        from ganzoo.registry import get_architecture
+
+        spec_arch = get_architecture(arch)  # unknown names fail here, before any other work
+    config: dict[str, Any] = {}
+    recipe: dict[str, Any] = {}
+    if img_size is not None:
+        config["img_size"] = img_size
+    if channels is not None:
+        config["channels"] = int(channels)
+    flags = {"loss": loss, "g_lr": g_lr, "d_lr": d_lr, "d_steps": d_steps, "label_smoothing": label_smoothing,
+             "label_noise": label_noise, "instance_noise": instance_noise, "ema_kimg": ema_kimg}
+    recipe.update({k: v for k, v in flags.items() if v is not None})
+    if assignments:
+        from ganzoo.interfaces import Recipe
+
+        config_fields = set(spec_arch.config_cls.field_names()) if arch else set()
+        for key, value in _split_assignments(assignments).items():
+            if key in config_fields:
+                config[key] = value
+            elif key in Recipe.field_names():
+                recipe[key] = value
+            else:
+                known = sorted(config_fields | set(Recipe.field_names()))
+                from ganzoo.errors import unknown_name
+
+                raise unknown_name("field", key, known, hint="see `ganzoo info ARCH`")
+    options = {"log_every": log_every, "sample_every": sample_every, "checkpoint_every": checkpoint_every,
+               "device": device, "on_bad_image": on_bad_image}
+    for key, on in (("amp", amp), ("channels_last", channels_last), ("compile", compile_)):
+        if on:
+            options[key] = True
+
+    from ganzoo.train import RunOptions, TrainingInterrupted
+    from ganzoo.train.run import plan_run
+    from ganzoo.train.run import train as run_training
+
+    if dry_run:
+        if resume:
+            raise _UsageFailure("--dry-run shows a new run's plan; it cannot be combined with --resume")
+        run_options = RunOptions.from_dict({**options, "data": data or "mnist-5k", "seed": seed or 0})
+        plan = plan_run(arch, run_options.data, preset=preset, config=config, recipe=recipe, options=run_options)
+        click.echo(json.dumps(plan, indent=2))
+        return
+
+    progress, close = _progress_printer()
+    try:
+        model = run_training(arch, data=data, steps=steps, out=out, preset=preset, config=config, recipe=recipe,
+                             batch_size=batch_size, seed=seed, resume=resume, overwrite=overwrite,
+                             progress=progress, **options)
+    except TrainingInterrupted as exc:
+        close()
+        raise _Interrupted(f"{exc}; continue with: ganzoo train --resume --out {exc.checkpoint.parent.parent}") \
+            from None
+    finally:
+        close()
+    summary = model.info["training"]
+    run_dir = Path(model.info["run"])
+    click.echo(f"trained {model.architecture} for {summary['steps']} steps in {summary['wall_time_s']} s")
+    click.echo(f"run folder:  {run_dir}")
+    click.echo(f"sample grid: {run_dir / 'model' / 'samples.png'}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# sample
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("model")
+@click.option("-n", "--num", "num", type=click.IntRange(min=1), default=64, show_default=True, help="Images.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("grid.png"),
+              show_default=True, help="PNG file for the grid.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the latents.")
+@click.option("--nrow", type=click.IntRange(min=1), help="Images per row.  [default: square]")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@_errors_to_exit_codes
+def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, device: str) -> None:
+    """Write a grid of samples from MODEL (a run folder or a model folder)."""
+    import ganzoo
+    from ganzoo.images import save_grid
+    from ganzoo.train.loop import resolve_device
+
+    gan = ganzoo.load(model, device=resolve_device(device))
+    images = gan.sample(num, seed=seed)
+    save_grid(images, output, nrow=nrow)
+    click.echo(f"wrote {num} samples to {output}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="ganzoo")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,370 @@
+"""The contracts between ganzoo's core and its architecture plugins.
+
+A plugin exposes one `Architecture`: a config dataclass (subclass of `ArchConfig`), builders for a
+`Generator` and a `Discriminator`, a default `Recipe` and optional presets, hooks and pretrained entries.
+Everything a plugin needs from ganzoo is importable from here, `ganzoo.layers` and `ganzoo.losses`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from torch import nn
+
+from ganzoo.errors import ConfigError
+
+__all__ = [
+    "ArchConfig",
+    "Architecture",
+    "Discriminator",
+    "Generator",
+    "Preset",
+    "PretrainedCfg",
+    "Recipe",
+    "TrainingHook",
+    "config_from_dict",
+]
+
+C = TypeVar("C", bound="JsonConfig")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# JSON-able, validated dataclasses
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """Check `value` against the annotation `tp`, converting JSON forms (lists for tuples, ints for floats)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in args:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(name, value, option)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{name}: {value!r} does not fit {_type_name(tp)}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{name} must be one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{name} must be a list, got {type(value).__name__} {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{name} must have {len(args)} items, got {len(value)}")
+            return tuple(_coerce(f"{name}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True)))
+        item = args[0] if args else Any
+        items = [_coerce(f"{name}[{i}]", v, item) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a mapping, got {type(value).__name__}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{name}: unsupported field type {_type_name(tp)}")
+
+
+class JsonConfig:
+    """Mixin for dataclasses of JSON-able fields: typed `from_dict`, `to_dict`, `replace` and validation.
+
+    Subclasses override `validate()` to check ranges; it runs after every construction.
+    """
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise `ConfigError` when a value is out of range. The base class accepts everything type-correct."""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+        """Build from a mapping (e.g. parsed JSON); unknown keys are an error naming them."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(cls.field_names()))
+        if unknown:
+            raise ConfigError(
+                f"unknown {cls.__name__} field(s) {', '.join(unknown)}; known: {', '.join(cls.field_names())}"
+            )
+        return cls(**data)  # type: ignore[call-arg]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict (tuples become lists)."""
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some fields changed (validated); unknown names are an error."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+
+def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
+    """`cls.from_dict(data)`, for symmetry with callers holding only the class."""
+    return cls.from_dict(data)
+
+
+@dataclass(frozen=True)
+class ArchConfig(JsonConfig):
+    """Hyperparameters every architecture shares; plugins subclass it (as a frozen dataclass) to add their own."""
+
+    img_size: int = 32
+    channels: int = 1
+    z_dim: int = 100
+    num_classes: int = 0
+
+    #: image sizes the architecture can make; empty means any size accepted by `validate`.
+    supported_sizes: ClassVar[tuple[int, ...]] = ()
+
+    def validate(self) -> None:
+        if self.supported_sizes and self.img_size not in self.supported_sizes:
+            sizes = ", ".join(map(str, self.supported_sizes))
+            raise ConfigError(f"img_size {self.img_size} is not supported by this architecture; use one of {sizes}")
+        if self.img_size < 4:
+            raise ConfigError(f"img_size must be at least 4, got {self.img_size}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
+        if self.z_dim < 1:
+            raise ConfigError(f"z_dim must be positive, got {self.z_dim}")
+        if self.num_classes < 0:
+            raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
+
+
+@dataclass(frozen=True)
+class Recipe(JsonConfig):
+    """How an architecture is trained by the shared trainer. Every field is JSON-able and overridable."""
+
+    steps: int = 2000  # generator updates
+    batch_size: int = 64
+    # loss: a name from the loss zoo (ganzoo.losses) and its regularisers
+    loss: str = "non-saturating"
+    label_smoothing: float = 0.0  # one-sided: D's target for real images is 1 - label_smoothing
+    label_noise: bool = False  # D's targets drawn as real ~ U(0.7, 1.2), fake ~ U(0.0, 0.3)
+    gp_weight: float = 0.0  # gradient penalty (WGAN-GP lambda)
+    r1_gamma: float = 0.0  # R1 penalty on real images
+    r1_interval: int = 1  # lazy regularisation: apply R1 every N D steps (scaled by N)
+    clip_value: float = 0.0  # weight clipping of D after each step (original WGAN)
+    drift: float = 0.0  # epsilon * D(x)^2 (progressive GAN)
+    # optimisation
+    optimizer: typing.Literal["adam", "rmsprop", "sgd"] = "adam"
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam
+    rho: float = 0.99  # RMSprop smoothing (Keras calls it rho, PyTorch alpha)
+    eps: float = 1e-8
+    momentum: float = 0.0  # SGD
+    lr_decay: float = 0.0  # inverse-time decay lr / (1 + lr_decay * step), as Keras' `decay`
+    d_steps: int = 1  # D updates per G update ("for i from 1 to k: train D")
+    # stabilisers
+    ema_kimg: float = 0.0  # half-life of the generator EMA in thousands of images; 0 disables the EMA
+    ema_rampup: float = 0.0  # if > 0, the half-life grows as ema_rampup * images seen until it reaches ema_kimg
+    instance_noise: float = 0.0  # std of Gaussian noise on D's inputs at step 0, decayed linearly to 0
+    instance_noise_steps: int = 0  # steps over which the instance noise decays; 0 means the whole run
+
+    def validate(self) -> None:
+        positive = {"steps": self.steps, "batch_size": self.batch_size, "d_steps": self.d_steps,
+                    "r1_interval": self.r1_interval}
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{name} must be at least 1, got {value}")
+        for name in ("g_lr", "d_lr"):
+            value = getattr(self, name)
+            if not value > 0 or value != value or value == float("inf"):
+                raise ConfigError(f"{name} must be a positive number, got {value}")
+        non_negative = ("label_smoothing", "gp_weight", "r1_gamma", "clip_value", "drift", "ema_kimg",
+                        "ema_rampup", "instance_noise", "instance_noise_steps", "lr_decay", "momentum")
+        for name in non_negative:
+            value = getattr(self, name)
+            if not value >= 0:
+                raise ConfigError(f"{name} must be >= 0, got {value}")
+        if self.label_smoothing >= 1:
+            raise ConfigError(f"label_smoothing must be below 1, got {self.label_smoothing}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(f"betas must lie in [0, 1), got {list(self.betas)}")
+        if not 0 <= self.rho < 1:
+            raise ConfigError(f"rho must lie in [0, 1), got {self.rho}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Modules
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class Generator(nn.Module):
+    """Maps latents (and labels, for conditional models) to images in [-1, 1] of shape `img_shape`."""
+
+    z_dim: int
+    img_shape: tuple[int, int, int]
+    num_classes: int
+
+    def __init__(self, z_dim: int, img_shape: tuple[int, int, int], num_classes: int = 0) -> None:
+        super().__init__()
+        self.z_dim = int(z_dim)
+        self.img_shape = (int(img_shape[0]), int(img_shape[1]), int(img_shape[2]))
+        self.num_classes = int(num_classes)
+
+    def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` latents drawn on the CPU from `generator` (so a seed gives the same latents on every device)."""
+        return torch.randn(n, self.z_dim, generator=generator)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(z, labels=None)")
+
+
+class Discriminator(nn.Module):
+    """Maps images (and labels) to one real-valued logit per image, shape (N,)."""
+
+    img_shape: tuple[int, int, int]
+    num_classes: int
+
+    def __init__(self, img_shape: tuple[int, int, int], num_classes: int = 0) -> None:
+        super().__init__()
+        self.img_shape = (int(img_shape[0]), int(img_shape[1]), int(img_shape[2]))
+        self.num_classes = int(num_classes)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(images, labels=None)")
+
+
+class TrainingHook:
+    """A general hook into the shared trainer, for architectures whose training changes over time.
+
+    Hooks must derive their state from the step counter (or save it in `state_dict`) so that a resumed run
+    continues exactly.
+    """
+
+    def before_step(self, step: int, images_seen: int, generator: nn.Module, discriminator: nn.Module,
+                    ema: nn.Module | None) -> None:
+        """Called before every training step (D and G phases)."""
+
+    def process_real(self, images: torch.Tensor) -> torch.Tensor:
+        """Transform a batch of real images before D sees it (e.g. to the current resolution)."""
+        return images
+
+    def stats(self) -> dict[str, float]:
+        """Extra values logged with the losses."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state kept in checkpoints."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what `state_dict` returned."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The architecture spec
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of config and recipe overrides, e.g. a configuration from a paper or a lecture."""
+
+    summary: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    recipe: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PretrainedCfg:
+    """A published set of weights for an architecture: where they live and where they came from."""
+
+    name: str  # catalogue name, e.g. "dcgan-mnist"
+    repo_id: str  # Hugging Face Hub repository
+    revision: str | None = None  # pinned commit id; None while unpublished
+    sha256: Mapping[str, str] = field(default_factory=dict)  # file name -> sha256 of that file
+    dataset: str = ""
+    resolution: int = 0
+    license: str = ""
+    preset: str = ""
+    recipe: str = ""  # how to train it, as a command
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+    @property
+    def published(self) -> bool:
+        return self.revision is not None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything ganzoo needs to know about one architecture; a plugin's entry point points at one of these."""
+
+    name: str
+    summary: str
+    paper: str
+    config_cls: type[ArchConfig]
+    build_generator: Callable[[Any], Generator]
+    build_discriminator: Callable[[Any], Discriminator]
+    recipe: Recipe = field(default_factory=Recipe)
+    presets: Mapping[str, Preset] = field(default_factory=dict)
+    pretrained: Sequence[PretrainedCfg] = ()
+    make_hooks: Callable[[Any, Recipe], Sequence[TrainingHook]] | None = None
+    conditional: bool = False  # True when the architecture needs labels (num_classes > 0)
+
+    def make_config(self, preset: str | None = None, **overrides: Any) -> ArchConfig:
+        """The default config, with a preset's values and then `overrides` applied (all validated)."""
+        base = dict(self._preset(preset).config) if preset else {}
+        return self.config_cls.from_dict({**base, **overrides})
+
+    def make_recipe(self, preset: str | None = None, **overrides: Any) -> Recipe:
+        """The default recipe, with a preset's values and then `overrides` applied (all validated)."""
+        base = self.recipe.to_dict()
+        if preset:
+            base.update(self._preset(preset).recipe)
+        return Recipe.from_dict({**base, **overrides})
+
+    def hooks(self, config: ArchConfig, recipe: Recipe) -> list[TrainingHook]:
+        return list(self.make_hooks(config, recipe)) if self.make_hooks else []
+
+    def _preset(self, preset: str) -> Preset:
+        from ganzoo.errors import unknown_name
+
+        if preset not in self.presets:
+            raise unknown_name(f"preset of {self.name}", preset, self.presets)
+        return self.presets[preset]

@@ -1,0 +1,122 @@
+"""The model bundle that `ganzoo.load` and `ganzoo.create` return."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ganzoo.errors import GanzooUsageError
+from ganzoo.interfaces import ArchConfig, Discriminator, Generator
+
+__all__ = ["GANModel"]
+
+
+class GANModel(nn.Module):
+    """A generator, an optional discriminator and EMA generator, and the architecture and config behind them.
+
+    `sample` uses the EMA generator when there is one. The bundle is an `nn.Module`, so `.to(device)` moves
+    all of it.
+    """
+
+    def __init__(self, architecture: str, config: ArchConfig, generator: Generator,
+                 discriminator: Discriminator | None = None, ema: Generator | None = None,
+                 info: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.architecture = architecture
+        self.config = config
+        self.generator = generator
+        self.discriminator = discriminator
+        self.ema = ema
+        self.info: dict[str, Any] = dict(info or {})  # training summary, source, provenance
+
+    def __repr__(self) -> str:
+        parts = [f"architecture={self.architecture!r}", f"img_shape={self.img_shape}"]
+        if self.num_classes:
+            parts.append(f"num_classes={self.num_classes}")
+        parts.append(f"ema={self.ema is not None}")
+        return f"GANModel({', '.join(parts)})"
+
+    @property
+    def sampler(self) -> Generator:
+        """The generator used for sampling: the EMA copy when present."""
+        return self.ema if self.ema is not None else self.generator
+
+    @property
+    def img_shape(self) -> tuple[int, int, int]:
+        return self.generator.img_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.generator.num_classes
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.generator.parameters()).device
+
+    def with_ema(self) -> GANModel:
+        """Attach an EMA copy of the generator if there is none (used by the trainer)."""
+        if self.ema is None:
+            self.ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        return self
+
+    def latents(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """`n` latents on this model's device; the same seed gives the same latents on every device."""
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return self.sampler.sample_latents(n, generator=gen).to(self.device)
+
+    def _labels(self, n: int, labels: int | Sequence[int] | torch.Tensor | None) -> torch.Tensor | None:
+        if self.num_classes == 0:
+            if labels is not None:
+                raise GanzooUsageError(f"{self.architecture} is unconditional; sample without labels")
+            return None
+        if labels is None:  # cycle through the classes so a grid shows every class
+            return torch.arange(n, device=self.device) % self.num_classes
+        if isinstance(labels, int):
+            labels = [labels] * n
+        labels = torch.as_tensor(labels, dtype=torch.long, device=self.device).flatten()
+        if labels.numel() != n:
+            raise GanzooUsageError(f"got {labels.numel()} labels for {n} samples; give one label per sample")
+        bad = labels[(labels < 0) | (labels >= self.num_classes)]
+        if bad.numel():
+            raise GanzooUsageError(f"label {int(bad[0])} is out of range; classes are 0..{self.num_classes - 1}")
+        return labels
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, labels: int | Sequence[int] | torch.Tensor | None = None,
+               batch_size: int = 256, **generator_kwargs: Any) -> torch.Tensor:
+        """`n` images of shape (n, C, H, W) in [-1, 1], on this model's device.
+
+        Args:
+            n: number of images.
+            seed: makes the result repeatable (latents are drawn on the CPU, so identical across devices).
+            labels: class labels for conditional models (one int, or one per image; default cycles classes).
+            batch_size: images per generator call.
+            generator_kwargs: passed to the generator, for architectures that take more (e.g. truncation).
+        """
+        if n < 1:
+            raise GanzooUsageError(f"number of samples must be at least 1, got {n}")
+        z = self.latents(n, seed)
+        y = self._labels(n, labels)
+        G = self.sampler
+        was_training = G.training
+        G.eval()
+        try:
+            chunks = []
+            for start in range(0, n, batch_size):
+                stop = start + batch_size
+                chunks.append(G(z[start:stop], None if y is None else y[start:stop], **generator_kwargs))
+            return torch.cat(chunks).float().clamp_(-1, 1)
+        finally:
+            G.train(was_training)
+
+    def save_pretrained(self, folder: str | os.PathLike[str], samples: bool = True) -> Path:
+        """Write a model folder: config.json, generator/discriminator safetensors, model card, sample grid."""
+        from ganzoo.hub import save_model_folder
+
+        return save_model_folder(self, folder, samples=samples)

@@ -1,0 +1,100 @@
+"""Training checkpoints: every tensor in one safetensors file, everything else as JSON in its metadata.
+
+One file per checkpoint, written atomically, so a checkpoint is either complete or absent. It holds what an
+exact resume needs: G, D and EMA weights and buffers, both optimisers, the step, the RNG states and the hooks'
+state. Nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganzoo.errors import WeightsError
+from ganzoo.hub import read_state, save_state
+
+__all__ = ["Checkpoint", "find_checkpoints", "flatten_optimizer", "latest_checkpoint", "unflatten_optimizer"]
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^step-(\d+)\.safetensors$")
+META_KEY = "ganzoo.checkpoint"
+
+
+def flatten_optimizer(prefix: str, state_dict: Mapping[str, Any], tensors: dict[str, torch.Tensor]) -> dict:
+    """Move an optimiser state dict's tensors into `tensors` under `prefix`; return the JSON-able rest."""
+    rest: dict[str, Any] = {"param_groups": state_dict["param_groups"], "state": {}}
+    for pid, entry in state_dict["state"].items():
+        json_entry = {}
+        for name, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{pid}.{name}"] = value
+            else:
+                json_entry[name] = value
+        rest["state"][str(pid)] = json_entry
+    return rest
+
+
+def unflatten_optimizer(prefix: str, rest: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> dict:
+    """Inverse of `flatten_optimizer`."""
+    state: dict[int, dict[str, Any]] = {int(pid): dict(entry) for pid, entry in rest["state"].items()}
+    head = prefix + "."
+    for key, value in tensors.items():
+        if key.startswith(head):
+            pid, name = key[len(head):].split(".", 1)
+            state.setdefault(int(pid), {})[name] = value
+    return {"state": state, "param_groups": rest["param_groups"]}
+
+
+class Checkpoint:
+    """Tensors (by prefixed name) plus JSON-able metadata."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.tensors = tensors
+        self.meta = meta
+
+    def section(self, prefix: str) -> dict[str, torch.Tensor]:
+        head = prefix + "."
+        return {k[len(head):]: v for k, v in self.tensors.items() if k.startswith(head)}
+
+    def save(self, path: Path) -> None:
+        save_state(self.tensors, path, {META_KEY: json.dumps(self.meta)})
+
+    @classmethod
+    def load(cls, path: Path) -> Checkpoint:
+        from safetensors import safe_open
+
+        tensors = read_state(path)
+        with safe_open(str(path), framework="pt") as fh:
+            raw = (fh.metadata() or {}).get(META_KEY)
+        if raw is None:
+            raise WeightsError(f"{path} is a safetensors file but not a ganzoo checkpoint")
+        return cls(tensors, json.loads(raw))
+
+
+def find_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every checkpoint in `folder`, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = _NAME.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(folder: Path) -> Checkpoint | None:
+    """The newest readable checkpoint; an unreadable one is skipped with a warning."""
+    for step, path in reversed(find_checkpoints(folder)):
+        try:
+            return Checkpoint.load(path)
+        except WeightsError as exc:
+            logger.warning("skipping unreadable checkpoint at step %d: %s", step, exc)
+    return None

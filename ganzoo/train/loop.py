@@ -1,0 +1,434 @@
+"""The one training loop every architecture shares.
+
+Alternating updates: `recipe.d_steps` discriminator steps, then one generator step. What differs between
+architectures lives in the recipe, the loss object and the architecture's hooks, never in a branch here.
+Losses are accumulated on the device and read back every `log_every` steps, so a step never waits on the host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ganzoo import __version__
+from ganzoo._io import write_text
+from ganzoo.data import ImageDataset
+from ganzoo.errors import GanzooError
+from ganzoo.images import save_grid
+from ganzoo.interfaces import JsonConfig, Recipe, TrainingHook
+from ganzoo.losses import loss_from_recipe
+from ganzoo.model import GANModel
+from ganzoo.train.checkpoint import Checkpoint, find_checkpoints, flatten_optimizer, unflatten_optimizer
+from ganzoo.train.ema import ema_beta, update_ema
+
+__all__ = ["RunOptions", "Trainer", "TrainingDiverged", "TrainingInterrupted"]
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(GanzooError):
+    """Training stopped on request (Ctrl-C); a checkpoint was saved."""
+
+    def __init__(self, message: str, step: int, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+class TrainingDiverged(GanzooError):
+    """A loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class RunOptions(JsonConfig):
+    """How a run is carried out, as opposed to what is trained (config) and how (recipe)."""
+
+    data: str = "mnist-5k"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    log_every: int = 50  # read losses back, write metrics.jsonl
+    sample_every: int = 500  # fixed-latent sample grid
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    grid_size: int = 64
+    amp: bool = False  # bf16 autocast (helps on GPUs; slower on CPUs without bf16 units)
+    channels_last: bool = False
+    compile: bool = False  # torch.compile G and D
+    on_bad_image: Literal["fail", "skip"] = "fail"
+
+    def validate(self) -> None:
+        from ganzoo.errors import ConfigError
+
+        for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when available, else the CPU; an unavailable CUDA is a clear error."""
+    from ganzoo.errors import GanzooUsageError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GanzooUsageError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GanzooUsageError("CUDA was asked for but is not available here; use --device cpu")
+    return device
+
+
+class _Batches:
+    """Shuffled batches from a dataset held as one uint8 tensor on the device.
+
+    The permutation of epoch e depends only on (seed, e), so the position in the data is a single counter
+    and a resumed run draws exactly the batches an uninterrupted one would.
+    """
+
+    def __init__(self, dataset: ImageDataset, batch_size: int, seed: int, device: torch.device,
+                 memory_format: torch.memory_format) -> None:
+        if len(dataset) < batch_size:
+            from ganzoo.errors import GanzooUsageError
+
+            raise GanzooUsageError(f"the dataset has {len(dataset)} images, fewer than the batch size {batch_size}; "
+                                   "lower --batch-size")
+        self.images = dataset.images.to(device)
+        self.labels = dataset.labels.to(device) if dataset.labels is not None else None
+        self.batch_size = batch_size
+        self.per_epoch = len(dataset) // batch_size
+        self.seed = seed
+        self.memory_format = memory_format
+        self._epoch = -1
+        self._perm: torch.Tensor | None = None
+
+    def get(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        epoch, offset = divmod(index, self.per_epoch)
+        if epoch != self._epoch:
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm = torch.randperm(len(self.images), generator=gen).to(self.images.device)
+            self._epoch = epoch
+        idx = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size]
+        x = self.images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=self.memory_format)
+        return x, (self.labels[idx] if self.labels is not None else None)
+
+
+def _make_optimizer(recipe: Recipe, params: Iterator[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=recipe.betas, eps=recipe.eps)
+    if recipe.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=recipe.rho, eps=recipe.eps)
+    return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum)
+
+
+ProgressFn = Callable[[int, int, dict[str, float] | None], None]  # (step, total steps, logged values)
+
+
+class Trainer:
+    """Trains a `GANModel` on an in-memory dataset, writing a run folder.
+
+    Run folder: config.json (written by the caller), metrics.jsonl, samples/, checkpoints/, model/.
+    """
+
+    def __init__(self, model: GANModel, recipe: Recipe, dataset: ImageDataset, options: RunOptions, out: Path,
+                 hooks: list[TrainingHook] | None = None, run_info: dict[str, Any] | None = None) -> None:
+        if model.discriminator is None:
+            raise GanzooError("training needs a discriminator; build the model with discriminator=True")
+        self.model = model
+        self.recipe = recipe
+        self.options = options
+        self.out = Path(out)
+        self.hooks = list(hooks or [])
+        self.run_info = dict(run_info or {})
+        self.device = resolve_device(options.device)
+        self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+
+        if recipe.ema_kimg > 0:
+            model.with_ema()
+        model.to(self.device)
+        if options.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.G = model.generator.train()
+        self.D = model.discriminator.train()
+        self.G_fn: Callable[..., torch.Tensor] = torch.compile(self.G) if options.compile else self.G
+        self.D_fn: Callable[..., torch.Tensor] = torch.compile(self.D) if options.compile else self.D
+        self.opt_G = _make_optimizer(recipe, self.G.parameters(), recipe.g_lr)
+        self.opt_D = _make_optimizer(recipe, self.D.parameters(), recipe.d_lr)
+        self.loss = loss_from_recipe(recipe)
+        self.batches = _Batches(dataset, recipe.batch_size, options.seed, self.device, self.memory_format)
+        self.step = 0
+        self.elapsed = 0.0  # seconds of training before this process (from the checkpoint)
+        grid_gen = torch.Generator().manual_seed(options.seed + 1)
+        n = options.grid_size
+        self.grid_z = self.G.sample_latents(n, generator=grid_gen).to(self.device)
+        self.grid_labels = (torch.arange(n, device=self.device) % model.num_classes) if model.num_classes else None
+        self._stats: dict[str, torch.Tensor] = {}
+        self._stat_count = 0
+        self._stop_requested = False
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # paths
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out / "checkpoints"
+
+    @property
+    def images_seen(self) -> int:
+        return self.step * self.recipe.batch_size * self.recipe.d_steps
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # one step
+
+    def _d_input(self, images: torch.Tensor) -> torch.Tensor:
+        """Instance noise on D's inputs (real and fake alike), decayed linearly to zero."""
+        sigma0 = self.recipe.instance_noise
+        if sigma0 <= 0:
+            return images
+        horizon = self.recipe.instance_noise_steps or self.recipe.steps
+        sigma = sigma0 * max(0.0, 1.0 - self.step / horizon)
+        return images + sigma * torch.randn_like(images) if sigma > 0 else images
+
+    def _D(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.D_fn(self._d_input(images), labels)
+
+    def _latents(self, n: int) -> torch.Tensor:
+        return self.G.sample_latents(n).to(self.device, non_blocking=True)
+
+    def _set_lr(self) -> None:
+        if self.recipe.lr_decay > 0:  # derived from the step, so nothing extra to checkpoint
+            scale = 1.0 / (1.0 + self.recipe.lr_decay * self.step)
+            for opt, base in ((self.opt_G, self.recipe.g_lr), (self.opt_D, self.recipe.d_lr)):
+                for group in opt.param_groups:
+                    group["lr"] = base * scale
+
+    def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:
+        for key, value in stats.items():
+            value = value.detach().float()
+            self._stats[key] = self._stats[key] + value if key in self._stats else value
+
+    def train_step(self) -> None:
+        """One generator update preceded by `d_steps` discriminator updates."""
+        recipe = self.recipe
+        for hook in self.hooks:
+            hook.before_step(self.step, self.images_seen, self.G, self.D, self.model.ema)
+        self._set_lr()
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.amp)
+
+        self.D.requires_grad_(True)
+        fake = labels = None
+        for i in range(recipe.d_steps):
+            real, labels = self.batches.get(self.step * recipe.d_steps + i)
+            for hook in self.hooks:
+                real = hook.process_real(real)
+            z = self._latents(real.shape[0])
+            last = i == recipe.d_steps - 1
+            with autocast:
+                # the last D step's fakes keep their graph and are reused for the G step
+                with torch.set_grad_enabled(last):
+                    fake = self.G_fn(z, labels)
+                d_loss, d_stats = self.loss.d_loss(self._D, real, fake, labels, step=self.step * recipe.d_steps + i)
+            self.opt_D.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_D.step()
+            self.loss.after_d_step(self.D)
+        self._accumulate(d_stats)
+
+        self.D.requires_grad_(False)  # G's step needs no gradients for D's weights
+        with autocast:
+            g_loss, g_stats = self.loss.g_loss(self._D, fake, labels)
+        self.opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_G.step()
+        self._accumulate(g_stats)
+        self._stat_count += 1
+
+        self.step += 1
+        if self.model.ema is not None:
+            beta = ema_beta(recipe.batch_size, self.images_seen, recipe.ema_kimg, recipe.ema_rampup)
+            update_ema(self.model.ema, self.G, beta)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # state
+
+    def state(self) -> Checkpoint:
+        tensors: dict[str, torch.Tensor] = {}
+        modules: dict[str, nn.Module | None] = {"G": self.G, "D": self.D, "EMA": self.model.ema}
+        for prefix, module in modules.items():
+            if module is not None:
+                for key, value in module.state_dict().items():
+                    tensors[f"{prefix}.{key}"] = value
+        meta: dict[str, Any] = {
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "elapsed": self.elapsed + self._session_time(),
+            "opt_G": flatten_optimizer("opt_G", self.opt_G.state_dict(), tensors),
+            "opt_D": flatten_optimizer("opt_D", self.opt_D.state_dict(), tensors),
+            "hooks": [hook.state_dict() for hook in self.hooks],
+            "ganzoo_version": __version__,
+        }
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            for i, rng in enumerate(torch.cuda.get_rng_state_all()):
+                tensors[f"rng.cuda.{i}"] = rng
+        return Checkpoint(tensors, meta)
+
+    def load_state(self, ckpt: Checkpoint) -> None:
+        from ganzoo.hub import load_weights
+
+        modules: dict[str, nn.Module | None] = {"G": self.G, "D": self.D, "EMA": self.model.ema}
+        for prefix, module in modules.items():
+            if module is not None:
+                load_weights(module, ckpt.section(prefix), f"checkpoint section {prefix}")
+        self.opt_G.load_state_dict(unflatten_optimizer("opt_G", ckpt.meta["opt_G"], ckpt.tensors))
+        self.opt_D.load_state_dict(unflatten_optimizer("opt_D", ckpt.meta["opt_D"], ckpt.tensors))
+        for hook, state in zip(self.hooks, ckpt.meta.get("hooks", []), strict=False):
+            hook.load_state_dict(state)
+        torch.set_rng_state(ckpt.tensors["rng.cpu"])
+        if self.device.type == "cuda":
+            states = [ckpt.tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())
+                      if f"rng.cuda.{i}" in ckpt.tensors]
+            if states:
+                torch.cuda.set_rng_state_all(states)
+        self.step = int(ckpt.meta["step"])
+        self.elapsed = float(ckpt.meta.get("elapsed", 0.0))
+
+    def save_checkpoint(self) -> Path:
+        path = self.checkpoint_dir / f"step-{self.step:07d}.safetensors"
+        self.state().save(path)
+        for _, old in find_checkpoints(self.checkpoint_dir)[:-self.options.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        return path
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # outputs
+
+    def _session_time(self) -> float:
+        return time.perf_counter() - self._t0 if hasattr(self, "_t0") else 0.0
+
+    @torch.no_grad()
+    def save_samples(self) -> Path:
+        G = self.model.sampler
+        was_training = G.training
+        G.eval()
+        try:
+            images = torch.cat([G(self.grid_z[i:i + 256], None if self.grid_labels is None
+                                  else self.grid_labels[i:i + 256]) for i in range(0, len(self.grid_z), 256)])
+        finally:
+            G.train(was_training)
+        path = self.out / "samples" / f"step-{self.step:07d}.png"
+        nrow = self.model.num_classes if 0 < self.model.num_classes <= 16 else None
+        save_grid(images.float(), path, nrow=nrow)
+        return path
+
+    def training_summary(self) -> dict[str, Any]:
+        return {**self.run_info, "steps": self.step, "images_seen": self.images_seen,
+                "batch_size": self.recipe.batch_size, "seed": self.options.seed,
+                "wall_time_s": round(self.elapsed + self._session_time(), 1), "recipe": self.recipe.to_dict()}
+
+    def export(self) -> Path:
+        """Write the run's model folder (`out/model`), ready for `ganzoo sample` and `ganzoo push`."""
+        from ganzoo.hub import save_model_folder
+
+        self.model.info["training"] = self.training_summary()
+        self.model.info["run"] = str(self.out)
+        return save_model_folder(self.model, self.out / "model", training=self.model.info["training"])
+
+    def _log(self, t_last: float, steps_since: int) -> dict[str, float]:
+        values = {k: (v / self._stat_count).item() for k, v in self._stats.items()}
+        for hook in self.hooks:
+            values.update(hook.stats())
+        now = time.perf_counter()
+        record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3),
+                  "time_s": round(self.elapsed + self._session_time(), 2),
+                  "img_per_s": round(steps_since * self.recipe.batch_size * self.recipe.d_steps / (now - t_last), 1),
+                  **{k: round(v, 6) for k, v in values.items()}}
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        self._stats.clear()
+        self._stat_count = 0
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            last = find_checkpoints(self.checkpoint_dir)
+            where = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
+            raise TrainingDiverged(f"training diverged: {bad[0]} is {values[bad[0]]} near step {self.step} ({where}); "
+                                   "lower the learning rates or change the loss")
+        return record
+
+    def _trim_metrics(self) -> None:
+        """On resume, drop metric lines logged after the checkpoint the run restarts from."""
+        path = self.out / "metrics.jsonl"
+        if not path.exists():
+            return
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= self.step]
+        write_text(path, "".join(line + "\n" for line in kept))
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # the loop
+
+    @contextlib.contextmanager
+    def _graceful_interrupt(self) -> Iterator[None]:
+        """First Ctrl-C: finish the step, save, stop. Second Ctrl-C: stop at once."""
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def run(self, progress: ProgressFn | None = None, resume_from: Checkpoint | None = None) -> GANModel:
+        """Train until `recipe.steps`; returns the model (also exported to `out/model`)."""
+        torch.manual_seed(self.options.seed)
+        if resume_from is not None:
+            self.load_state(resume_from)
+            self._trim_metrics()
+            logger.info("resumed from step %d", self.step)
+        self.out.mkdir(parents=True, exist_ok=True)
+        total = self.recipe.steps
+        self._t0 = time.perf_counter()
+        t_last, step_last = self._t0, self.step
+        if self.step == 0:
+            self.save_samples()
+        with self._graceful_interrupt():
+            while self.step < total:
+                self.train_step()
+                record = None
+                if self.step % self.options.log_every == 0 or self.step == total:
+                    record = self._log(t_last, self.step - step_last)
+                    t_last, step_last = time.perf_counter(), self.step
+                if self.step % self.options.sample_every == 0:
+                    self.save_samples()
+                if self.step % self.options.checkpoint_every == 0 and self.step < total:
+                    self.save_checkpoint()
+                if progress is not None:
+                    progress(self.step, total, record)
+                if self._stop_requested:
+                    path = self.save_checkpoint()
+                    self.export()
+                    raise TrainingInterrupted(f"interrupted at step {self.step}; checkpoint saved to {path}",
+                                              self.step, path)
+        if self.step % self.options.sample_every != 0:
+            self.save_samples()
+        self.save_checkpoint()
+        self.export()
+        return self.model

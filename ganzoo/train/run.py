@@ -1,0 +1,177 @@
+"""`ganzoo.train`: resolve the architecture, config, recipe and data, set up the run folder, run the trainer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ganzoo import __version__
+from ganzoo._io import write_json
+from ganzoo.errors import ConfigError, GanzooUsageError
+from ganzoo.model import GANModel
+from ganzoo.train.checkpoint import latest_checkpoint
+from ganzoo.train.loop import ProgressFn, RunOptions, Trainer
+
+__all__ = ["default_out", "plan_run", "train"]
+
+logger = logging.getLogger(__name__)
+
+RUN_CONFIG = "config.json"
+_RUN_ARTIFACTS = ("config.json", "metrics.jsonl", "samples", "checkpoints", "model")
+_RESUMABLE_OPTIONS = {"device", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"}
+
+
+def default_out(architecture: str, root: Path = Path("runs")) -> Path:
+    """`runs/<arch>`, or `runs/<arch>-2`, `-3`, ... when taken."""
+    candidate = root / architecture
+    n = 2
+    while candidate.exists() and any(candidate.iterdir()):
+        candidate = root / f"{architecture}-{n}"
+        n += 1
+    return candidate
+
+
+def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise GanzooUsageError(f"output path {out} is a file; choose a folder with --out")
+    occupied = out.is_dir() and any(out.iterdir())
+    if resume:
+        if not (out / RUN_CONFIG).is_file():
+            raise GanzooUsageError(f"cannot resume: {out} is not a ganzoo run folder (no {RUN_CONFIG})")
+        return
+    if occupied and not overwrite:
+        raise GanzooUsageError(f"output folder {out} already exists; pass --resume to continue it, "
+                               "--overwrite to replace it, or choose another --out")
+    if occupied:
+        for name in _RUN_ARTIFACTS:  # only what a run writes; anything else the user keeps there stays
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".ganzoo-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise GanzooUsageError(f"cannot write to output folder {out} ({exc.strerror}); choose another --out") from None
+
+
+def plan_run(architecture: str, data: str, *, preset: str | None, config: Mapping[str, Any],
+             recipe: Mapping[str, Any], options: RunOptions) -> dict[str, Any]:
+    """Resolve everything a run needs into a JSON-able plan (what `config.json` of a run folder holds).
+
+    The dataset decides the number of channels (and classes, for conditional architectures) unless the config
+    sets them.
+    """
+    from ganzoo.data import native_channels
+    from ganzoo.registry import get_architecture
+
+    arch = get_architecture(architecture)
+    overrides = dict(config)
+    if "channels" not in overrides:
+        overrides["channels"] = native_channels(data)
+    cfg = arch.make_config(preset, **overrides)
+    rec = arch.make_recipe(preset, **recipe)
+    return {"architecture": arch.name, "preset": preset, "config": cfg.to_dict(), "recipe": rec.to_dict(),
+            "options": options.to_dict(), "ganzoo_version": __version__, "torch_version": torch.__version__}
+
+
+def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: ProgressFn | None) -> GANModel:
+    from ganzoo.data import load_dataset
+    from ganzoo.hub import build_model
+    from ganzoo.registry import get_architecture
+
+    arch = get_architecture(plan["architecture"])
+    options = RunOptions.from_dict(plan["options"])
+    cfg = arch.config_cls.from_dict(plan["config"])
+    rec = arch.make_recipe(None, **plan["recipe"])
+    dataset = load_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
+                           on_bad_image=options.on_bad_image)
+    if arch.conditional and cfg.num_classes == 0:
+        if dataset.num_classes == 0:
+            raise GanzooUsageError(f"{arch.name} is conditional and needs labelled data; {options.data} has no labels")
+        cfg = cfg.replace(num_classes=dataset.num_classes)
+        plan["config"] = cfg.to_dict()
+    if cfg.num_classes and dataset.num_classes and cfg.num_classes != dataset.num_classes:
+        raise ConfigError(f"num_classes is {cfg.num_classes} but {options.data} has {dataset.num_classes} classes")
+    plan["data"] = {"name": dataset.name, "images": len(dataset), "classes": dataset.num_classes,
+                    "skipped": dataset.skipped}
+    write_json(out / RUN_CONFIG, plan)
+
+    torch.manual_seed(options.seed)  # weights initialise the same way for the same seed
+    model = build_model(arch.name, cfg)
+    run_info = {"data": options.data, "architecture": arch.name}
+    if plan.get("preset"):
+        run_info["preset"] = plan["preset"]
+    trainer = Trainer(model, rec, dataset, options, out, hooks=arch.hooks(cfg, rec), run_info=run_info)
+    ckpt = latest_checkpoint(trainer.checkpoint_dir) if resume else None
+    if resume and ckpt is None:
+        logger.warning("no readable checkpoint in %s; starting from step 0", out)
+    return trainer.run(progress=progress, resume_from=ckpt)
+
+
+def train(architecture: str | None = None, data: str | None = None, steps: int | None = None,
+          out: str | Path | None = None, *, preset: str | None = None, config: Mapping[str, Any] | None = None,
+          recipe: Mapping[str, Any] | None = None, batch_size: int | None = None, seed: int | None = None,
+          device: str | None = None, resume: bool = False, overwrite: bool = False,
+          progress: ProgressFn | None = None, **options: Any) -> GANModel:
+    """Train an architecture with its recipe and write a run folder; returns the trained model.
+
+    Args:
+        architecture: a registered name (`ganzoo.list_models()`); optional when resuming.
+        data: dataset name or image folder (default the embedded `mnist-5k`).
+        steps, batch_size: override the recipe's.
+        out: run folder (default `runs/<architecture>`, numbered when taken).
+        preset: a named preset of the architecture (e.g. `keras-mnist` for dcgan).
+        config, recipe: overrides of the architecture's config and recipe fields.
+        seed, device: run options; further `RunOptions` fields (log_every, sample_every, checkpoint_every, amp,
+            channels_last, compile, ...) are accepted as keywords.
+        resume: continue the run in `out` from its newest checkpoint.
+        overwrite: replace an existing run in `out`.
+        progress: called after every step with (step, total steps, logged values or None).
+    """
+    recipe = dict(recipe or {})
+    if steps is not None:
+        recipe["steps"] = steps
+    if batch_size is not None:
+        recipe["batch_size"] = batch_size
+    for key, value in (("data", data), ("seed", seed), ("device", device)):
+        if value is not None:
+            options[key] = value
+
+    if resume:
+        if out is None:
+            raise GanzooUsageError("resuming needs the run folder: pass --out RUN")
+        out = Path(out)
+        _prepare_out(out, resume=True, overwrite=False)
+        plan = json.loads((out / RUN_CONFIG).read_text(encoding="utf-8"))
+        if architecture is not None and architecture != plan["architecture"]:
+            raise GanzooUsageError(f"{out} is a {plan['architecture']} run, not {architecture}")
+        changed = sorted(set(config or {}) | (set(recipe) - {"steps"}))
+        changed += [k for k, v in options.items() if k not in _RESUMABLE_OPTIONS and plan["options"].get(k) != v]
+        if preset is not None and preset != plan.get("preset"):
+            changed.append("preset")
+        if changed:
+            raise GanzooUsageError(f"cannot change {', '.join(changed)} when resuming; "
+                                   "start a new run to train with other settings")
+        plan["recipe"]["steps"] = recipe.get("steps", plan["recipe"]["steps"])
+        plan["options"].update(options)
+        RunOptions.from_dict(plan["options"])  # validate
+        return _run_from_plan(plan, out, resume=True, progress=progress)
+
+    if architecture is None:
+        raise GanzooUsageError("name an architecture to train (see `ganzoo list`)")
+    run_options = RunOptions.from_dict(options)
+    plan = plan_run(architecture, run_options.data, preset=preset, config=config or {}, recipe=recipe,
+                    options=run_options)
+    out = Path(out) if out is not None else default_out(plan["architecture"])
+    _prepare_out(out, resume=False, overwrite=overwrite)
+    return _run_from_plan(plan, out, resume=False, progress=progress)
