@@ -346,6 +346,7 @@ class Architecture:
     pretrained: Sequence[PretrainedCfg] = ()
     make_hooks: Callable[[Any, Recipe], Sequence[TrainingHook]] | None = None
     conditional: bool = False  # True when the architecture needs labels (num_classes > 0)
+    test_config: Mapping[str, Any] = field(default_factory=dict)  # a tiny config for fast tests (ganzoo.testing)
 
     def make_config(self, preset: str | None = None, **overrides: Any) -> ArchConfig:
         """The default config, with a preset's values and then `overrides` applied (all validated)."""

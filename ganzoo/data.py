@@ -1,0 +1,516 @@
+"""Datasets as in-memory uint8 image tensors.
+
+Three kinds of source are understood by `load_dataset`:
+
+* ``mnist-5k``: 5,000 real MNIST digits embedded in the package (no network; see ``_data/MNIST-5K.md``);
+* torchvision datasets (``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``), downloaded on first use
+  into `cache_dir`;
+* a folder of images, optionally with one sub-folder per class.
+
+Every image is resized so that its shorter side equals ``img_size`` and then centre-cropped to a square,
+and converted to the requested channel count. torchvision is imported lazily so that importing this
+module stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import io
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ganzoo.errors import ConfigError, DataError, GanzooUsageError, unknown_name
+
+if TYPE_CHECKING:
+    from torchvision.io import ImageReadMode
+
+__all__ = [
+    "BUILTIN",
+    "IMAGE_EXTENSIONS",
+    "TORCHVISION",
+    "ImageDataset",
+    "cache_dir",
+    "dataset_names",
+    "load_dataset",
+    "native_channels",
+]
+
+logger = logging.getLogger(__name__)
+
+BUILTIN = ("mnist-5k",)
+TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "celeba")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
+
+_NATIVE_CHANNELS = {"mnist-5k": 1, "mnist": 1, "fashion-mnist": 1, "cifar10": 3, "celeba": 3}
+# Where each torchvision dataset keeps its files below the download root (named in error messages).
+_TV_SUBDIR = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw", "cifar10": "", "celeba": "celeba"}
+_GRAY_PIL_MODES = ("1", "L", "LA", "La", "I", "F")  # plus the "I;16*" family
+_FOLDER_PREFIX = "folder:"
+_RESIZE_CHUNK = 4096
+_TV_IO_DEPRECATION = "The image decoding and encoding capabilities of TorchVision"
+
+
+@dataclass
+class ImageDataset:
+    """A whole dataset in memory: uint8 images (N, C, H, W) with optional int64 class labels."""
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    num_classes: int
+    name: str
+    class_names: list[str] | None = None
+    skipped: int = 0
+
+    def __len__(self) -> int:
+        """Number of images."""
+        return int(self.images.shape[0])
+
+    @property
+    def channels(self) -> int:
+        """Channel count of the images (1 or 3)."""
+        return int(self.images.shape[1])
+
+
+def dataset_names() -> list[str]:
+    """Every accepted dataset name (builtin first, then torchvision); any other spec must be a folder path."""
+    return [*BUILTIN, *TORCHVISION]
+
+
+def cache_dir() -> Path:
+    """Where torchvision datasets are downloaded: ``$GANZOO_HOME/datasets``, else the XDG cache, else ``~/.cache``."""
+    home = os.environ.get("GANZOO_HOME")
+    if home:
+        return Path(home).expanduser() / "datasets"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg).expanduser() / "ganzoo" / "datasets"
+    return Path.home() / ".cache" / "ganzoo" / "datasets"
+
+
+def native_channels(spec: str) -> int:
+    """Channel count (1 or 3) of a named dataset or image folder, without loading all of it.
+
+    For a folder this is 1 when the first image found is grayscale (PIL mode L or LA) and 3 otherwise.
+    """
+    name = _dataset_name(spec)
+    if name is not None:
+        return _NATIVE_CHANNELS[name]
+    folder = _folder_path(spec)
+    channels = _folder_native_channels(_scan_folder(folder))
+    if channels is None:
+        raise GanzooUsageError(f"data folder {folder} has no readable images ({_extensions_text()})")
+    return channels
+
+
+def load_dataset(
+    spec: str,
+    *,
+    img_size: int,
+    channels: int | None = None,
+    root: str | os.PathLike[str] | None = None,
+    on_bad_image: str = "fail",
+    download: bool = True,
+) -> ImageDataset:
+    """Load a dataset by name or image-folder path as uint8 tensors of shape (N, C, img_size, img_size).
+
+    `channels` None keeps the native channel count; 1 or 3 converts (gray is repeated to RGB, RGB is
+    reduced with ITU-R 601 luma). `root` overrides the download folder of torchvision datasets.
+    `on_bad_image` ("fail" or "skip") decides what an undecodable file in an image folder does.
+    `download` False never touches the network.
+
+    A spec that is an existing directory, contains a path separator, starts with "." or "~" (or with
+    "folder:") is an image folder, scanned recursively in sorted order for the `IMAGE_EXTENSIONS`
+    (hidden files and folders ignored). When every image lies below one of at least two top-level
+    sub-folders, each sub-folder is a class (labels follow the sorted sub-folder names); otherwise the
+    dataset is unlabelled. Dataset names take precedence over same-named directories ("./mnist" forces
+    the folder).
+    """
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
+        raise ConfigError(f"img_size must be a positive integer, got {img_size!r}; use e.g. 32 or 64")
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+        raise ConfigError(f"channels must be 1, 3 or None (keep the dataset's own), got {channels!r}")
+    if on_bad_image not in ("fail", "skip"):
+        raise ConfigError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
+    name = _dataset_name(spec)
+    if name == "mnist-5k":
+        return _load_mnist_5k(img_size, channels)
+    if name is not None:
+        target = Path(root).expanduser() if root is not None else cache_dir() / name
+        return _load_torchvision(
+            name, target, img_size=img_size, channels=channels, download=download, on_bad_image=on_bad_image
+        )
+    return _load_folder(_folder_path(spec), img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+
+
+# --------------------------------------------------------------------------------------------- names
+
+
+def _dataset_name(spec: str | os.PathLike[str]) -> str | None:
+    """The canonical dataset name for `spec`, or None when `spec` is a folder path."""
+    text = os.fspath(spec)
+    lowered = text.strip().lower()
+    if lowered in _NATIVE_CHANNELS:
+        return lowered
+    if _looks_like_path(text):
+        return None
+    raise unknown_name("dataset", text, dataset_names(), hint="or pass an image folder path")
+
+
+def _looks_like_path(text: str) -> bool:
+    if text.startswith(_FOLDER_PREFIX) or text.startswith((".", "~")):
+        return True
+    if os.sep in text or (os.altsep is not None and os.altsep in text):
+        return True
+    return bool(text) and os.path.isdir(text)
+
+
+def _folder_path(spec: str | os.PathLike[str]) -> Path:
+    """Resolve a folder spec to an absolute path, checking that it is an existing directory."""
+    text = os.fspath(spec)
+    if text.startswith(_FOLDER_PREFIX):
+        text = text[len(_FOLDER_PREFIX) :]
+    folder = Path(text).expanduser().absolute()
+    if not folder.exists():
+        raise GanzooUsageError(
+            f"data folder {folder} does not exist; check the path or use a dataset name ({', '.join(dataset_names())})"
+        )
+    if not folder.is_dir():
+        raise GanzooUsageError(f"data path {folder} is a file, not a folder; pass the folder that holds the images")
+    return folder
+
+
+def _extensions_text() -> str:
+    return "accepted extensions: " + " ".join(IMAGE_EXTENSIONS) + ", any case"
+
+
+# ------------------------------------------------------------------------------------------ geometry
+
+
+def _fit(images: torch.Tensor, img_size: int) -> torch.Tensor:
+    """Resize (shorter side -> img_size, antialiased) and centre-crop to img_size x img_size.
+
+    Accepts (C, H, W) or (N, C, H, W) uint8; large batches are resized in chunks to bound memory.
+    """
+    from torchvision.transforms.v2 import functional as F
+
+    height, width = images.shape[-2:]
+    if min(height, width) != img_size:
+        if images.ndim == 4 and images.shape[0] > _RESIZE_CHUNK:
+            parts = [
+                F.resize(images[i : i + _RESIZE_CHUNK], [img_size], antialias=True)
+                for i in range(0, images.shape[0], _RESIZE_CHUNK)
+            ]
+            images = torch.cat(parts)
+        else:
+            images = F.resize(images, [img_size], antialias=True)
+    if tuple(images.shape[-2:]) != (img_size, img_size):
+        images = F.center_crop(images, [img_size, img_size])
+    return images
+
+
+def _to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Convert (…, C, H, W) uint8 images to `channels` (1 or 3), dropping any alpha channel."""
+    from torchvision.transforms.v2 import functional as F
+
+    have = images.shape[-3]
+    if have in (2, 4):  # gray+alpha / RGB+alpha
+        images = images[..., : have - 1, :, :]
+        have -= 1
+    if have == channels:
+        return images
+    if channels == 3:
+        return images.expand(*images.shape[:-3], 3, *images.shape[-2:])
+    return F.rgb_to_grayscale(images, num_output_channels=1)
+
+
+def _finish(images: torch.Tensor, img_size: int, channels: int) -> torch.Tensor:
+    """Channel-convert and fit a whole (N, C, H, W) batch, doing the cheap side of each step first."""
+    if channels < images.shape[1]:
+        images = _to_channels(images, channels)
+    images = _fit(images, img_size)
+    if channels > images.shape[1]:
+        images = _to_channels(images, channels)
+    return images.contiguous()
+
+
+# ------------------------------------------------------------------------------------------ mnist-5k
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_5k_raw() -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode the embedded file once per process: images uint8 (5000, 1, 28, 28), labels int64 (5000,)."""
+    from safetensors.torch import load
+
+    resource = resources.files("ganzoo") / "_data" / "mnist_5k.safetensors.gz"
+    try:
+        tensors = load(gzip.decompress(resource.read_bytes()))
+        images, labels = tensors["images"], tensors["labels"].to(torch.int64)
+    except Exception as exc:
+        raise DataError(
+            f"the embedded dataset {resource} is missing or corrupt ({_short_reason(exc)}); reinstall ganzoo"
+        ) from exc
+    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (1, 28, 28) or labels.shape != images.shape[:1]:
+        raise DataError(f"the embedded dataset {resource} has an unexpected layout; reinstall ganzoo")
+    return images, labels
+
+
+def _load_mnist_5k(img_size: int, channels: int | None) -> ImageDataset:
+    raw_images, raw_labels = _mnist_5k_raw()
+    images = _finish(raw_images, img_size, channels or 1)
+    if images.data_ptr() == raw_images.data_ptr():  # never hand out the cached tensor itself
+        images = images.clone()
+    return ImageDataset(
+        images=images,
+        labels=raw_labels.clone(),
+        num_classes=10,
+        name="mnist-5k",
+        class_names=[str(i) for i in range(10)],
+    )
+
+
+# --------------------------------------------------------------------------------------- torchvision
+
+
+def _short_reason(exc: BaseException, limit: int = 200) -> str:
+    """One line describing `exc`: its type and collapsed message, truncated."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        text = f"{text} (pip install {exc.name})"
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _open_torchvision(name: str, target: Path, download: bool) -> Any:
+    """Construct the torchvision dataset object (train split), turning any failure into a one-line DataError."""
+    from torchvision import datasets
+
+    where = target / _TV_SUBDIR[name] if _TV_SUBDIR[name] else target
+    fallback = "or train on the embedded 'mnist-5k'"
+    logger.info("loading %s from %s%s", name, target, " (downloading what is missing)" if download else "")
+    captured = io.StringIO()  # torchvision print()s download chatter; keep it out of our stdout
+    try:
+        with contextlib.redirect_stdout(captured):
+            if name == "mnist":
+                dataset = datasets.MNIST(str(target), train=True, download=download)
+            elif name == "fashion-mnist":
+                dataset = datasets.FashionMNIST(str(target), train=True, download=download)
+            elif name == "cifar10":
+                dataset = datasets.CIFAR10(str(target), train=True, download=download)
+            else:
+                dataset = datasets.CelebA(str(target), split="train", target_type=[], download=download)
+    except Exception as exc:
+        if download:
+            message = (
+                f"could not download {name} into {target} (offline?): {_short_reason(exc)}; "
+                f"copy the files into {where} yourself {fallback}"
+            )
+        else:
+            message = (
+                f"{name} is not in {target} and downloading is off: {_short_reason(exc)}; "
+                f"copy the files into {where} yourself, allow downloading, {fallback}"
+            )
+        raise DataError(message) from exc
+    finally:
+        if captured.getvalue().strip():
+            logger.debug("torchvision said: %s", " | ".join(captured.getvalue().split("\n")))
+    return dataset
+
+
+def _load_torchvision(
+    name: str, target: Path, *, img_size: int, channels: int | None, download: bool, on_bad_image: str
+) -> ImageDataset:
+    dataset = _open_torchvision(name, target, download)
+    if name == "celeba":  # ~160k JPEG files: decode them directly rather than through PIL via __getitem__
+        folder = Path(dataset.root) / dataset.base_folder / "img_align_celeba"
+        files = [folder / filename for filename in dataset.filename]
+        images, bad = _decode_files(files, img_size=img_size, channels=channels or 3, on_bad_image=on_bad_image)
+        return ImageDataset(images=images, labels=None, num_classes=0, name=name, skipped=len(bad))
+    data = dataset.data
+    raw = data if isinstance(data, torch.Tensor) else torch.as_tensor(data)
+    if raw.ndim == 3:  # MNIST-style (N, H, W)
+        raw = raw.unsqueeze(1)
+    else:  # CIFAR-style numpy (N, H, W, C)
+        raw = raw.permute(0, 3, 1, 2)
+    images = _finish(raw.to(torch.uint8), img_size, channels or _NATIVE_CHANNELS[name])
+    labels = torch.as_tensor(dataset.targets, dtype=torch.int64).reshape(-1)
+    class_names = [str(i) for i in range(10)] if name == "mnist" else [str(c) for c in dataset.classes]
+    return ImageDataset(images=images, labels=labels, num_classes=len(class_names), name=name, class_names=class_names)
+
+
+# -------------------------------------------------------------------------------------- image folder
+
+
+def _scan_folder(folder: Path) -> list[Path]:
+    """All image files below `folder`, recursively, sorted; hidden files and folders are ignored."""
+    found: list[tuple[tuple[str, ...], Path]] = []
+    seen_dirs: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen_dirs:  # a symlink loop
+            dirnames[:] = []
+            continue
+        seen_dirs.add(real)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for filename in filenames:
+            if filename.startswith(".") or not filename.lower().endswith(IMAGE_EXTENSIONS):
+                continue
+            path = Path(dirpath) / filename
+            found.append((path.relative_to(folder).parts, path))
+    found.sort(key=lambda item: item[0])
+    return [path for _, path in found]
+
+
+def _class_layout(folder: Path, files: list[Path]) -> tuple[list[str], list[int]] | None:
+    """(class names, label per file) when every image sits below one of >= 2 sub-folders, else None."""
+    tops: list[str] = []
+    for path in files:
+        parts = path.relative_to(folder).parts
+        if len(parts) < 2:
+            return None
+        tops.append(parts[0])
+    class_names = sorted(set(tops))
+    if len(class_names) < 2:
+        return None
+    index = {class_name: i for i, class_name in enumerate(class_names)}
+    return class_names, [index[top] for top in tops]
+
+
+def _folder_native_channels(files: list[Path]) -> int | None:
+    """1 when the first readable image is grayscale (read from its header only), 3 otherwise, None if none is."""
+    from PIL import Image
+
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                mode = image.mode
+        except Exception:  # an unreadable file: look at the next one
+            logger.debug("cannot read the header of %s", path, exc_info=True)
+            continue
+        return 1 if mode in _GRAY_PIL_MODES or mode.startswith("I;16") else 3
+    return None
+
+
+@contextlib.contextmanager
+def _quiet_torchvision_io() -> Iterator[None]:
+    """Silence torchvision 0.29's per-call deprecation warning for its image decoders."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_TV_IO_DEPRECATION, category=DeprecationWarning)
+        yield
+
+
+def _decode_one(path: Path, mode: ImageReadMode | None, channels: int) -> torch.Tensor:
+    """Decode one file to uint8 (channels, H, W); torchvision first, PIL for what it cannot read (e.g. BMP)."""
+    data = path.read_bytes()
+    image: torch.Tensor | None = None
+    if mode is not None and data:
+        from torchvision.io import ImageReadMode, decode_image
+
+        # torchvision ignores GRAY for WebP (with a warning) and GIF; decode those as RGB and convert below.
+        if channels == 1 and (data[:4] == b"GIF8" or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")):
+            mode = ImageReadMode.RGB
+        try:
+            image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
+        except RuntimeError:  # unsupported format or corrupt: PIL gets a go below
+            logger.debug("torchvision cannot decode %s; trying PIL", path)
+    if image is None:
+        # PIL reads what torchvision cannot (BMP); for a truly corrupt file its message is the clearer one.
+        image = _decode_pil(data, channels)
+    if image.ndim == 4:  # an animated GIF: keep the first frame
+        image = image[0]
+    if image.dtype != torch.uint8:  # 16-bit PNG
+        from torchvision.transforms.v2 import functional as F
+
+        image = F.to_dtype(image, torch.uint8, scale=True)
+    return _to_channels(image, channels)
+
+
+def _decode_pil(data: bytes, channels: int) -> torch.Tensor:
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as F
+
+    try:
+        opened = Image.open(io.BytesIO(data))
+    except Image.UnidentifiedImageError:  # its message would name a BytesIO object
+        raise ValueError("not a recognised image format" if data else "empty file") from None
+    with opened as image:
+        converted = image.convert("L" if channels == 1 else "RGB")
+    return F.pil_to_tensor(converted)
+
+
+def _read_mode(channels: int) -> ImageReadMode | None:
+    try:
+        from torchvision.io import ImageReadMode, decode_image  # noqa: F401 - both must exist
+    except ImportError:  # a torchvision without its (deprecated) image decoders: PIL does it all
+        return None
+    return ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
+
+
+def _decode_files(
+    files: list[Path], *, img_size: int, channels: int, on_bad_image: str
+) -> tuple[torch.Tensor, list[int]]:
+    """Decode and fit every file; returns the stacked images and the indices of the files skipped."""
+    mode = _read_mode(channels)
+    out = torch.empty((len(files), channels, img_size, img_size), dtype=torch.uint8)
+    bad: list[int] = []
+    first_bad = ""
+    with _quiet_torchvision_io():
+        for i, path in enumerate(files):
+            try:
+                image = _decode_one(path, mode, channels)
+            except Exception as exc:
+                if on_bad_image == "fail":
+                    raise DataError(
+                        f"cannot decode image {path} ({_short_reason(exc, 120)}); fix or delete it, "
+                        "or pass --on-bad-image skip to skip unreadable images"
+                    ) from exc
+                logger.debug("skipping unreadable image %s: %s", path, _short_reason(exc))
+                if not bad:
+                    first_bad = f"{path}: {_short_reason(exc, 120)}"
+                bad.append(i)
+                continue
+            out[i - len(bad)] = _fit(image, img_size)
+    if bad:
+        logger.warning("skipped %d unreadable image(s) of %d (first: %s)", len(bad), len(files), first_bad)
+    if bad:
+        out = out[: len(files) - len(bad)].clone()
+    return out, bad
+
+
+def _load_folder(folder: Path, *, img_size: int, channels: int | None, on_bad_image: str) -> ImageDataset:
+    files = _scan_folder(folder)
+    if not files:
+        raise GanzooUsageError(f"data folder {folder} contains no images ({_extensions_text()})")
+    if channels is None:
+        # nothing readable: any value will do, decoding below then fails or skips file by file
+        channels = _folder_native_channels(files) or 3
+    layout = _class_layout(folder, files)
+    logger.info("loading %d images from %s%s", len(files), folder, f" ({len(layout[0])} classes)" if layout else "")
+    images, bad = _decode_files(files, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+    if len(images) == 0:
+        raise GanzooUsageError(
+            f"data folder {folder} has no readable images (all {len(files)} failed to decode; {_extensions_text()})"
+        )
+    labels = None
+    class_names = None
+    if layout is not None:
+        bad_set = set(bad)
+        class_names = layout[0]
+        labels = torch.tensor([label for i, label in enumerate(layout[1]) if i not in bad_set], dtype=torch.int64)
+    return ImageDataset(
+        images=images,
+        labels=labels,
+        num_classes=len(class_names) if class_names else 0,
+        name=f"{_FOLDER_PREFIX}{folder}",
+        class_names=class_names,
+        skipped=len(bad),
+    )
