@@ -11,7 +11,7 @@ import torch
 from ganzoo.errors import GanzooUsageError
 from ganzoo.hub import build_model, load_local
 from ganzoo.model import GANModel
-from ganzoo.train import train
+from ganzoo.trainer import train
 
 __all__ = ["create", "load", "train"]
 

@@ -227,27 +227,32 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @cli.command()
 @click.option("--arch", "-a", help="Architecture to train (see `ganzoo list`). Not needed with --resume.")
 @click.option("--preset", help="A preset of the architecture (see `ganzoo info ARCH`).")
-@click.option("--data", "-d", show_default="mnist-5k",
-              help="Dataset name (mnist-5k, mnist, fashion-mnist, cifar10, celeba) or an image folder.")
+@click.option("--data", "-d",
+              help="Dataset name (mnist-5k, mnist, fashion-mnist, cifar10, celeba) or an image folder.  "
+                   "[default: mnist-5k]")
 @click.option("--steps", type=click.IntRange(min=1), help="Generator updates.  [default: the recipe's]")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Batch size.  [default: the recipe's]")
-@click.option("--seed", type=int, show_default="0", help="Seed for weights, data order and noise.")
+@click.option("--seed", type=int, help="Seed for weights, data order and noise.  [default: 0]")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Run folder.  [default: runs/ARCH, numbered if taken]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 @click.option("--img-size", type=click.IntRange(min=4), help="Image size.  [default: the architecture's]")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Image channels.  [default: the dataset's]")
-@click.option("--loss", help="Loss from the zoo: minimax, non-saturating, hinge, wasserstein, least-squares.")
-@click.option("--g-lr", type=click.FloatRange(min=0, min_open=True), help="Generator learning rate.")
-@click.option("--d-lr", type=click.FloatRange(min=0, min_open=True), help="Discriminator learning rate.")
-@click.option("--d-steps", type=click.IntRange(min=1), help="D updates per G update.")
+@click.option("--loss", help="Loss from the zoo: minimax, non-saturating, hinge, wasserstein, least-squares."
+                               "  [default: the recipe's]")
+@click.option("--g-lr", type=click.FloatRange(min=0, min_open=True),
+              help="Generator learning rate.  [default: the recipe's]")
+@click.option("--d-lr", type=click.FloatRange(min=0, min_open=True),
+              help="Discriminator learning rate.  [default: the recipe's]")
+@click.option("--d-steps", type=click.IntRange(min=1), help="D updates per G update.  [default: the recipe's]")
 @click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True),
               help="One-sided label smoothing: D's real target becomes 1 - VALUE.")
 @click.option("--label-noise", is_flag=True, default=None, help="Noisy targets: real ~ U(0.7, 1.2), fake ~ U(0, 0.3).")
 @click.option("--instance-noise", type=click.FloatRange(min=0),
               help="Std of Gaussian noise on D's inputs, decayed linearly to 0.")
-@click.option("--ema-kimg", type=click.FloatRange(min=0), help="Generator EMA half-life in kimg (0 disables).")
+@click.option("--ema-kimg", type=click.FloatRange(min=0),
+              help="Generator EMA half-life in kimg (0 disables).  [default: the recipe's]")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Set any config or recipe field (repeatable), e.g. --set g_width=32.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -277,10 +282,12 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
         raise _UsageFailure("--resume and --overwrite contradict each other; pick one")
     if not resume and not arch:
         raise _UsageFailure("missing --arch; pick one from `ganzoo list`")
-    if arch:
-        from ganzoo.registry import get_architecture
+    from ganzoo.registry import get_architecture
 
-        spec_arch = get_architecture(arch)  # unknown names fail here, before any other work
+    known_arch = arch
+    if resume and not arch and out is not None and (out / "config.json").is_file():
+        known_arch = json.loads((out / "config.json").read_text(encoding="utf-8")).get("architecture")
+    spec_arch = get_architecture(known_arch) if known_arch else None  # unknown names fail here, before other work
     config: dict[str, Any] = {}
     recipe: dict[str, Any] = {}
     if img_size is not None:
@@ -289,11 +296,12 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
         config["channels"] = int(channels)
     flags = {"loss": loss, "g_lr": g_lr, "d_lr": d_lr, "d_steps": d_steps, "label_smoothing": label_smoothing,
              "label_noise": label_noise, "instance_noise": instance_noise, "ema_kimg": ema_kimg}
+    flags.update(steps=steps, batch_size=batch_size)
     recipe.update({k: v for k, v in flags.items() if v is not None})
     if assignments:
         from ganzoo.interfaces import Recipe
 
-        config_fields = set(spec_arch.config_cls.field_names()) if arch else set()
+        config_fields = set(spec_arch.config_cls.field_names()) if spec_arch else set()
         for key, value in _split_assignments(assignments).items():
             if key in config_fields:
                 config[key] = value
@@ -310,9 +318,9 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
         if on:
             options[key] = True
 
-    from ganzoo.train import RunOptions, TrainingInterrupted
-    from ganzoo.train.run import plan_run
-    from ganzoo.train.run import train as run_training
+    from ganzoo.trainer import RunOptions, TrainingInterrupted
+    from ganzoo.trainer.run import plan_run
+    from ganzoo.trainer.run import train as run_training
 
     if dry_run:
         if resume:
@@ -324,9 +332,8 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
 
     progress, close = _progress_printer()
     try:
-        model = run_training(arch, data=data, steps=steps, out=out, preset=preset, config=config, recipe=recipe,
-                             batch_size=batch_size, seed=seed, resume=resume, overwrite=overwrite,
-                             progress=progress, **options)
+        model = run_training(arch, data=data, out=out, preset=preset, config=config, recipe=recipe, seed=seed,
+                             resume=resume, overwrite=overwrite, progress=progress, **options)
     except TrainingInterrupted as exc:
         close()
         raise _Interrupted(f"{exc}; continue with: ganzoo train --resume --out {exc.checkpoint.parent.parent}") \
@@ -358,7 +365,7 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, devi
     """Write a grid of samples from MODEL (a run folder or a model folder)."""
     import ganzoo
     from ganzoo.images import save_grid
-    from ganzoo.train.loop import resolve_device
+    from ganzoo.trainer.loop import resolve_device
 
     gan = ganzoo.load(model, device=resolve_device(device))
     images = gan.sample(num, seed=seed)

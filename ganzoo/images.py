@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import os
 
@@ -19,16 +20,17 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def grid_png_bytes(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> bytes:
     """Encode a batch of images in [-1, 1] as one PNG grid with `nrow` images per row (square by default)."""
-    from torchvision.io import encode_png
+    from PIL import Image
     from torchvision.utils import make_grid
 
     if images.dim() != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images of shape (N, 1 or 3, H, W), got {tuple(images.shape)}")
     nrow = nrow or max(1, math.ceil(math.sqrt(images.shape[0])))
     grid = make_grid(to_uint8(images), nrow=nrow, padding=padding, pad_value=0)
-    if images.shape[1] == 1:  # make_grid expands grayscale to 3 channels; keep the file grayscale
-        grid = grid[:1]
-    return bytes(encode_png(grid).numpy().tobytes())
+    array = grid[0].numpy() if images.shape[1] == 1 else grid.permute(1, 2, 0).numpy()  # grayscale stays 1 channel
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
 
 
 def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | None = None) -> None:

@@ -161,6 +161,7 @@ architecture = Architecture(
     build_discriminator=build_discriminator,
     recipe=Recipe(steps=1500, batch_size=64, loss="non-saturating", optimizer="adam", g_lr=2e-4, d_lr=2e-4,
                   betas=(0.5, 0.999), ema_kimg=2.0, ema_rampup=0.05),
+    test_config={"img_size": 28, "g_width": 8, "d_width": 8, "z_dim": 16},
     presets={
         "keras-mnist": Preset(
             summary="the lecture's Keras MNIST DCGAN (28x28, upsampling G with dropout, RMSprop, batch 256)",

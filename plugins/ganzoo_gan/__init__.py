@@ -76,4 +76,5 @@ architecture = Architecture(
     build_discriminator=MLPDiscriminator,
     recipe=Recipe(steps=3000, batch_size=64, loss="non-saturating", optimizer="adam", g_lr=2e-4, d_lr=2e-4,
                   betas=(0.5, 0.999), ema_kimg=2.0, ema_rampup=0.05),
+    test_config={"img_size": 28, "z_dim": 16, "g_hidden": [32, 64], "d_hidden": [32]},
 )

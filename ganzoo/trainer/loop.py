@@ -29,8 +29,8 @@ from ganzoo.images import save_grid
 from ganzoo.interfaces import JsonConfig, Recipe, TrainingHook
 from ganzoo.losses import loss_from_recipe
 from ganzoo.model import GANModel
-from ganzoo.train.checkpoint import Checkpoint, find_checkpoints, flatten_optimizer, unflatten_optimizer
-from ganzoo.train.ema import ema_beta, update_ema
+from ganzoo.trainer.checkpoint import Checkpoint, find_checkpoints, flatten_optimizer, unflatten_optimizer
+from ganzoo.trainer.ema import ema_beta, update_ema
 
 __all__ = ["RunOptions", "Trainer", "TrainingDiverged", "TrainingInterrupted"]
 

@@ -15,8 +15,8 @@ from ganzoo import __version__
 from ganzoo._io import write_json
 from ganzoo.errors import ConfigError, GanzooUsageError
 from ganzoo.model import GANModel
-from ganzoo.train.checkpoint import latest_checkpoint
-from ganzoo.train.loop import ProgressFn, RunOptions, Trainer
+from ganzoo.trainer.checkpoint import latest_checkpoint
+from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer
 
 __all__ = ["default_out", "plan_run", "train"]
 
