@@ -16,6 +16,16 @@ from typing import IO, Any
 __all__ = ["atomic_path", "write_bytes", "write_json", "write_text"]
 
 
+def _file_mode() -> int:
+    """The mode a plain open() would give a new file (0666 less the umask); mkstemp alone would give 0600."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_MODE = _file_mode()
+
+
 def _fsync_dir(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)
@@ -39,6 +49,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, _MODE)  # after the writer: some writers (safetensors) replace the file themselves
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)

@@ -352,6 +352,32 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _load_for_sampling(model: str, device: str) -> Any:
+    import ganzoo
+    from ganzoo.trainer.loop import resolve_device
+
+    return ganzoo.load(model, device=resolve_device(device))
+
+
+def _generator_kwargs(gan: Any, truncation: float | None) -> dict[str, Any]:
+    """Keyword arguments for the generator; truncation only for generators that take it."""
+    import inspect
+
+    if truncation is None:
+        return {}
+    if "truncation" not in inspect.signature(gan.sampler.forward).parameters:
+        raise _UsageFailure(f"{gan.architecture} has no truncation trick; drop --truncation")
+    return {"truncation": truncation}
+
+
+def _labels_option(gan: Any, classes: tuple[int, ...], n: int) -> list[int] | None:
+    if not classes:
+        return None
+    if not gan.num_classes:
+        raise _UsageFailure(f"{gan.architecture} is unconditional; drop --class")
+    return [classes[i % len(classes)] for i in range(n)]
+
+
 @cli.command()
 @click.argument("model")
 @click.option("-n", "--num", "num", type=click.IntRange(min=1), default=64, show_default=True, help="Images.")
@@ -359,18 +385,107 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
               show_default=True, help="PNG file for the grid.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the latents.")
 @click.option("--nrow", type=click.IntRange(min=1), help="Images per row.  [default: square]")
+@click.option("--class", "classes", type=click.IntRange(min=0), multiple=True,
+              help="Class label(s) for a conditional model; repeat to cycle through several.")
+@click.option("--truncation", type=click.FloatRange(0, 1),
+              help="Truncation trick: 0 gives the average image, 1 none (StyleGAN-style models).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @_errors_to_exit_codes
-def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, device: str) -> None:
+def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, classes: tuple[int, ...],
+           truncation: float | None, device: str) -> None:
     """Write a grid of samples from MODEL (a run folder or a model folder)."""
-    import ganzoo
     from ganzoo.images import save_grid
-    from ganzoo.trainer.loop import resolve_device
 
-    gan = ganzoo.load(model, device=resolve_device(device))
-    images = gan.sample(num, seed=seed)
+    gan = _load_for_sampling(model, device)
+    images = gan.sample(num, seed=seed, labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
     save_grid(images, output, nrow=nrow)
     click.echo(f"wrote {num} samples to {output}")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("walk.gif"),
+              show_default=True, help="GIF file.")
+@click.option("-n", "--num", "num", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Parallel walks shown side by side.")
+@click.option("--keyframes", type=click.IntRange(min=2), default=4, show_default=True,
+              help="Random latents visited (the walk loops back to the first).")
+@click.option("--frames", type=click.IntRange(min=1), default=16, show_default=True, help="Frames between keyframes.")
+@click.option("--linear", is_flag=True, help="Straight lines instead of spherical interpolation.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the keyframes.")
+@click.option("--class", "classes", type=click.IntRange(min=0), multiple=True,
+              help="Class label(s), conditional models.")
+@click.option("--truncation", type=click.FloatRange(0, 1), help="Truncation trick (StyleGAN-style models).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@_errors_to_exit_codes
+def interpolate(model: str, output: Path, num: int, keyframes: int, frames: int, linear: bool, seed: int,
+                classes: tuple[int, ...], truncation: float | None, device: str) -> None:
+    """Write a looping latent-space walk of MODEL as an animated GIF."""
+    from ganzoo.images import save_gif
+
+    gan = _load_for_sampling(model, device)
+    walk = gan.interpolate(num, keyframes=keyframes, frames_per_key=frames, seed=seed, spherical=not linear,
+                           labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
+    save_gif(walk, output)
+    click.echo(f"wrote {len(walk)} frames to {output}")
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="GIF file.  [default: RUN/progress.gif]")
+@click.option("--duration", type=click.IntRange(min=10), default=200, show_default=True, help="Milliseconds a frame.")
+@_errors_to_exit_codes
+def progress(run: Path, output: Path | None, duration: int) -> None:
+    """Make a GIF of a run's fixed-latent sample grids: how training went."""
+    from ganzoo.images import gif_from_files
+
+    grids = sorted((run / "samples").glob("step-*.png"))
+    if not grids:
+        raise _UsageFailure(f"{run} has no sample grids in samples/; is it a run folder?")
+    output = output or run / "progress.gif"
+    gif_from_files(grids, output, duration_ms=duration)
+    click.echo(f"wrote {len(grids)} frames to {output}")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("mix.png"),
+              show_default=True, help="PNG file.")
+@click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True, help="Latents giving coarse styles.")
+@click.option("--cols", type=click.IntRange(min=1), default=6, show_default=True, help="Latents giving fine styles.")
+@click.option("--crossover", type=click.IntRange(min=0), help="First layer taking the column's style.  "
+              "[default: half the style layers]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the latents.")
+@click.option("--truncation", type=click.FloatRange(0, 1), default=1.0, show_default=True, help="Truncation trick.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@_errors_to_exit_codes
+def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, seed: int, truncation: float,
+        device: str) -> None:
+    """Style-mixing grid: top row and left column are plain samples, the rest mix row (coarse) and column (fine)."""
+    import torch
+
+    from ganzoo.images import save_grid
+
+    gan = _load_for_sampling(model, device)
+    G = gan.sampler
+    if not hasattr(G, "style_mix"):
+        raise _UsageFailure(f"{gan.architecture} has no style mixing; use a StyleGAN-style model")
+    crossover = G.num_style_layers // 2 if crossover is None else min(crossover, G.num_style_layers)
+    z = gan.latents(rows + cols, seed)
+    z_rows, z_cols = z[:rows], z[rows:]
+    G.eval()
+    with torch.no_grad():
+        row_images = G.style_mix(z_rows, z_rows, crossover, truncation=truncation)
+        col_images = G.style_mix(z_cols, z_cols, crossover, truncation=truncation)
+        blank = torch.full_like(col_images[:1], -1.0)
+        tiles = [blank, col_images]
+        for r in range(rows):
+            mixed = G.style_mix(z_rows[r:r + 1].expand(cols, -1), z_cols, crossover, truncation=truncation)
+            tiles += [row_images[r:r + 1], mixed]
+        grid = torch.cat(tiles).float().clamp(-1, 1)
+    save_grid(grid, output, nrow=cols + 1)
+    click.echo(f"wrote a {rows}x{cols} style-mixing grid to {output}")
 
 
 def main() -> None:

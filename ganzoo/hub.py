@@ -25,7 +25,7 @@ from torch import nn
 from ganzoo import __version__
 from ganzoo._io import atomic_path, write_json, write_text
 from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
-from ganzoo.images import save_grid
+from ganzoo.images import class_rows, save_grid
 from ganzoo.interfaces import ArchConfig
 from ganzoo.model import GANModel
 
@@ -206,8 +206,9 @@ def save_model_folder(model: GANModel, folder: str | os.PathLike[str], *, sample
         meta["training"] = training
     write_json(folder / CONFIG_NAME, meta)
     write_text(folder / CARD_NAME, _model_card(model, training))
-    if samples:
-        nrow = model.num_classes if 0 < model.num_classes <= 16 else 8
-        save_grid(model.sample(64 if nrow == 8 else nrow * nrow, seed=0), folder / SAMPLES_NAME, nrow=nrow)
+    if samples:  # 64 images, or one row of 8 per class for a conditional model
+        labels = class_rows(model.num_classes, 8) if model.num_classes else None
+        n = len(labels) if labels is not None else 64
+        save_grid(model.sample(n, seed=0, labels=labels), folder / SAMPLES_NAME, nrow=8)
     return folder
 

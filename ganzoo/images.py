@@ -10,12 +10,17 @@ import torch
 
 from ganzoo._io import write_bytes
 
-__all__ = ["grid_png_bytes", "save_grid", "to_uint8"]
+__all__ = ["class_rows", "gif_from_files", "grid_png_bytes", "save_gif", "save_grid", "to_uint8"]
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) floats in [-1, 1] to uint8 in [0, 255] on the CPU."""
     return images.detach().float().cpu().add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def class_rows(num_classes: int, per_row: int) -> torch.Tensor:
+    """Labels for a grid with one row per class: 0 repeated `per_row` times, then 1, and so on."""
+    return torch.arange(num_classes).repeat_interleave(per_row)
 
 
 def grid_png_bytes(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> bytes:
@@ -36,3 +41,34 @@ def grid_png_bytes(images: torch.Tensor, nrow: int | None = None, padding: int =
 def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int | None = None) -> None:
     """Write `images` (in [-1, 1]) as a PNG grid at `path`, atomically."""
     write_bytes(path, grid_png_bytes(images, nrow=nrow))
+
+
+def save_gif(frames: list[torch.Tensor], path: str | os.PathLike[str], duration_ms: int = 80, nrow: int | None = None,
+             loop: bool = True) -> None:
+    """Write an animated GIF, atomically. Each frame is a batch of images in [-1, 1] laid out as a grid."""
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("a GIF needs at least one frame")
+    pictures = [Image.open(io.BytesIO(grid_png_bytes(frame, nrow=nrow))).convert("RGB") for frame in frames]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=duration_ms,
+                     loop=0 if loop else 1, optimize=False)
+    write_bytes(path, buffer.getvalue())
+
+
+def gif_from_files(paths: list[os.PathLike[str] | str], path: str | os.PathLike[str], duration_ms: int = 200,
+                   hold_last_ms: int = 1500) -> None:
+    """Join image files (e.g. a run's sample grids) into an animated GIF, holding the last frame a little longer."""
+    from PIL import Image
+
+    if not paths:
+        raise ValueError("a GIF needs at least one frame")
+    pictures = []
+    for source in paths:
+        with Image.open(source) as picture:
+            pictures.append(picture.convert("RGB"))
+    durations = [duration_ms] * (len(pictures) - 1) + [max(duration_ms, hold_last_ms)]
+    buffer = io.BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    write_bytes(path, buffer.getvalue())

@@ -203,6 +203,7 @@ class Recipe(JsonConfig):
     ema_rampup: float = 0.0  # if > 0, the half-life grows as ema_rampup * images seen until it reaches ema_kimg
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs at step 0, decayed linearly to 0
     instance_noise_steps: int = 0  # steps over which the instance noise decays; 0 means the whole run
+    augment: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout" (ganzoo.augment)
 
     def validate(self) -> None:
         positive = {"steps": self.steps, "batch_size": self.batch_size, "d_steps": self.d_steps,
@@ -226,6 +227,10 @@ class Recipe(JsonConfig):
             raise ConfigError(f"betas must lie in [0, 1), got {list(self.betas)}")
         if not 0 <= self.rho < 1:
             raise ConfigError(f"rho must lie in [0, 1), got {self.rho}")
+        if self.augment:
+            from ganzoo.augment import parse_policy
+
+            parse_policy(self.augment)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

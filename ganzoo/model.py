@@ -14,7 +14,17 @@ from torch import nn
 from ganzoo.errors import GanzooUsageError
 from ganzoo.interfaces import ArchConfig, Discriminator, Generator
 
-__all__ = ["GANModel"]
+__all__ = ["GANModel", "slerp"]
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between rows of `a` and `b` (linear where they are parallel)."""
+    a_unit = a / a.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    b_unit = b / b.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    omega = torch.arccos((a_unit * b_unit).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
+    sin = torch.sin(omega)
+    spherical = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / sin
+    return torch.where(sin.abs() < 1e-6, torch.lerp(a, b, t), spherical)
 
 
 class GANModel(nn.Module):
@@ -114,6 +124,34 @@ class GANModel(nn.Module):
             return torch.cat(chunks).float().clamp_(-1, 1)
         finally:
             G.train(was_training)
+
+    @torch.no_grad()
+    def interpolate(self, n: int = 8, keyframes: int = 4, frames_per_key: int = 16, seed: int | None = None,
+                    labels: int | Sequence[int] | torch.Tensor | None = None, spherical: bool = True,
+                    **generator_kwargs: Any) -> list[torch.Tensor]:
+        """A latent walk: `n` parallel walks through `keyframes` random latents, looping back to the first.
+
+        Returns `keyframes * frames_per_key` batches of `n` images. Gaussian latents are interpolated
+        spherically (`spherical=False` for straight lines).
+        """
+        if n < 1 or keyframes < 2 or frames_per_key < 1:
+            raise GanzooUsageError("interpolation needs n >= 1, keyframes >= 2 and frames_per_key >= 1")
+        keys = self.latents(n * keyframes, seed).view(keyframes, n, -1)
+        y = self._labels(n, labels)
+        G = self.sampler
+        was_training = G.training
+        G.eval()
+        frames = []
+        try:
+            for k in range(keyframes):
+                a, b = keys[k], keys[(k + 1) % keyframes]
+                for f in range(frames_per_key):
+                    t = f / frames_per_key
+                    z = slerp(a, b, t) if spherical else torch.lerp(a, b, t)
+                    frames.append(G(z, y, **generator_kwargs).float().clamp_(-1, 1))
+        finally:
+            G.train(was_training)
+        return frames
 
     def save_pretrained(self, folder: str | os.PathLike[str], samples: bool = True) -> Path:
         """Write a model folder: config.json, generator/discriminator safetensors, model card, sample grid."""

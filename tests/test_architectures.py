@@ -61,3 +61,11 @@ def test_unconditional_models_refuse_labels():
     gan = ganzoo.create("gan", z_dim=8, g_hidden=[16], d_hidden=[16])
     with pytest.raises(ganzoo.GanzooError, match="unconditional"):
         gan.sample(2, labels=[1, 2])
+
+
+def test_spherical_interpolation_keeps_the_norm_of_orthogonal_latents():
+    from ganzoo.model import slerp
+
+    a, b = torch.tensor([[3.0, 0.0]]), torch.tensor([[0.0, 3.0]])
+    assert torch.allclose(slerp(a, b, 0.5).norm(), torch.tensor(3.0))
+    assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, a, 0.3), a)

@@ -203,3 +203,33 @@ def test_unwritable_output_folder(tmp_path):
     target.write_text("I am a file")
     one_line_error(invoke("train", "--arch", "gan", "--out", target), 2)
     assert target.read_text() == "I am a file"
+
+
+def test_interpolate_and_progress_gifs(trained_run, tmp_path):
+    from PIL import Image
+
+    result = invoke("interpolate", trained_run, "-o", tmp_path / "walk.gif", "-n", 4, "--keyframes", 3, "--frames", 2)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "walk.gif") as gif:
+        assert gif.n_frames == 6
+    result = invoke("progress", trained_run, "-o", tmp_path / "progress.gif")
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "progress.gif") as gif:
+        assert gif.n_frames == len(list((trained_run / "samples").glob("*.png")))
+    one_line_error(invoke("progress", tmp_path), 2, "no sample grids")
+
+
+def test_options_a_model_does_not_support(trained_run):
+    one_line_error(invoke("sample", trained_run, "--class", 3), 2, "unconditional")
+    one_line_error(invoke("sample", trained_run, "--truncation", 0.5), 2, "no truncation trick")
+    one_line_error(invoke("mix", trained_run), 2, "no style mixing")
+
+
+def test_written_files_respect_the_umask(trained_run):
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = stat.S_IMODE((trained_run / "model" / "generator.safetensors").stat().st_mode)
+    assert mode == 0o666 & ~umask

@@ -23,9 +23,10 @@ from torch import nn
 
 from ganzoo import __version__
 from ganzoo._io import write_text
+from ganzoo.augment import augment, parse_policy
 from ganzoo.data import ImageDataset
 from ganzoo.errors import GanzooError
-from ganzoo.images import save_grid
+from ganzoo.images import class_rows, save_grid
 from ganzoo.interfaces import JsonConfig, Recipe, TrainingHook
 from ganzoo.losses import loss_from_recipe
 from ganzoo.model import GANModel
@@ -166,13 +167,17 @@ class Trainer:
         self.opt_G = _make_optimizer(recipe, self.G.parameters(), recipe.g_lr)
         self.opt_D = _make_optimizer(recipe, self.D.parameters(), recipe.d_lr)
         self.loss = loss_from_recipe(recipe)
+        self._augment = parse_policy(recipe.augment)
         self.batches = _Batches(dataset, recipe.batch_size, options.seed, self.device, self.memory_format)
         self.step = 0
         self.elapsed = 0.0  # seconds of training before this process (from the checkpoint)
+        # fixed latents for the sample grids; conditional models get one row per class
+        classes = model.num_classes
+        self.grid_nrow = max(1, options.grid_size // classes) if classes else None
+        n = self.grid_nrow * classes if classes else options.grid_size
+        self.grid_labels = class_rows(classes, self.grid_nrow).to(self.device) if classes else None
         grid_gen = torch.Generator().manual_seed(options.seed + 1)
-        n = options.grid_size
         self.grid_z = self.G.sample_latents(n, generator=grid_gen).to(self.device)
-        self.grid_labels = (torch.arange(n, device=self.device) % model.num_classes) if model.num_classes else None
         self._stats: dict[str, torch.Tensor] = {}
         self._stat_count = 0
         self._stop_requested = False
@@ -192,7 +197,9 @@ class Trainer:
     # one step
 
     def _d_input(self, images: torch.Tensor) -> torch.Tensor:
-        """Instance noise on D's inputs (real and fake alike), decayed linearly to zero."""
+        """D's inputs, real and fake alike: DiffAugment if the recipe asks, then instance noise decaying to zero."""
+        if self._augment:
+            images = augment(images, self._augment)
         sigma0 = self.recipe.instance_noise
         if sigma0 <= 0:
             return images
@@ -328,8 +335,7 @@ class Trainer:
         finally:
             G.train(was_training)
         path = self.out / "samples" / f"step-{self.step:07d}.png"
-        nrow = self.model.num_classes if 0 < self.model.num_classes <= 16 else None
-        save_grid(images.float(), path, nrow=nrow)
+        save_grid(images.float(), path, nrow=self.grid_nrow)
         return path
 
     def training_summary(self) -> dict[str, Any]:
