@@ -86,9 +86,6 @@ def refresh() -> None:
     """Forget what was discovered, so newly installed plugins are found (used by tests and long sessions)."""
     with _lock:
         _records.clear()
-        metadata_cache_clear = getattr(metadata, "_cache_clear", None)  # not public; present on some versions
-        if callable(metadata_cache_clear):
-            metadata_cache_clear()
 
 
 def plugin_records(group: str = ARCHITECTURE_GROUP) -> list[PluginRecord]:
