@@ -265,8 +265,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
               help="Steps between sample grids.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Steps between checkpoints.")
-@click.option("--on-bad-image", type=click.Choice(["fail", "skip"]), default="fail", show_default=True,
-              help="What to do with an unreadable image in an image folder.")
+@click.option("--on-bad-image", type=click.Choice(["fail", "skip"]),
+              help="What to do with an unreadable image in an image folder.  [default: fail]")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan (config, recipe, options) and exit.")
 @_errors_to_exit_codes
 def train(arch: str | None, preset: str | None, data: str | None, steps: int | None, batch_size: int | None,
@@ -275,7 +275,7 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
           loss: str | None, g_lr: float | None, d_lr: float | None, d_steps: int | None,
           label_smoothing: float | None, label_noise: bool | None, instance_noise: float | None,
           ema_kimg: float | None, assignments: tuple[str, ...], device: str, amp: bool, channels_last: bool,
-          compile_: bool, log_every: int, sample_every: int, checkpoint_every: int, on_bad_image: str,
+          compile_: bool, log_every: int, sample_every: int, checkpoint_every: int, on_bad_image: str | None,
           dry_run: bool) -> None:
     """Train an architecture with its recipe; writes a run folder with samples, checkpoints and model/."""
     if resume and overwrite:
@@ -312,8 +312,10 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
                 from ganzoo.errors import unknown_name
 
                 raise unknown_name("field", key, known, hint="see `ganzoo info ARCH`")
-    options = {"log_every": log_every, "sample_every": sample_every, "checkpoint_every": checkpoint_every,
-               "device": device, "on_bad_image": on_bad_image}
+    options: dict[str, Any] = {"log_every": log_every, "sample_every": sample_every,
+                               "checkpoint_every": checkpoint_every, "device": device}
+    if on_bad_image is not None:
+        options["on_bad_image"] = on_bad_image
     for key, on in (("amp", amp), ("channels_last", channels_last), ("compile", compile_)):
         if on:
             options[key] = True
