@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from ganzoo.errors import GanzooUsageError
-from ganzoo.hub import build_model, load_local
 from ganzoo.model import GANModel
+from ganzoo.serialization import build_model
 from ganzoo.trainer import train
 
 __all__ = ["create", "load", "train"]
@@ -34,14 +32,16 @@ def create(architecture: str, *, preset: str | None = None, discriminator: bool 
     return model.to(device) if device is not None else model
 
 
-def load(name_or_path: str | os.PathLike[str], device: str | torch.device | None = None) -> GANModel:
-    """Load a trained model from a run folder or a model folder.
+def load(name_or_path: str | os.PathLike[str], revision: str | None = None,
+         device: str | torch.device | None = None) -> GANModel:
+    """Load a trained model by name or path.
 
     Args:
-        name_or_path: a run folder (its `model/` is loaded) or a model folder written by `save_pretrained`.
+        name_or_path: a run folder (its `model/` is loaded), a model folder, a pretrained catalogue name
+            (`ganzoo.list_pretrained()`), or a Hugging Face Hub repo id (`user/repo` or `hf-hub:user/repo`).
+        revision: a Hub branch, tag or commit id (catalogue entries default to their pinned commit).
         device: where to put the model.
     """
-    path = Path(name_or_path).expanduser()
-    if path.exists():
-        return load_local(path, device)
-    raise GanzooUsageError(f"{name_or_path} is not a run or model folder; pass the path of one")
+    from ganzoo.hub import load as hub_load
+
+    return hub_load(os.fspath(name_or_path), revision=revision, device=device)

@@ -395,7 +395,7 @@ def _labels_option(gan: Any, classes: tuple[int, ...], n: int) -> list[int] | No
 @_errors_to_exit_codes
 def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, classes: tuple[int, ...],
            truncation: float | None, device: str) -> None:
-    """Write a grid of samples from MODEL (a run folder or a model folder)."""
+    """Write a grid of samples from MODEL: a run or model folder, a catalogue name or a Hub repo id."""
     from ganzoo.images import save_grid
 
     gan = _load_for_sampling(model, device)
@@ -488,6 +488,32 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
         grid = torch.cat(tiles).float().clamp(-1, 1)
     save_grid(grid, output, nrow=cols + 1)
     click.echo(f"wrote a {rows}x{cols} style-mixing grid to {output}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--revision", help="Branch, tag or commit id.  [default: the catalogue's pinned commit, else main]")
+@_errors_to_exit_codes
+def pull(name: str, revision: str | None) -> None:
+    """Download a catalogue model or Hub repo into the cache (checksums verified) and print its folder."""
+    from ganzoo.hub import pull as hub_pull
+
+    click.echo(str(hub_pull(name, revision)))
+
+
+@cli.command()
+@click.argument("model", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--repo", "repo_id", required=True, help="Hub repository id, user/name (created if missing).")
+@click.option("--private", is_flag=True, help="Create the repository as private.")
+@click.option("--branch", help="Commit to this branch (created if missing).  [default: main]")
+@click.option("--message", "-m", help="Commit message.")
+@_errors_to_exit_codes
+def push(model: Path, repo_id: str, private: bool, branch: str | None, message: str | None) -> None:
+    """Publish a run or model folder to the Hugging Face Hub (token from `hf auth login` or HF_TOKEN)."""
+    from ganzoo.hub import push as hub_push
+
+    result = hub_push(model, repo_id, private=private, branch=branch, message=message)
+    click.echo(f"pushed to {result['repo_id']}@{result['revision']}: {result['commit_url']}")
 
 
 def main() -> None:

@@ -1,214 +1,264 @@
-"""Model folders on disk: config.json + safetensors weights + model card + sample grid.
+"""The Hugging Face Hub: resolve a model name, download and verify it, publish a model folder.
 
-A model folder (and a Hub repository written by ganzoo) holds:
-    config.json                 {"architecture": name, "config": {...}, "ganzoo_version": ..., "training": {...}}
-    generator.safetensors       the EMA generator's weights when training kept one
-    discriminator.safetensors   optional
-    README.md                   model card with YAML front matter
-    samples.png                 a grid of 64 samples, seed 0
-A config names a registered architecture, never an import path; weights are safetensors only.
+All Hub traffic and caching go through huggingface_hub. Its settings are read here at call time (endpoint,
+offline mode, cache folder, token), so they can change within one process. A name resolves, in order, to:
+a local run or model folder; a pretrained catalogue entry declared by a plugin (pinned revision, sha256 of each
+weight file); a Hub repository id (`user/repo`, also written `hf-hub:user/repo`).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import logging
 import os
-from collections.abc import Mapping
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from ganzoo import __version__
-from ganzoo._io import atomic_path, write_json, write_text
-from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
-from ganzoo.images import class_rows, save_grid
-from ganzoo.interfaces import ArchConfig
-from ganzoo.model import GANModel
+from ganzoo.errors import GanzooError, GanzooUsageError, UnknownNameError, WeightsError, unknown_name
 
-__all__ = [
-    "CONFIG_NAME",
-    "DISCRIMINATOR_NAME",
-    "GENERATOR_NAME",
-    "build_model",
-    "is_model_folder",
-    "load_local",
-    "load_model_folder",
-    "load_weights",
-    "read_state",
-    "save_model_folder",
-    "save_state",
-]
+if TYPE_CHECKING:
+    import torch
 
-CONFIG_NAME = "config.json"
-GENERATOR_NAME = "generator.safetensors"
-DISCRIMINATOR_NAME = "discriminator.safetensors"
-CARD_NAME = "README.md"
-SAMPLES_NAME = "samples.png"
+    from ganzoo.interfaces import PretrainedCfg
+    from ganzoo.model import GANModel
+
+__all__ = ["NotPublishedError", "Source", "load", "pull", "push", "resolve", "sha256_of"]
+
+logger = logging.getLogger(__name__)
+
+HF_PREFIX = "hf-hub:"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+#: what a ganzoo model repository holds; nothing else is downloaded or uploaded
+MODEL_FILES = ["config.json", "generator.safetensors", "discriminator.safetensors", "README.md", "samples.png"]
 
 
-def _preview(names: list[str], limit: int = 4) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+class NotPublishedError(GanzooError):
+    """A catalogue entry whose weights have not been published yet."""
 
 
-def save_state(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike[str],
-               metadata: Mapping[str, str] | None = None) -> None:
-    """Write tensors to a safetensors file atomically (contiguous CPU copies; metadata values are strings)."""
-    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
+@dataclass(frozen=True)
+class Source:
+    """Where a model name points: kind is 'local', 'catalogue' or 'hub'."""
+
+    kind: str
+    location: str  # a folder for 'local', a repo id otherwise
+    revision: str | None = None
+    entry: PretrainedCfg | None = None
+    architecture: str | None = None
 
 
-def read_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Read a safetensors file on the CPU; a missing or corrupt file is a `WeightsError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
+# ---------------------------------------------------------------------------------------------------------------------
+# settings, read when used
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _endpoint() -> str | None:
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or bool(constants.HF_HUB_OFFLINE)
+
+
+def _cache_dir() -> str | None:
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return str(Path(os.environ["HF_HOME"]) / "hub")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# resolving names
+
+
+def resolve(name: str, revision: str | None = None) -> Source:
+    """Decide what `name` refers to, without downloading anything."""
+    path = Path(name).expanduser()
+    if path.exists():
+        return Source("local", str(path))
+    if name.startswith((".", "/", "~")) or name.endswith(("/", os.sep)) or name.count("/") > 1:
+        raise GanzooUsageError(f"{name} does not exist; pass a run or model folder, a catalogue name "
+                               "(`ganzoo list --pretrained`) or a Hub repo id user/name")
+    if name.startswith(HF_PREFIX):
+        repo_id = name[len(HF_PREFIX):]
+        if not _REPO_ID.match(repo_id):
+            raise GanzooUsageError(f"{repo_id!r} is not a Hub repository id; write it as user/name")
+        return Source("hub", repo_id, revision)
+    from ganzoo.registry import get_pretrained, list_pretrained
+
     try:
-        return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsError(f"weights file {path} is not a readable safetensors file ({reason}); "
-                           "re-export or re-download it") from None
+        architecture, entry = get_pretrained(name)
+    except UnknownNameError:
+        if _REPO_ID.match(name):
+            return Source("hub", name, revision)
+        raise unknown_name("model", name, list_pretrained(),
+                           hint="or a run/model folder, or a Hub repo id user/name") from None
+    return Source("catalogue", entry.repo_id, revision or entry.revision, entry, architecture)
 
 
-def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load `state` into `module` strictly: missing or unexpected keys, shapes and dtypes must all match."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_preview(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_preview(unexpected)}")
-    for key in sorted(set(expected) & set(state)):
-        want, got = expected[key], state[key]
-        if want.shape != got.shape:
-            problems.append(f"{key} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
-        elif want.dtype != got.dtype:
-            problems.append(f"{key} has dtype {got.dtype}, expected {want.dtype}")
-        if len(problems) >= 3:
-            break
-    if problems:
-        raise WeightsError(f"{source} does not match the model: {'; '.join(problems)}; "
-                           "the weights were saved for another architecture or config")
-    module.load_state_dict(state, strict=True)
+def _not_published(entry: PretrainedCfg, architecture: str) -> NotPublishedError:
+    how = entry.recipe or f"ganzoo train --arch {architecture} --data {entry.dataset or 'DATA'}"
+    return NotPublishedError(f"{entry.name} is in the catalogue but its weights are not published yet; train it "
+                             f"yourself with: {how} (then `ganzoo push RUN --repo {entry.repo_id}` to share it)")
 
 
-def build_model(architecture: str, config: ArchConfig | Mapping[str, Any] | None = None, *,
-                discriminator: bool = True, preset: str | None = None, **overrides: Any) -> GANModel:
-    """A freshly initialised model of a registered architecture."""
-    from ganzoo.registry import get_architecture
-
-    arch = get_architecture(architecture)
-    if isinstance(config, ArchConfig):
-        cfg = config.replace(**overrides) if overrides else config
-        if not isinstance(cfg, arch.config_cls):
-            raise ConfigError(f"config is a {type(cfg).__name__}, expected {arch.config_cls.__name__}")
-    else:
-        cfg = arch.make_config(preset, **{**(config or {}), **overrides})
-    if arch.conditional and cfg.num_classes < 1:
-        raise ConfigError(f"{arch.name} is conditional: set num_classes to the number of classes")
-    G = arch.build_generator(cfg)
-    D = arch.build_discriminator(cfg) if discriminator else None
-    return GANModel(arch.name, cfg, G, D)
+# ---------------------------------------------------------------------------------------------------------------------
+# downloading
 
 
-def is_model_folder(path: Path) -> bool:
-    return (path / CONFIG_NAME).is_file() and (path / GENERATOR_NAME).is_file()
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _hub_error(exc: Exception, repo_id: str, revision: str | None) -> GanzooError:
+    """One-line errors for what huggingface_hub raises."""
+    from huggingface_hub import errors
+
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    if isinstance(exc, errors.RevisionNotFoundError):
+        return GanzooUsageError(f"the Hub repo {repo_id} has no revision {revision!r}; check the branch or commit id")
+    if isinstance(exc, errors.RepositoryNotFoundError):
+        return GanzooUsageError(f"no local folder or Hub repo named {repo_id!r} (a private repo needs a login: "
+                                "`hf auth login` or HF_TOKEN)")
+    if isinstance(exc, errors.LocalEntryNotFoundError):
+        if _offline():
+            return GanzooError(f"{where} is not in the local cache and offline mode is on (HF_HUB_OFFLINE); "
+                               "go online once to download it")
+        return GanzooError(f"cannot reach the Hub to download {where} and it is not cached: {_short(exc)}; "
+                           "check the network (or HF_ENDPOINT)")
+    if isinstance(exc, errors.EntryNotFoundError):
+        return WeightsError(f"the Hub repo {where} lacks a file ganzoo needs ({_short(exc)}); "
+                            "it was not written by `ganzoo push`")
+    if isinstance(exc, errors.HfHubHTTPError):
+        status = exc.response.status_code if exc.response is not None else "?"
+        return GanzooError(f"the Hub answered {status} for {where}: {_short(exc)}")
+    return GanzooError(f"cannot download {where}: {_short(exc)}; check the network (or HF_ENDPOINT)")
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return (text[:197] + "...") if len(text) > 200 else text or type(exc).__name__
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WeightsError(f"cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix or re-export it") from None
-    if not isinstance(data, dict) or not isinstance(data.get("architecture"), str):
-        raise ConfigError(f"{path} must be a JSON object with an 'architecture' name; re-export the model")
-    if not isinstance(data.get("config", {}), dict):
-        raise ConfigError(f"{path}: 'config' must be a JSON object")
-    return data
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=MODEL_FILES, cache_dir=_cache_dir(),
+                                   endpoint=_endpoint(), local_files_only=_offline(), library_name="ganzoo",
+                                   library_version=__version__)
+    except GanzooError:
+        raise
+    except Exception as exc:  # huggingface_hub and httpx errors, network failures: one line, no traceback
+        raise _hub_error(exc, repo_id, revision) from None
+    return Path(folder)
 
 
-def load_model_folder(folder: str | os.PathLike[str], device: str | torch.device | None = None,
-                      discriminator: bool = True) -> GANModel:
-    """Load a model folder written by `save_model_folder` (or pulled from the Hub)."""
-    folder = Path(folder)
-    meta = _read_config(folder / CONFIG_NAME)
-    model = build_model(meta["architecture"], meta.get("config", {}),
-                        discriminator=discriminator and (folder / DISCRIMINATOR_NAME).is_file())
-    load_weights(model.generator, read_state(folder / GENERATOR_NAME), str(folder / GENERATOR_NAME))
-    if model.discriminator is not None:
-        load_weights(model.discriminator, read_state(folder / DISCRIMINATOR_NAME), str(folder / DISCRIMINATOR_NAME))
-    model.info = {k: v for k, v in meta.items() if k not in ("architecture", "config")}
-    model.info["source"] = str(folder)
-    model.eval()
-    return model.to(device) if device is not None else model
+def _verify(folder: Path, entry: PretrainedCfg) -> None:
+    for filename, expected in entry.sha256.items():
+        path = folder / filename
+        if not path.is_file():
+            raise WeightsError(f"{entry.name}: {filename} is missing from the download of {entry.repo_id}")
+        actual = sha256_of(path)
+        if actual != expected:
+            raise WeightsError(f"{entry.name}: sha256 of {filename} is {actual[:12]}..., the catalogue pins "
+                               f"{expected[:12]}...; the cached copy is corrupt or was changed: remove it "
+                               f"(`hf cache delete`) and pull again")
 
 
-def load_local(path: str | os.PathLike[str], device: str | torch.device | None = None) -> GANModel:
-    """Load a model folder, or a run folder (its exported `model/` folder)."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise GanzooUsageError(f"{path} does not exist; pass a run folder, a model folder or a model name")
-    if is_model_folder(path):
-        return load_model_folder(path, device)
-    if is_model_folder(path / "model"):
-        return load_model_folder(path / "model", device)
-    if (path / CONFIG_NAME).is_file():
-        raise WeightsError(f"{path} has a config.json but no {GENERATOR_NAME}; re-export the model")
-    raise GanzooUsageError(f"{path} is neither a run folder nor a model folder (no {CONFIG_NAME} with weights)")
-
-
-def _model_card(model: GANModel, training: Mapping[str, Any]) -> str:
-    arch = model.architecture
-    kind = "conditional-image-generation" if model.num_classes else "unconditional-image-generation"
-    dataset = training.get("data", "")
-    lines = ["---", "library_name: ganzoo", "tags:", "- gan", f"- {arch}", f"- {kind}"]
-    if dataset:
-        lines += ["datasets:", f"- {dataset}"]
-    lines += ["---", "", f"# {arch} ({'x'.join(map(str, model.img_shape[1:]))}, {model.img_shape[0]} channels)", ""]
-    lines += ["![samples](samples.png)", "", "## Use", "", "```python", "import ganzoo", "",
-              'gan = ganzoo.load("path/or/repo-id")', "images = gan.sample(16, seed=0)  # (16, C, H, W) in [-1, 1]",
-              "```", ""]
-    if training:
-        lines += ["## Training", "", "| setting | value |", "| --- | --- |"]
-        for key, value in training.items():
-            if not isinstance(value, dict):
-                lines.append(f"| {key} | {value} |")
-        recipe = training.get("recipe")
-        if isinstance(recipe, dict):
-            lines += ["", "Recipe:", "", "```json", json.dumps(recipe, indent=2), "```"]
-        lines.append("")
-    lines += ["## Config", "", "```json", json.dumps(model.config.to_dict(), indent=2), "```", ""]
-    return "\n".join(lines)
-
-
-def save_model_folder(model: GANModel, folder: str | os.PathLike[str], *, samples: bool = True,
-                      training: Mapping[str, Any] | None = None) -> Path:
-    """Write `model` as a model folder (every file atomically); returns the folder."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    training = dict(training if training is not None else model.info.get("training", {}))
-    save_state(model.sampler.state_dict(), folder / GENERATOR_NAME, {"format": "pt", "ganzoo": __version__})
-    if model.discriminator is not None:
-        save_state(model.discriminator.state_dict(), folder / DISCRIMINATOR_NAME,
-                   {"format": "pt", "ganzoo": __version__})
-    meta = {"architecture": model.architecture, "config": model.config.to_dict(), "ganzoo_version": __version__}
-    if training:
-        meta["training"] = training
-    write_json(folder / CONFIG_NAME, meta)
-    write_text(folder / CARD_NAME, _model_card(model, training))
-    if samples:  # 64 images, or one row of 8 per class for a conditional model
-        labels = class_rows(model.num_classes, 8) if model.num_classes else None
-        n = len(labels) if labels is not None else 64
-        save_grid(model.sample(n, seed=0, labels=labels), folder / SAMPLES_NAME, nrow=8)
+def pull(name: str, revision: str | None = None) -> Path:
+    """Download a catalogue entry or Hub repo into the cache (verified against the catalogue); returns its folder."""
+    source = resolve(name, revision)
+    if source.kind == "local":
+        return Path(source.location)
+    if source.kind == "catalogue":
+        assert source.entry is not None and source.architecture is not None
+        if not source.entry.published and revision is None:
+            raise _not_published(source.entry, source.architecture)
+    folder = _download(source.location, source.revision)
+    if source.kind == "catalogue" and source.entry is not None:
+        if source.revision == source.entry.revision:
+            _verify(folder, source.entry)
+        else:
+            logger.warning("%s: revision %s is not the pinned one; checksums not verified", name, source.revision)
     return folder
 
+
+def load(name: str, revision: str | None = None, device: str | torch.device | None = None) -> GANModel:
+    """Load a model from a local folder, a catalogue name or a Hub repo id (see the module docstring)."""
+    from ganzoo.serialization import load_local, load_model_folder
+
+    source = resolve(name, revision)
+    if source.kind == "local":
+        return load_local(source.location, device)
+    model = load_model_folder(pull(name, revision), device)
+    model.info["source"] = f"{HF_PREFIX}{source.location}" + (f"@{source.revision}" if source.revision else "")
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# publishing
+
+
+def push(model_or_folder: GANModel | str | os.PathLike[str], repo_id: str, *, private: bool = False,
+         branch: str | None = None, message: str | None = None, token: str | None = None) -> dict[str, Any]:
+    """Publish a run folder, model folder or model to the Hub in one commit; returns its url and commit id.
+
+    The token comes from huggingface_hub's usual places (HF_TOKEN, `hf auth login`) unless given, and is
+    never logged.
+    """
+    import tempfile
+
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    from ganzoo.card import model_card
+    from ganzoo.model import GANModel
+    from ganzoo.serialization import load_local
+
+    repo_id = repo_id[len(HF_PREFIX):] if repo_id.startswith(HF_PREFIX) else repo_id
+    if not _REPO_ID.match(repo_id):
+        raise GanzooUsageError(f"{repo_id!r} is not a Hub repository id; write it as user/name")
+    with tempfile.TemporaryDirectory(prefix="ganzoo-push-") as tmp:
+        if isinstance(model_or_folder, GANModel):
+            folder = model_or_folder.save_pretrained(Path(tmp) / "model")
+            model = model_or_folder
+        else:
+            model = load_local(model_or_folder)  # validates config and weights before anything is sent
+            folder = Path(model.info["source"])
+        card = model_card(model, model.info.get("training", {}), repo_id=repo_id).encode("utf-8")
+        operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card)]
+        operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
+                       for name in MODEL_FILES if name != "README.md" and (folder / name).is_file()]
+        api = HfApi(endpoint=_endpoint(), token=token, library_name="ganzoo", library_version=__version__)
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if branch:
+                api.create_branch(repo_id, branch=branch, exist_ok=True)
+            info = api.create_commit(repo_id, operations, revision=branch,
+                                     commit_message=message or f"Upload {model.architecture} with ganzoo {__version__}")
+        except Exception as exc:
+            raise _push_error(exc, repo_id) from None
+    return {"repo_id": repo_id, "commit": info.oid, "commit_url": info.commit_url, "revision": branch or "main"}
+
+
+def _push_error(exc: Exception, repo_id: str) -> GanzooError:
+    from huggingface_hub import errors
+
+    if isinstance(exc, errors.HfHubHTTPError) and exc.response is not None and exc.response.status_code in (401, 403):
+        return GanzooError(f"the Hub refused to write to {repo_id} ({exc.response.status_code}): log in with a "
+                           "write token (`hf auth login` or HF_TOKEN)")
+    return _hub_error(exc, repo_id, None)

@@ -155,6 +155,13 @@ class GANModel(nn.Module):
 
     def save_pretrained(self, folder: str | os.PathLike[str], samples: bool = True) -> Path:
         """Write a model folder: config.json, generator/discriminator safetensors, model card, sample grid."""
-        from ganzoo.hub import save_model_folder
+        from ganzoo.serialization import save_model_folder
 
         return save_model_folder(self, folder, samples=samples)
+
+    def push_to_hub(self, repo_id: str, *, private: bool = False, branch: str | None = None,
+                    message: str | None = None, token: str | None = None) -> dict[str, Any]:
+        """Publish this model to the Hugging Face Hub in one commit; returns the repo id, commit id and url."""
+        from ganzoo.hub import push
+
+        return push(self, repo_id, private=private, branch=branch, message=message, token=token)

@@ -68,7 +68,8 @@ def test_train_writes_a_run_folder(trained_run):
     plan = json.loads((trained_run / "config.json").read_text())
     assert plan["architecture"] == "dcgan" and plan["config"]["g_width"] == 4 and plan["recipe"]["steps"] == 3
     card = (trained_run / "model" / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: ganzoo\n")
+    front_matter = card.split("---\n")[1]
+    assert "library_name: ganzoo" in front_matter and "- dcgan" in front_matter
 
 
 def test_sample_from_a_run_and_a_model_folder(trained_run, tmp_path):
@@ -193,7 +194,7 @@ def test_bad_config_json(trained_run, tmp_path, config_text, fragment):
 
 
 def test_sample_from_something_that_is_not_a_model(tmp_path):
-    one_line_error(invoke("sample", tmp_path / "missing"), 2, "not a run or model folder")
+    one_line_error(invoke("sample", tmp_path / "missing"), 2, "does not exist")
     (tmp_path / "folder").mkdir()
     one_line_error(invoke("sample", tmp_path / "folder"), 2, "neither a run folder nor a model folder")
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ganzoo.errors import WeightsError
-from ganzoo.hub import read_state, save_state
+from ganzoo.serialization import read_state, save_state
 
 __all__ = ["Checkpoint", "find_checkpoints", "flatten_optimizer", "latest_checkpoint", "unflatten_optimizer"]
 

@@ -292,7 +292,7 @@ class Trainer:
         return Checkpoint(tensors, meta)
 
     def load_state(self, ckpt: Checkpoint) -> None:
-        from ganzoo.hub import load_weights
+        from ganzoo.serialization import load_weights
 
         modules: dict[str, nn.Module | None] = {"G": self.G, "D": self.D, "EMA": self.model.ema}
         for prefix, module in modules.items():
@@ -345,7 +345,7 @@ class Trainer:
 
     def export(self) -> Path:
         """Write the run's model folder (`out/model`), ready for `ganzoo sample` and `ganzoo push`."""
-        from ganzoo.hub import save_model_folder
+        from ganzoo.serialization import save_model_folder
 
         self.model.info["training"] = self.training_summary()
         self.model.info["run"] = str(self.out)

@@ -86,8 +86,8 @@ def plan_run(architecture: str, data: str, *, preset: str | None, config: Mappin
 
 def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: ProgressFn | None) -> GANModel:
     from ganzoo.data import load_dataset
-    from ganzoo.hub import build_model
     from ganzoo.registry import get_architecture
+    from ganzoo.serialization import build_model
 
     arch = get_architecture(plan["architecture"])
     options = RunOptions.from_dict(plan["options"])

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ganzoo.errors import ConfigError
-from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, Recipe
+from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, PretrainedCfg, Recipe
 from ganzoo.layers import normal_init_, xavier_init_
 
 __all__ = ["DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "KerasDiscriminator", "KerasGenerator",
@@ -162,6 +162,17 @@ architecture = Architecture(
     recipe=Recipe(steps=1500, batch_size=64, loss="non-saturating", optimizer="adam", g_lr=2e-4, d_lr=2e-4,
                   betas=(0.5, 0.999), ema_kimg=2.0, ema_rampup=0.05),
     test_config={"img_size": 28, "g_width": 8, "d_width": 8, "z_dim": 16},
+    pretrained=(
+        PretrainedCfg(name="dcgan-mnist-5k", repo_id="ganzoo/dcgan-mnist-5k", dataset="mnist-5k", resolution=32,
+                      license="cc-by-sa-3.0", recipe="ganzoo train --arch dcgan --data mnist-5k",
+                      summary="the default recipe on the embedded digits"),
+        PretrainedCfg(name="dcgan-mnist", repo_id="ganzoo/dcgan-mnist", dataset="mnist", resolution=32,
+                      license="cc-by-sa-3.0", recipe="ganzoo train --arch dcgan --data mnist --steps 10000",
+                      summary="all 60,000 MNIST training digits"),
+        PretrainedCfg(name="dcgan-celeba", repo_id="ganzoo/dcgan-celeba", dataset="celeba", resolution=64,
+                      license="other", summary="CelebA faces at 64x64 (CelebA is for non-commercial research)",
+                      recipe="ganzoo train --arch dcgan --data celeba --img-size 64 --channels 3 --steps 30000"),
+    ),
     presets={
         "keras-mnist": Preset(
             summary="the lecture's Keras MNIST DCGAN (28x28, upsampling G with dropout, RMSprop, batch 256)",

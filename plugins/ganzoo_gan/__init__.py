@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ganzoo.errors import ConfigError
-from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Recipe
+from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, PretrainedCfg, Recipe
 
 __all__ = ["GANConfig", "MLPDiscriminator", "MLPGenerator", "architecture"]
 
@@ -77,4 +77,9 @@ architecture = Architecture(
     recipe=Recipe(steps=3000, batch_size=64, loss="non-saturating", optimizer="adam", g_lr=2e-4, d_lr=2e-4,
                   betas=(0.5, 0.999), ema_kimg=2.0, ema_rampup=0.05),
     test_config={"img_size": 28, "z_dim": 16, "g_hidden": [32, 64], "d_hidden": [32]},
+    pretrained=(
+        PretrainedCfg(name="gan-mnist-5k", repo_id="ganzoo/gan-mnist-5k", dataset="mnist-5k", resolution=28,
+                      license="cc-by-sa-3.0", recipe="ganzoo train --arch gan --data mnist-5k",
+                      summary="the default recipe on the embedded digits"),
+    ),
 )

@@ -1,0 +1,87 @@
+"""Model cards: the README.md of a model folder and of a Hub repository written by ganzoo.
+
+The YAML front matter is made by huggingface_hub's `ModelCardData`, so the Hub reads it as it reads any model
+card: `library_name: ganzoo`, tags, datasets, licence and, when the model was evaluated, a model-index with each
+metric and where it came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ganzoo.model import GANModel
+
+__all__ = ["DATASET_LICENSES", "model_card"]
+
+#: licences of the training data ganzoo knows; weights trained on them are published under the same terms
+DATASET_LICENSES = {"mnist-5k": "cc-by-sa-3.0", "mnist": "cc-by-sa-3.0", "fashion-mnist": "mit", "celeba": "other"}
+
+
+def _task(model: GANModel) -> str:
+    return "conditional-image-generation" if model.num_classes else "unconditional-image-generation"
+
+
+def _front_matter(model: GANModel, training: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> str:
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset = str(training.get("data", "")) or None
+    results = []
+    for metric in metrics:
+        provenance = metric.get("provenance", {})
+        results.append(EvalResult(
+            task_type=_task(model),
+            dataset_type=dataset or "unknown",
+            dataset_name=dataset or "unknown",
+            metric_type=str(metric["name"]),
+            metric_value=metric["value"],
+            metric_name=str(metric.get("label", metric["name"])),
+            metric_config=json.dumps(provenance, sort_keys=True) if provenance else None,
+        ))
+    data = ModelCardData(
+        library_name="ganzoo",
+        license=DATASET_LICENSES.get(dataset or ""),
+        tags=["gan", model.architecture, _task(model), "pytorch", "safetensors"],
+        datasets=[dataset] if dataset and not dataset.startswith(("folder:", "/", ".")) else None,
+        pipeline_tag=None,
+        model_name=f"{model.architecture}-{dataset}" if dataset else model.architecture,
+        eval_results=results or None,
+    )
+    return data.to_yaml()
+
+
+def model_card(model: GANModel, training: Mapping[str, Any] | None = None, repo_id: str | None = None) -> str:
+    """The model card (Markdown with YAML front matter) for `model`, mentioning `repo_id` when it is known."""
+    training = dict(training or {})
+    metrics = list(model.info.get("metrics", []))
+    where = repo_id or "path/to/this/folder"
+    c, h, w = model.img_shape
+    dataset = training.get("data", "")
+    title = f"{model.architecture} trained on {dataset}" if dataset else model.architecture
+    lines = ["---", _front_matter(model, training, metrics).strip(), "---", "", f"# {title}", "",
+             f"A {model.architecture} generator of {h}x{w} images with {c} channel{'s' if c > 1 else ''}"
+             + (f", conditioned on {model.num_classes} classes" if model.num_classes else "")
+             + ", trained and saved with [ganzoo](https://pypi.org/project/ganzoo/).", "",
+             "![samples](samples.png)", "", "## Use", "", "```python", "import ganzoo", "",
+             f'gan = ganzoo.load("{where}")', "images = gan.sample(16, seed=0)  # (16, C, H, W) in [-1, 1]", "```",
+             "", "```bash", f"ganzoo sample {where} -n 64 -o grid.png", "```", ""]
+    if metrics:
+        lines += ["## Evaluation", "", "| metric | value | how it was measured |", "| --- | --- | --- |"]
+        for metric in metrics:
+            provenance = ", ".join(f"{k}: {v}" for k, v in metric.get("provenance", {}).items())
+            lines.append(f"| {metric['name']} | {metric['value']} | {provenance} |")
+        lines.append("")
+    if training:
+        lines += ["## Training", "", "| setting | value |", "| --- | --- |"]
+        lines += [f"| {key} | {value} |" for key, value in training.items() if not isinstance(value, dict)]
+        recipe = training.get("recipe")
+        if isinstance(recipe, dict):
+            lines += ["", "Recipe (the shared ganzoo trainer's settings):", "", "```json",
+                      json.dumps(recipe, indent=2), "```"]
+        lines.append("")
+    lines += ["## Config", "", "```json", json.dumps(model.config.to_dict(), indent=2), "```", "",
+              "Weights are safetensors only: `generator.safetensors` (the EMA generator when training kept one) and "
+              "`discriminator.safetensors`.", ""]
+    return "\n".join(lines)

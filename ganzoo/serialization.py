@@ -1,0 +1,193 @@
+"""Model folders on disk: config.json + safetensors weights + model card + sample grid.
+
+(The Hub side, resolving names, downloading, verifying and pushing, is in `ganzoo.hub`.)
+
+A model folder (and a Hub repository written by ganzoo) holds:
+    config.json                 {"architecture": name, "config": {...}, "ganzoo_version": ..., "training": {...}}
+    generator.safetensors       the EMA generator's weights when training kept one
+    discriminator.safetensors   optional
+    README.md                   model card with YAML front matter
+    samples.png                 a grid of 64 samples, seed 0
+A config names a registered architecture, never an import path; weights are safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ganzoo import __version__
+from ganzoo._io import atomic_path, write_json, write_text
+from ganzoo.card import model_card
+from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
+from ganzoo.images import class_rows, save_grid
+from ganzoo.interfaces import ArchConfig
+from ganzoo.model import GANModel
+
+__all__ = [
+    "CONFIG_NAME",
+    "DISCRIMINATOR_NAME",
+    "GENERATOR_NAME",
+    "build_model",
+    "is_model_folder",
+    "load_local",
+    "load_model_folder",
+    "load_weights",
+    "read_state",
+    "save_model_folder",
+    "save_state",
+]
+
+CONFIG_NAME = "config.json"
+GENERATOR_NAME = "generator.safetensors"
+DISCRIMINATOR_NAME = "discriminator.safetensors"
+CARD_NAME = "README.md"
+SAMPLES_NAME = "samples.png"
+
+
+def _preview(names: list[str], limit: int = 4) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def save_state(tensors: Mapping[str, torch.Tensor], path: str | os.PathLike[str],
+               metadata: Mapping[str, str] | None = None) -> None:
+    """Write tensors to a safetensors file atomically (contiguous CPU copies; metadata values are strings)."""
+    flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata=dict(metadata) if metadata else None)
+
+
+def read_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a safetensors file on the CPU; a missing or corrupt file is a `WeightsError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(f"weights file {path} is not a readable safetensors file ({reason}); "
+                           "re-export or re-download it") from None
+
+
+def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load `state` into `module` strictly: missing or unexpected keys, shapes and dtypes must all match."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_preview(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_preview(unexpected)}")
+    for key in sorted(set(expected) & set(state)):
+        want, got = expected[key], state[key]
+        if want.shape != got.shape:
+            problems.append(f"{key} has shape {tuple(got.shape)}, expected {tuple(want.shape)}")
+        elif want.dtype != got.dtype:
+            problems.append(f"{key} has dtype {got.dtype}, expected {want.dtype}")
+        if len(problems) >= 3:
+            break
+    if problems:
+        raise WeightsError(f"{source} does not match the model: {'; '.join(problems)}; "
+                           "the weights were saved for another architecture or config")
+    module.load_state_dict(state, strict=True)
+
+
+def build_model(architecture: str, config: ArchConfig | Mapping[str, Any] | None = None, *,
+                discriminator: bool = True, preset: str | None = None, **overrides: Any) -> GANModel:
+    """A freshly initialised model of a registered architecture."""
+    from ganzoo.registry import get_architecture
+
+    arch = get_architecture(architecture)
+    if isinstance(config, ArchConfig):
+        cfg = config.replace(**overrides) if overrides else config
+        if not isinstance(cfg, arch.config_cls):
+            raise ConfigError(f"config is a {type(cfg).__name__}, expected {arch.config_cls.__name__}")
+    else:
+        cfg = arch.make_config(preset, **{**(config or {}), **overrides})
+    if arch.conditional and cfg.num_classes < 1:
+        raise ConfigError(f"{arch.name} is conditional: set num_classes to the number of classes")
+    G = arch.build_generator(cfg)
+    D = arch.build_discriminator(cfg) if discriminator else None
+    return GANModel(arch.name, cfg, G, D)
+
+
+def is_model_folder(path: Path) -> bool:
+    return (path / CONFIG_NAME).is_file() and (path / GENERATOR_NAME).is_file()
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix or re-export it") from None
+    if not isinstance(data, dict) or not isinstance(data.get("architecture"), str):
+        raise ConfigError(f"{path} must be a JSON object with an 'architecture' name; re-export the model")
+    if not isinstance(data.get("config", {}), dict):
+        raise ConfigError(f"{path}: 'config' must be a JSON object")
+    return data
+
+
+def load_model_folder(folder: str | os.PathLike[str], device: str | torch.device | None = None,
+                      discriminator: bool = True) -> GANModel:
+    """Load a model folder written by `save_model_folder` (or pulled from the Hub)."""
+    folder = Path(folder)
+    meta = _read_config(folder / CONFIG_NAME)
+    model = build_model(meta["architecture"], meta.get("config", {}),
+                        discriminator=discriminator and (folder / DISCRIMINATOR_NAME).is_file())
+    load_weights(model.generator, read_state(folder / GENERATOR_NAME), str(folder / GENERATOR_NAME))
+    if model.discriminator is not None:
+        load_weights(model.discriminator, read_state(folder / DISCRIMINATOR_NAME), str(folder / DISCRIMINATOR_NAME))
+    model.info = {k: v for k, v in meta.items() if k not in ("architecture", "config")}
+    model.info["source"] = str(folder)
+    model.eval()
+    return model.to(device) if device is not None else model
+
+
+def load_local(path: str | os.PathLike[str], device: str | torch.device | None = None) -> GANModel:
+    """Load a model folder, or a run folder (its exported `model/` folder)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise GanzooUsageError(f"{path} does not exist; pass a run folder, a model folder or a model name")
+    if is_model_folder(path):
+        return load_model_folder(path, device)
+    if is_model_folder(path / "model"):
+        return load_model_folder(path / "model", device)
+    if (path / CONFIG_NAME).is_file():
+        raise WeightsError(f"{path} has a config.json but no {GENERATOR_NAME}; re-export the model")
+    raise GanzooUsageError(f"{path} is neither a run folder nor a model folder (no {CONFIG_NAME} with weights)")
+
+
+def save_model_folder(model: GANModel, folder: str | os.PathLike[str], *, samples: bool = True,
+                      training: Mapping[str, Any] | None = None) -> Path:
+    """Write `model` as a model folder (every file atomically); returns the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    training = dict(training if training is not None else model.info.get("training", {}))
+    save_state(model.sampler.state_dict(), folder / GENERATOR_NAME, {"format": "pt", "ganzoo": __version__})
+    if model.discriminator is not None:
+        save_state(model.discriminator.state_dict(), folder / DISCRIMINATOR_NAME,
+                   {"format": "pt", "ganzoo": __version__})
+    meta = {"architecture": model.architecture, "config": model.config.to_dict(), "ganzoo_version": __version__}
+    if training:
+        meta["training"] = training
+    write_json(folder / CONFIG_NAME, meta)
+    write_text(folder / CARD_NAME, model_card(model, training))
+    if samples:  # 64 images, or one row of 8 per class for a conditional model
+        labels = class_rows(model.num_classes, 8) if model.num_classes else None
+        n = len(labels) if labels is not None else 64
+        save_grid(model.sample(n, seed=0, labels=labels), folder / SAMPLES_NAME, nrow=8)
+    return folder
+
