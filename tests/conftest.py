@@ -6,6 +6,8 @@ import pytest
 
 from ganzoo import registry
 
+pytest_plugins = ("hub_server",)  # the `hub` fixture: a loopback Hugging Face Hub
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
