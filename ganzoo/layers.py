@@ -101,3 +101,123 @@ class NoiseInput(nn.Module):
         else:
             noise = self.fixed_noise.to(x.dtype)
         return x + noise * self.strength.view(1, -1, 1, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Progressive GAN blocks (Karras et al. 2018, arXiv:1710.10196): equalised learning rate, pixel norm, minibatch
+# standard deviation. Also the building blocks of StyleGAN-like generators.
+# ---------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["EqualizedConv2d", "EqualizedLinear", "MinibatchStdDev", "PixelNorm", "pixel_norm"]
+
+# math, torch and F are imported above (the modulated-convolution section)
+_HE_GAIN = math.sqrt(2.0)
+
+
+class EqualizedLinear(nn.Module):
+    """A linear layer with an equalised learning rate.
+
+    Weights are stored as N(0, 1 / lr_mul^2) samples and multiplied at every call by He's constant
+    `gain / sqrt(fan_in)` (times `lr_mul`), so every weight sees the same effective learning rate under Adam
+    whatever its fan-in. `lr_mul` < 1 slows the layer down (StyleGAN's mapping network uses 0.01).
+
+    Args:
+        in_features, out_features: sizes, as `nn.Linear`.
+        bias: add a learned bias (initialised to `bias_init`).
+        gain: sqrt(2) before a (leaky) ReLU, 1 before a linear output.
+        lr_mul: learning-rate multiplier of this layer.
+        bias_init: initial value of the bias.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, gain: float = _HE_GAIN,
+                 lr_mul: float = 1.0, bias_init: float = 0.0) -> None:
+        super().__init__()
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_features,), float(bias_init) / lr_mul)) if bias else None
+        self.scale = gain / math.sqrt(in_features) * lr_mul
+        self.lr_mul = float(lr_mul)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        return F.linear(x, self.weight * self.scale, bias)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_features}, {self.out_features}, bias={self.bias is not None}, lr_mul={self.lr_mul}"
+
+
+class EqualizedConv2d(nn.Module):
+    """A 2-D convolution with an equalised learning rate (weights N(0, 1) scaled at runtime by He's constant).
+
+    Args:
+        in_channels, out_channels, kernel_size, stride: as `nn.Conv2d` (square kernels).
+        padding: default `kernel_size // 2` ("same" for odd kernels).
+        bias: add a learned bias (initialised to zero).
+        gain: sqrt(2) before a (leaky) ReLU, 1 before a linear output (e.g. a to-RGB layer).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int | None = None, bias: bool = True, gain: float = _HE_GAIN) -> None:
+        super().__init__()
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride)
+        self.padding = kernel_size // 2 if padding is None else int(padding)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = gain / math.sqrt(in_channels * kernel_size * kernel_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, bias={self.bias is not None}")
+
+
+def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalise each pixel's feature vector (dim 1) to unit root mean square."""
+    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
+
+
+class PixelNorm(nn.Module):
+    """Pixelwise feature normalisation (Karras et al. 2018, section 4.2); also normalises latents (N, z_dim)."""
+
+    def __init__(self, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.eps = float(eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return pixel_norm(x, self.eps)
+
+
+class MinibatchStdDev(nn.Module):
+    """Appends the minibatch standard deviation as extra feature maps (Karras et al. 2018, section 3).
+
+    The batch is split into groups of `group_size` (the largest divisor of the batch size not above it);
+    within each group the standard deviation of every feature at every position is taken, averaged over
+    features and positions (per block of `channels // num_channels` features), and appended as `num_channels`
+    constant maps. Output: (N, C + num_channels, H, W).
+    """
+
+    def __init__(self, group_size: int = 4, num_channels: int = 1, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.group_size = int(group_size)
+        self.num_channels = int(num_channels)
+        self.eps = float(eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        group = min(self.group_size, n)
+        while n % group:
+            group -= 1
+        f = self.num_channels
+        y = x.reshape(group, -1, f, c // f, h, w)  # sample i is in group slot i // (n // group)
+        y = (y - y.mean(dim=0)).square().mean(dim=0).add(self.eps).sqrt()  # (n / group, f, c / f, h, w)
+        y = y.mean(dim=(2, 3, 4)).reshape(-1, f, 1, 1).repeat(group, 1, h, w)  # (n, f, h, w)
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"

@@ -1,0 +1,163 @@
+"""WGAN: Arjovsky, Chintala & Bottou, "Wasserstein GAN", ICML 2017 (arXiv:1701.07875), and WGAN-GP:
+Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville, "Improved Training of Wasserstein GANs", NeurIPS 2017
+(arXiv:1704.00028).
+
+The discriminator becomes a critic: a DCGAN-like convolutional network without a sigmoid whose output is a
+score, not a probability. The critic maximises E[D(x)] - E[D(G(z))], an estimate of the Wasserstein-1 distance
+when D is 1-Lipschitz; the generator maximises E[D(G(z))]. Two ways of keeping the critic Lipschitz:
+
+- `clip` (the 2017 WGAN paper): clip every critic weight to [-0.01, 0.01] after each critic step, RMSprop with
+  lr 5e-5, five critic steps per generator step. The paper's critic is a DCGAN discriminator with BatchNorm.
+- `gp` (WGAN-GP, the default): a penalty lambda * E[(||grad D(x_hat)|| - 1)^2] at random interpolates x_hat
+  of real and fake images, lambda 10, Adam lr 1e-4 with betas (0, 0.9), five critic steps. The penalty is taken
+  per sample, which BatchNorm in the critic breaks (it mixes the samples of a batch), so the critic uses layer
+  normalisation (or none); a gradient penalty with `critic_norm="batch"` is a ConfigError.
+
+The generator is DCGAN's: a projection of z to a small feature map, transposed convolutions doubling the size
+with BatchNorm and ReLU, and a tanh output. The loss logs the critic's Wasserstein estimate as `wasserstein`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ganzoo.errors import ConfigError
+from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, Recipe, TrainingHook
+from ganzoo.layers import normal_init_
+
+__all__ = ["WGANConfig", "WGANCritic", "WGANGenerator", "architecture"]
+
+
+@dataclass(frozen=True)
+class WGANConfig(ArchConfig):
+    """WGAN hyperparameters: DCGAN-like widths and the critic's normalisation."""
+
+    img_size: int = 28  # MNIST's own size: 7 -> 14 -> 28, one upsampling fewer than 32 and so cheaper on a CPU
+    z_dim: int = 64
+    g_width: int = 32  # channels of G's last hidden layer; doubled at each lower resolution
+    d_width: int = 32  # channels of the critic's first layer; doubled at each lower resolution
+    critic_norm: Literal["batch", "layer", "none"] = "layer"  # "layer" is what WGAN-GP recommends
+
+    supported_sizes = (8, 16, 28, 32, 64, 128)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.g_width < 1 or self.d_width < 1:
+            raise ConfigError("g_width and d_width must be positive")
+
+
+def _plan(img_size: int) -> tuple[int, int]:
+    """(base resolution, number of 2x steps): 28 = 7 * 2^2, the others 4 * 2^n."""
+    base = 7 if img_size == 28 else 4
+    return base, int(math.log2(img_size // base))
+
+
+def _critic_norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":  # layer norm over (C, H, W) of each sample, with a per-channel scale and shift
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
+class WGANGenerator(Generator):
+    """z (N, z_dim) -> base x base feature map -> transposed convolutions doubling the size -> tanh."""
+
+    def __init__(self, cfg: WGANConfig) -> None:
+        super().__init__(cfg.z_dim, (cfg.channels, cfg.img_size, cfg.img_size))
+        base, ups = _plan(cfg.img_size)
+        width = cfg.g_width * 2 ** (ups - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(cfg.z_dim, width, base, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+        ]
+        for _ in range(ups - 1):
+            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
+                       nn.ReLU(True)]
+            width //= 2
+        layers += [nn.ConvTranspose2d(width, cfg.channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        normal_init_(self)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class WGANCritic(Discriminator):
+    """Strided convolutions halving the size down to base x base, then a convolution to one unbounded score."""
+
+    def __init__(self, cfg: WGANConfig) -> None:
+        super().__init__((cfg.channels, cfg.img_size, cfg.img_size))
+        base, downs = _plan(cfg.img_size)
+        width = cfg.d_width
+        layers: list[nn.Module] = [nn.Conv2d(cfg.channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for _ in range(downs - 1):
+            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=cfg.critic_norm == "none"),
+                       _critic_norm(cfg.critic_norm, width * 2), nn.LeakyReLU(0.2, True)]
+            width *= 2
+        layers += [nn.Conv2d(width, 1, base, 1, 0)]
+        self.net = nn.Sequential(*layers)
+        normal_init_(self)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(images).flatten()
+
+
+def build_generator(cfg: WGANConfig) -> Generator:
+    """A freshly initialised WGAN generator for `cfg`."""
+    return WGANGenerator(cfg)
+
+
+def build_discriminator(cfg: WGANConfig) -> Discriminator:
+    """A freshly initialised WGAN critic for `cfg`."""
+    return WGANCritic(cfg)
+
+
+def check_config(cfg: WGANConfig, recipe: Recipe) -> Sequence[TrainingHook]:
+    """Reject a config and recipe that do not fit together; WGAN needs no hooks otherwise.
+
+    The trainer builds the hooks from the config and the recipe together, which makes this the place to check
+    combinations: a gradient penalty (or R1) is a per-sample gradient, and BatchNorm in the critic couples the
+    samples of a batch.
+    """
+    if cfg.critic_norm == "batch" and (recipe.gp_weight > 0 or recipe.r1_gamma > 0):
+        raise ConfigError("critic_norm 'batch' cannot be combined with a gradient penalty (gp_weight or r1_gamma "
+                          "> 0); use critic_norm 'layer' or 'none'")
+    return []
+
+
+_CLIP = {"loss": "wasserstein", "gp_weight": 0.0, "clip_value": 0.01, "optimizer": "rmsprop", "g_lr": 5e-5,
+         "d_lr": 5e-5, "d_steps": 5}
+_GP = {"loss": "wasserstein", "gp_weight": 10.0, "clip_value": 0.0, "optimizer": "adam", "g_lr": 1e-4, "d_lr": 1e-4,
+       "betas": (0.0, 0.9), "d_steps": 5}
+
+architecture = Architecture(
+    name="wgan",
+    summary="Wasserstein GAN: an unbounded critic kept Lipschitz by a gradient penalty (default) or weight clipping",
+    paper="Arjovsky et al. 2017, arXiv:1701.07875; Gulrajani et al. 2017, arXiv:1704.00028",
+    config_cls=WGANConfig,
+    build_generator=build_generator,
+    build_discriminator=build_discriminator,
+    recipe=Recipe(steps=2000, batch_size=64, ema_kimg=10.0, ema_rampup=0.05, **_GP),
+    presets={
+        "gp": Preset(
+            summary="WGAN-GP (Gulrajani et al.): gradient penalty 10, Adam 1e-4 betas (0, 0.9), 5 critic steps, "
+                    "layer-normalised critic",
+            config={"critic_norm": "layer"},
+            recipe=_GP,
+        ),
+        "clip": Preset(
+            summary="the original WGAN (Arjovsky et al.): weight clipping 0.01, RMSprop 5e-5, 5 critic steps, "
+                    "BatchNorm critic",
+            config={"critic_norm": "batch"},
+            recipe=_CLIP,
+        ),
+    },
+    make_hooks=check_config,
+    test_config={"img_size": 28, "g_width": 8, "d_width": 8, "z_dim": 16},
+)
