@@ -51,9 +51,10 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     size_y, size_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
     centre_y = torch.randint(0, h, (n, 1, 1), device=x.device)
     centre_x = torch.randint(0, w, (n, 1, 1), device=x.device)
+    top, left = centre_y - size_y // 2, centre_x - size_x // 2  # a size_y x size_x window around the centre
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
-    inside = ((ys - centre_y).abs() * 2 < size_y) & ((xs - centre_x).abs() * 2 < size_x)
+    inside = (ys >= top) & (ys < top + size_y) & (xs >= left) & (xs < left + size_x)
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
