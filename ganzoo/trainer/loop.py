@@ -179,7 +179,7 @@ class Trainer:
         grid_gen = torch.Generator().manual_seed(options.seed + 1)
         self.grid_z = self.G.sample_latents(n, generator=grid_gen).to(self.device)
         self._stats: dict[str, torch.Tensor] = {}
-        self._stat_count = 0
+        self._counts: dict[str, int] = {}
         self._stop_requested = False
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -224,6 +224,7 @@ class Trainer:
         for key, value in stats.items():
             value = value.detach().float()
             self._stats[key] = self._stats[key] + value if key in self._stats else value
+            self._counts[key] = self._counts.get(key, 0) + 1  # a stat may appear on some steps only (lazy R1)
 
     def train_step(self) -> None:
         """One generator update preceded by `d_steps` discriminator updates."""
@@ -259,7 +260,6 @@ class Trainer:
         g_loss.backward()
         self.opt_G.step()
         self._accumulate(g_stats)
-        self._stat_count += 1
 
         self.step += 1
         if self.model.ema is not None:
@@ -352,7 +352,7 @@ class Trainer:
         return save_model_folder(self.model, self.out / "model", training=self.model.info["training"])
 
     def _log(self, t_last: float, steps_since: int) -> dict[str, float]:
-        values = {k: (v / self._stat_count).item() for k, v in self._stats.items()}
+        values = {k: (v / self._counts[k]).item() for k, v in self._stats.items()}
         for hook in self.hooks:
             values.update(hook.stats())
         now = time.perf_counter()
@@ -363,7 +363,7 @@ class Trainer:
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
         self._stats.clear()
-        self._stat_count = 0
+        self._counts.clear()
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             last = find_checkpoints(self.checkpoint_dir)
