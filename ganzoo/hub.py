@@ -180,17 +180,30 @@ def _verify(folder: Path, entry: PretrainedCfg) -> None:
                                f"(`hf cache delete`) and pull again")
 
 
+def _verify_cache(folder: Path) -> None:
+    """Check cached weight files against the sha256 their cache blobs are named after (the Hub's LFS hash)."""
+    for path in folder.glob("*.safetensors"):
+        blob = Path(os.path.realpath(path)).name
+        if path.is_symlink() and re.fullmatch(r"[0-9a-f]{64}", blob) and sha256_of(path) != blob:
+            raise WeightsError(f"the cached {path.name} of {folder.parent.parent.name} was changed after it was "
+                               f"downloaded (sha256 differs from the Hub's); remove it (`hf cache delete`) and pull "
+                               f"again")
+
+
 def pull(name: str, revision: str | None = None) -> Path:
     """Download a catalogue entry or Hub repo into the cache (verified against the catalogue); returns its folder."""
     source = resolve(name, revision)
     if source.kind == "local":
         return Path(source.location)
-    if source.kind == "catalogue":
-        assert source.entry is not None and source.architecture is not None
-        if not source.entry.published and revision is None:
-            raise _not_published(source.entry, source.architecture)
-    folder = _download(source.location, source.revision)
-    if source.kind == "catalogue" and source.entry is not None:
+    try:
+        folder = _download(source.location, source.revision)
+    except GanzooUsageError:
+        if source.kind == "catalogue" and source.entry is not None and not source.entry.published:
+            assert source.architecture is not None
+            raise _not_published(source.entry, source.architecture) from None
+        raise
+    _verify_cache(folder)
+    if source.kind == "catalogue" and source.entry is not None and source.entry.published:
         if source.revision == source.entry.revision:
             _verify(folder, source.entry)
         else:

@@ -121,13 +121,24 @@ def test_a_tampered_file_fails_verification(online, tiny_run, monkeypatch):
         ganzoo.load("tiny-hub")
 
 
-def test_an_unpublished_entry_says_how_to_train_it(online, monkeypatch):
+def test_an_unpublished_entry_says_how_to_train_it(online, monkeypatch, tiny_run):
     catalogue_entry(monkeypatch, recipe="ganzoo train --arch dcgan --data mnist-5k")
     with pytest.raises(NotPublishedError, match="not published yet.*ganzoo train --arch dcgan --data mnist-5k"):
         ganzoo.load("tiny-hub")
-    assert online.requests == []
     with pytest.raises(NotPublishedError, match="ganzoo train --arch dcgan --data celeba"):
         ganzoo.load("dcgan-celeba")
+    push(tiny_run, "tester/tiny")  # once a maintainer pushes it, the entry loads (unpinned until pinned)
+    assert ganzoo.load("tiny-hub").architecture == "dcgan"
+
+
+def test_a_cached_file_changed_after_download_is_caught_offline_too(online, tiny_run, monkeypatch):
+    push(tiny_run, "tester/tiny")
+    folder = pull("tester/tiny")
+    blob = (folder / "generator.safetensors").resolve()
+    blob.write_bytes(blob.read_bytes()[:-4] + b"\0\0\0\0")
+    offline(monkeypatch)
+    with pytest.raises(WeightsError, match="was changed after it was downloaded"):
+        ganzoo.load("tester/tiny")
 
 
 def test_unknown_names_repos_and_revisions(online, tiny_run):
