@@ -2,7 +2,7 @@
 
 One file per checkpoint, written atomically, so a checkpoint is either complete or absent. It holds what an
 exact resume needs: G, D and EMA weights and buffers, both optimisers, the step, the RNG states and the hooks'
-state. Nothing is pickled.
+state. Only tensors and JSON are stored, never Python objects.
 """
 
 from __future__ import annotations
