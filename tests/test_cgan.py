@@ -109,3 +109,17 @@ def test_config_validation_and_presets():
     assert arch.make_recipe("concat").loss == "non-saturating"
     cfg = arch.make_config(num_classes=10)
     assert type(cfg).from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+
+
+def test_unlabelled_data_is_refused_even_when_num_classes_is_set(tmp_path):
+    from PIL import Image
+
+    from ganzoo.errors import GanzooUsageError
+    from ganzoo.testing import tiny_train
+
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i in range(10):
+        Image.new("L", (28, 28), color=i * 20).save(folder / f"{i}.png")
+    with pytest.raises(GanzooUsageError, match="needs labelled data"):
+        tiny_train("cgan", tmp_path / "run", steps=1, data=str(folder), config={"num_classes": 10})

@@ -95,9 +95,10 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
     rec = arch.make_recipe(None, **plan["recipe"])
     dataset = load_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
                            on_bad_image=options.on_bad_image)
+    if arch.conditional and dataset.num_classes == 0:
+        raise GanzooUsageError(f"{arch.name} is conditional and needs labelled data; {options.data} has no labels "
+                               "(use class sub-folders in an image folder)")
     if arch.conditional and cfg.num_classes == 0:
-        if dataset.num_classes == 0:
-            raise GanzooUsageError(f"{arch.name} is conditional and needs labelled data; {options.data} has no labels")
         cfg = cfg.replace(num_classes=dataset.num_classes)
         plan["config"] = cfg.to_dict()
     if cfg.num_classes and dataset.num_classes and cfg.num_classes != dataset.num_classes:
