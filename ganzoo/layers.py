@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["normal_init_", "xavier_init_"]
+__all__ = [
+    "conv_plan",
+    "upsampling_stack","normal_init_", "xavier_init_"]
 
 _WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -23,6 +29,29 @@ def normal_init_(module: nn.Module, std: float = 0.02) -> nn.Module:
     return module
 
 
+def conv_plan(img_size: int) -> tuple[int, int]:
+    """(base resolution, number of 2x steps) of a DCGAN-style stack: 28 = 7 * 2^2, the others 4 * 2^n."""
+    base = 7 if img_size == 28 else 4
+    return base, int(math.log2(img_size // base))
+
+
+def upsampling_stack(z_dim: int, width: int, channels: int, img_size: int, bn_momentum: float = 0.1,
+                     out_bias: bool = False) -> nn.Sequential:
+    """DCGAN's generator body (Radford et al. 2015): project (N, z_dim, 1, 1) to base x base, then transposed
+    convolutions with BatchNorm and ReLU doubling the size, halving the channels from `width * 2^(ups-1)`
+    down to `width`, and a last transposed convolution to `channels` with tanh."""
+    base, ups = conv_plan(img_size)
+    width = width * 2 ** (ups - 1)
+    layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, width, base, 1, 0, bias=False),
+                               nn.BatchNorm2d(width, momentum=bn_momentum), nn.ReLU(True)]
+    for _ in range(ups - 1):
+        layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
+                   nn.BatchNorm2d(width // 2, momentum=bn_momentum), nn.ReLU(True)]
+        width //= 2
+    layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=out_bias), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
 def xavier_init_(module: nn.Module) -> nn.Module:
     """Glorot-uniform weights and zero biases (the Keras default initialisation)."""
     for m in module.modules():
@@ -36,11 +65,6 @@ def xavier_init_(module: nn.Module) -> nn.Module:
 # ---------------------------------------------------------------------------------------------------------------------
 # Modulated convolution (StyleGAN2, Karras et al. 2020, arXiv:1912.04958)
 # ---------------------------------------------------------------------------------------------------------------------
-
-import math  # noqa: E402
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 __all__ += ["ModulatedConv2d", "NoiseInput"]
 

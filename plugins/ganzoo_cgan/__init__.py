@@ -27,7 +27,6 @@ collapse to one image per class in our short runs).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,7 +36,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ganzoo.errors import ConfigError, GanzooUsageError
 from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, Recipe
-from ganzoo.layers import normal_init_
+from ganzoo.layers import conv_plan, normal_init_
 
 __all__ = ["CGANConfig", "CGANDiscriminator", "CGANGenerator", "ConditionalBatchNorm2d", "architecture"]
 
@@ -65,12 +64,6 @@ class CGANConfig(ArchConfig):
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.bn_momentum <= 1:
             raise ConfigError(f"bn_momentum must lie in (0, 1], got {self.bn_momentum}")
-
-
-def _plan(img_size: int) -> tuple[int, int]:
-    """(base resolution, number of 2x steps): 28 = 7 * 2^2, 32 = 4 * 2^3."""
-    base = 7 if img_size == 28 else 4
-    return base, int(math.log2(img_size // base))
 
 
 def _check_labels(labels: torch.Tensor | None, n: int, num_classes: int, who: str) -> torch.Tensor:
@@ -124,7 +117,7 @@ class CGANGenerator(Generator):
         if cfg.num_classes < 1:
             raise ConfigError("cgan needs num_classes >= 1 (taken from the dataset when training)")
         super().__init__(cfg.z_dim, (cfg.channels, cfg.img_size, cfg.img_size), cfg.num_classes)
-        base, ups = _plan(cfg.img_size)
+        base, ups = conv_plan(cfg.img_size)
         widths = [cfg.g_width * 2 ** (ups - 1 - i) for i in range(ups)]  # e.g. 128, 64 for 28x28
         self.base = base
         self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim)
@@ -153,7 +146,7 @@ class CGANDiscriminator(Discriminator):
         if cfg.num_classes < 1:
             raise ConfigError("cgan needs num_classes >= 1 (taken from the dataset when training)")
         super().__init__((cfg.channels, cfg.img_size, cfg.img_size), cfg.num_classes)
-        base, downs = _plan(cfg.img_size)
+        base, downs = conv_plan(cfg.img_size)
         self.kind = cfg.discriminator
         sn = _spectral_norm if cfg.spectral_norm else (lambda m: m)
         self.maps = self.kind in ("concat", "both")

@@ -11,7 +11,6 @@ The `keras-mnist` preset reproduces the lecture's Keras MNIST DCGAN: Dense(100 -
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,7 +19,7 @@ from torch import nn
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, PretrainedCfg, Recipe
-from ganzoo.layers import normal_init_, xavier_init_
+from ganzoo.layers import conv_plan, normal_init_, upsampling_stack, xavier_init_
 
 __all__ = ["DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "KerasDiscriminator", "KerasGenerator",
            "architecture"]
@@ -50,30 +49,12 @@ class DCGANConfig(ArchConfig):
             raise ConfigError("the keras-mnist variant makes 28x28 images; set img_size 28")
 
 
-def _plan(img_size: int) -> tuple[int, int]:
-    """(base resolution, number of 2x steps): 28 = 7 * 2^2, the others 4 * 2^n."""
-    base = 7 if img_size == 28 else 4
-    return base, int(math.log2(img_size // base))
-
-
 class DCGANGenerator(Generator):
     """z (N, z_dim) -> project to base x base -> transposed convolutions doubling the size -> tanh."""
 
     def __init__(self, cfg: DCGANConfig) -> None:
         super().__init__(cfg.z_dim, (cfg.channels, cfg.img_size, cfg.img_size))
-        base, ups = _plan(cfg.img_size)
-        width = cfg.g_width * 2 ** (ups - 1)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.z_dim, width, base, 1, 0, bias=False),
-            nn.BatchNorm2d(width, momentum=cfg.bn_momentum),
-            nn.ReLU(True),
-        ]
-        for _ in range(ups - 1):
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width // 2, momentum=cfg.bn_momentum), nn.ReLU(True)]
-            width //= 2
-        layers += [nn.ConvTranspose2d(width, cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = upsampling_stack(cfg.z_dim, cfg.g_width, cfg.channels, cfg.img_size, cfg.bn_momentum)
         normal_init_(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -85,7 +66,7 @@ class DCGANDiscriminator(Discriminator):
 
     def __init__(self, cfg: DCGANConfig) -> None:
         super().__init__((cfg.channels, cfg.img_size, cfg.img_size))
-        base, downs = _plan(cfg.img_size)
+        base, downs = conv_plan(cfg.img_size)
         width = cfg.d_width
         layers: list[nn.Module] = [nn.Conv2d(cfg.channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for _ in range(downs - 1):

@@ -19,7 +19,6 @@ with BatchNorm and ReLU, and a tanh output. The loss logs the critic's Wasserste
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -29,7 +28,7 @@ from torch import nn
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, Recipe, TrainingHook
-from ganzoo.layers import normal_init_
+from ganzoo.layers import conv_plan, normal_init_, upsampling_stack
 
 __all__ = ["WGANConfig", "WGANCritic", "WGANGenerator", "architecture"]
 
@@ -52,12 +51,6 @@ class WGANConfig(ArchConfig):
             raise ConfigError("g_width and d_width must be positive")
 
 
-def _plan(img_size: int) -> tuple[int, int]:
-    """(base resolution, number of 2x steps): 28 = 7 * 2^2, the others 4 * 2^n."""
-    base = 7 if img_size == 28 else 4
-    return base, int(math.log2(img_size // base))
-
-
 def _critic_norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
@@ -71,17 +64,7 @@ class WGANGenerator(Generator):
 
     def __init__(self, cfg: WGANConfig) -> None:
         super().__init__(cfg.z_dim, (cfg.channels, cfg.img_size, cfg.img_size))
-        base, ups = _plan(cfg.img_size)
-        width = cfg.g_width * 2 ** (ups - 1)
-        layers: list[nn.Module] = [
-            nn.ConvTranspose2d(cfg.z_dim, width, base, 1, 0, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
-        ]
-        for _ in range(ups - 1):
-            layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width // 2),
-                       nn.ReLU(True)]
-            width //= 2
-        layers += [nn.ConvTranspose2d(width, cfg.channels, 4, 2, 1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = upsampling_stack(cfg.z_dim, cfg.g_width, cfg.channels, cfg.img_size, out_bias=True)
         normal_init_(self)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -93,7 +76,7 @@ class WGANCritic(Discriminator):
 
     def __init__(self, cfg: WGANConfig) -> None:
         super().__init__((cfg.channels, cfg.img_size, cfg.img_size))
-        base, downs = _plan(cfg.img_size)
+        base, downs = conv_plan(cfg.img_size)
         width = cfg.d_width
         layers: list[nn.Module] = [nn.Conv2d(cfg.channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for _ in range(downs - 1):
