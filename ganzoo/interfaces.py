@@ -28,7 +28,6 @@ __all__ = [
     "PretrainedCfg",
     "Recipe",
     "TrainingHook",
-    "config_from_dict",
 ]
 
 C = TypeVar("C", bound="JsonConfig")
@@ -140,11 +139,6 @@ class JsonConfig:
     def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed (validated); unknown names are an error."""
         return type(self).from_dict({**self.to_dict(), **changes})
-
-
-def config_from_dict(cls: type[C], data: Mapping[str, Any]) -> C:
-    """`cls.from_dict(data)`, for symmetry with callers holding only the class."""
-    return cls.from_dict(data)
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,7 @@ class Trainer:
         self.batches = _Batches(dataset, recipe.batch_size, options.seed, self.device, self.memory_format)
         self.step = 0
         self.elapsed = 0.0  # seconds of training before this process (from the checkpoint)
+        self._t0 = time.perf_counter()  # reset when run() starts
         # fixed latents for the sample grids; conditional models get one row per class
         classes = model.num_classes
         self.grid_nrow = max(1, options.grid_size // classes) if classes else None
@@ -322,7 +323,7 @@ class Trainer:
     # outputs
 
     def _session_time(self) -> float:
-        return time.perf_counter() - self._t0 if hasattr(self, "_t0") else 0.0
+        return time.perf_counter() - self._t0
 
     @torch.no_grad()
     def save_samples(self) -> Path:
