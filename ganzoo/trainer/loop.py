@@ -286,6 +286,9 @@ class Trainer:
             "hooks": [hook.state_dict() for hook in self.hooks],
             "ganzoo_version": __version__,
         }
+        # loss sums not logged yet, so that a resumed run logs the averages an uninterrupted one would
+        meta["stat_counts"] = dict(self._counts)
+        tensors.update({f"stats.{key}": value for key, value in self._stats.items()})
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             for i, rng in enumerate(torch.cuda.get_rng_state_all()):
@@ -303,6 +306,8 @@ class Trainer:
         self.opt_D.load_state_dict(unflatten_optimizer("opt_D", ckpt.meta["opt_D"], ckpt.tensors))
         for hook, state in zip(self.hooks, ckpt.meta.get("hooks", []), strict=False):
             hook.load_state_dict(state)
+        self._counts = {key: int(n) for key, n in ckpt.meta.get("stat_counts", {}).items()}
+        self._stats = {key: ckpt.tensors[f"stats.{key}"].to(self.device) for key in self._counts}
         torch.set_rng_state(ckpt.tensors["rng.cpu"])
         if self.device.type == "cuda":
             states = [ckpt.tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())
