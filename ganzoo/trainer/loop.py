@@ -318,6 +318,7 @@ class Trainer:
         self.elapsed = float(ckpt.meta.get("elapsed", 0.0))
 
     def save_checkpoint(self) -> Path:
+        self._check_finite()
         path = self.checkpoint_dir / f"step-{self.step:07d}.safetensors"
         self.state().save(path)
         for _, old in find_checkpoints(self.checkpoint_dir)[:-self.options.keep_checkpoints]:
@@ -372,11 +373,27 @@ class Trainer:
         self._counts.clear()
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
-            last = find_checkpoints(self.checkpoint_dir)
-            where = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
-            raise TrainingDiverged(f"training diverged: {bad[0]} is {values[bad[0]]} near step {self.step} ({where}); "
-                                   "lower the learning rates or change the loss")
+            raise self._diverged(f"{bad[0]} is {values[bad[0]]}")
         return record
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        last = find_checkpoints(self.checkpoint_dir)
+        where = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
+        return TrainingDiverged(f"training diverged: {what} near step {self.step} ({where}); "
+                                "lower the learning rates or change the loss")
+
+    def _check_finite(self) -> None:
+        """Raise `TrainingDiverged` when a loss since the last log line, or a weight or buffer, is NaN or infinite.
+
+        Called before every checkpoint (one host sync), so no checkpoint is written once training has diverged
+        and the newest checkpoint on disk is always a good one to name and to resume from.
+        """
+        tensors = list(self._stats.values())
+        tensors += [t for m in (self.G, self.D) for t in m.state_dict().values() if t.is_floating_point()]
+        if not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+            return
+        bad = next((k for k, v in self._stats.items() if not torch.isfinite(v).all()), None)
+        raise self._diverged(f"{bad} is {self._stats[bad].item()}" if bad else "a weight is not finite")
 
     def _trim_metrics(self) -> None:
         """On resume, drop metric lines logged after the checkpoint the run restarts from."""
