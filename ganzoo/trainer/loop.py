@@ -396,12 +396,19 @@ class Trainer:
         raise self._diverged(f"{bad} is {self._stats[bad].item()}" if bad else "a weight is not finite")
 
     def _trim_metrics(self) -> None:
-        """On resume, drop metric lines logged after the checkpoint the run restarts from."""
+        """Drop metric lines logged after the step training starts from (they are logged again), and a last line
+        cut short by a process that died (or a disk that filled) while appending it."""
         path = self.out / "metrics.jsonl"
         if not path.exists():
             return
-        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.step]
+        kept = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("step", 0) <= self.step:
+                kept.append(line)
         write_text(path, "".join(line + "\n" for line in kept))
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -430,8 +437,8 @@ class Trainer:
         torch.manual_seed(self.options.seed)
         if resume_from is not None:
             self.load_state(resume_from)
-            self._trim_metrics()
             logger.info("resumed from step %d", self.step)
+        self._trim_metrics()  # also when a killed run is restarted before its first checkpoint
         self.out.mkdir(parents=True, exist_ok=True)
         total = self.recipe.steps
         self._t0 = time.perf_counter()
