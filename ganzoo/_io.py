@@ -8,12 +8,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_path", "remove_leftover_temps", "write_bytes", "write_json", "write_text"]
 
 
 def _file_mode() -> int:
@@ -24,6 +25,7 @@ def _file_mode() -> int:
 
 
 _MODE = _file_mode()
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")  # what atomic_path's mkstemp call creates
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -57,6 +59,26 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_leftover_temps(folder: str | os.PathLike[str], targets: Iterable[str] | None = None) -> list[Path]:
+    """Delete the temporary files `atomic_path` left in `folder` because their process died before the rename.
+
+    Such a file never replaced its target and nothing reads it, but it can be as large as a checkpoint. Only call
+    this when no other process is writing into `folder`. With `targets`, only temporary files of those file names
+    are removed. Returns the removed paths.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    wanted = set(targets) if targets is not None else None
+    removed = []
+    for path in folder.iterdir():
+        match = _TEMP_NAME.match(path.name)
+        if match and (wanted is None or match["target"] in wanted) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _write(target: str | os.PathLike[str], mode: str, writer: Callable[[IO[Any]], None]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ganzoo import __version__
-from ganzoo._io import write_json
+from ganzoo._io import remove_leftover_temps, write_json
 from ganzoo.errors import ConfigError, GanzooUsageError
 from ganzoo.model import GANModel
 from ganzoo.trainer.checkpoint import latest_checkpoint
@@ -37,9 +37,23 @@ def default_out(architecture: str, root: Path = Path("runs")) -> Path:
     return candidate
 
 
+def _remove_leftovers(out: Path) -> None:
+    """Delete what a run killed mid-write left: temporary files of its atomic writes and the writability probe."""
+    removed = remove_leftover_temps(out, targets=("config.json", "metrics.jsonl"))
+    for name in ("checkpoints", "samples", "model"):
+        removed += remove_leftover_temps(out / name)
+    probe = out / ".ganzoo-write-test"
+    if probe.is_file():
+        probe.unlink()
+        removed.append(probe)
+    if removed:
+        logger.info("removed %d file(s) left half-written by an interrupted run in %s", len(removed), out)
+
+
 def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise GanzooUsageError(f"output path {out} is a file; choose a folder with --out")
+    _remove_leftovers(out)
     occupied = out.is_dir() and any(out.iterdir())
     if resume:
         if not (out / RUN_CONFIG).is_file():
