@@ -1,0 +1,173 @@
+"""Abrupt death: SIGKILL at random moments and resume, leftovers of interrupted writes, divergence via the CLI.
+
+The kill harness itself is `benchmarks/kill_resume.py` (20 kills by default); this runs it with four kills on a
+tiny DCGAN, one of each kind of moment: at start-up, mid-step, mid-checkpoint-write and mid-export.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import ganzoo
+from ganzoo.cli import cli
+from ganzoo.testing import assert_same_state, tiny_train
+from ganzoo.trainer.checkpoint import Checkpoint, find_checkpoints
+
+HARNESS = Path(__file__).resolve().parents[1] / "benchmarks" / "kill_resume.py"
+TINY_GAN = ["--arch", "gan", "--set", "z_dim=8", "--set", "g_hidden=[16]", "--set", "d_hidden=[16]", "-b", "8",
+            "--device", "cpu"]
+
+
+def harness():
+    spec = importlib.util.spec_from_file_location("kill_resume", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["kill_resume"] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="ganzoo")
+
+
+def error_line(result, code):
+    assert result.exit_code == code, (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, result.stderr
+    return errors[0]
+
+
+def test_sigkill_at_every_kind_of_moment_then_resume_is_bit_identical(tmp_path):
+    kill_resume = harness()
+    lines = []
+    report = kill_resume.kill_and_resume(tmp_path / "work", kills=4, steps=16, seed=3,
+                                         modes=["startup", "write", "step", "export"], log=lines.append)
+    summary = "\n".join(lines)
+    assert not report.unreadable, summary + "\n" + "\n".join(report.unreadable)
+    assert report.identical, summary + "\n" + "\n".join(report.differences)
+    assert report.kills == 4 and report.finished_early == 0, summary
+    assert report.records[-1].step_at_kill == 16, summary  # the export kill came after the last step
+    # each leftover temporary file was cleared away by the next resume
+    assert kill_resume.temp_files(tmp_path / "work" / "run") == []
+
+
+def test_the_harness_sees_a_difference(tmp_path):
+    """compare_runs must notice one changed bit in the weights and one changed logged value."""
+    kill_resume = harness()
+    a, b = tmp_path / "a", tmp_path / "b"
+    tiny_train("gan", a, steps=3, log_every=1)
+    tiny_train("gan", b, steps=3, log_every=1)
+    assert kill_resume.compare_runs(a, b) == []
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = b / "model" / "generator.safetensors"
+    with safe_open(str(path), "pt") as fh:
+        state, meta = {k: fh.get_tensor(k) for k in fh.keys()}, fh.metadata()
+    key = sorted(k for k in state if state[k].is_floating_point())[0]
+    flat = state[key].reshape(-1).view(torch.int32)
+    flat[0] ^= 1  # the lowest mantissa bit of one weight
+    save_file(state, str(path), metadata=meta)
+    lines = (b / "metrics.jsonl").read_text().splitlines()
+    record = json.loads(lines[1])
+    record["g_loss"] += 1e-6
+    lines[1] = json.dumps(record)
+    (b / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    found = kill_resume.compare_runs(a, b)
+    assert f"model/generator.safetensors: {key} differs" in found
+    assert "metrics.jsonl values differ at steps [2]" in found
+
+
+def test_leftovers_of_a_killed_write_are_removed_on_resume(tmp_path):
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    tiny_train("dcgan", run, steps=2, checkpoint_every=1)
+    partial = {run / "checkpoints" / ".step-0000003.safetensors.k2j4_9zq.tmp": b"\0" * 100,
+               run / ".config.json.a1b2c3d4.tmp": b'{"architec',
+               run / "model" / ".generator.safetensors.zzzzzzzz.tmp": b"half"}
+    for path, data in partial.items():
+        path.write_bytes(data)
+    (run / "notes.txt").write_text("mine")
+    (run / "checkpoints" / ".keep.tmp").write_text("not a ganzoo temporary file")
+    resumed = ganzoo.train(out=run, steps=4, resume=True)
+    assert not any(path.exists() for path in partial)
+    assert (run / "notes.txt").read_text() == "mine" and (run / "checkpoints" / ".keep.tmp").exists()
+    assert_same_state(tiny_train("dcgan", whole, steps=4).generator, resumed.generator)
+
+
+def test_a_folder_left_by_a_run_killed_while_starting_is_not_taken(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".config.json.q8w7e6r5.tmp").write_text("{")  # killed while writing config.json
+    (run / ".ganzoo-write-test").write_bytes(b"")  # or while probing that the folder is writable
+    model = tiny_train("gan", run, steps=1)
+    assert model.info["training"]["steps"] == 1 and sorted(p.name for p in run.glob(".*")) == []
+
+
+def test_a_restart_before_the_first_checkpoint_logs_each_step_once(tmp_path):
+    run = tmp_path / "run"
+
+    def die_at_3(step, total, record):
+        if step == 3:
+            raise SystemExit("killed")  # stands in for SIGKILL: no checkpoint, no clean-up
+
+    with pytest.raises(SystemExit):
+        tiny_train("gan", run, steps=5, log_every=1, progress=die_at_3)
+    assert not find_checkpoints(run / "checkpoints")
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 3
+    ganzoo.train(out=run, resume=True)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
+
+
+def test_a_metrics_line_cut_short_is_dropped_on_resume(tmp_path):
+    run = tmp_path / "run"
+    tiny_train("gan", run, steps=2, log_every=1)
+    with open(run / "metrics.jsonl", "a", encoding="utf-8") as fh:
+        fh.write('{"step": 3, "kimg": 0.0')  # the process died mid-append
+    ganzoo.train(out=run, steps=3, resume=True)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+
+
+def test_an_unreadable_newest_checkpoint_is_skipped(tmp_path, caplog):
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    tiny_train("gan", run, steps=3, checkpoint_every=1, keep_checkpoints=3)
+    newest = find_checkpoints(run / "checkpoints")[-1][1]
+    newest.write_bytes(newest.read_bytes()[:1000])  # e.g. copied by a tool that does not write atomically
+    with caplog.at_level("WARNING", logger="ganzoo"):
+        resumed = ganzoo.train(out=run, steps=5, resume=True)
+    assert "skipping unreadable checkpoint at step 3" in caplog.text
+    assert_same_state(tiny_train("gan", whole, steps=5).generator, resumed.generator)
+
+
+def test_divergence_through_the_cli_names_the_step_and_says_there_is_no_checkpoint(tmp_path):
+    result = invoke("train", *TINY_GAN, "--steps", 6, "--g-lr", 1e30, "--d-lr", 1e30, "--checkpoint-every", 1,
+                    "--out", tmp_path / "run")
+    line = error_line(result, 1)
+    assert "training diverged" in line and "near step 1 " in line and "no checkpoint was written yet" in line
+    assert "lower the learning rates" in line
+
+
+def test_divergence_through_the_cli_names_the_last_good_checkpoint(tmp_path):
+    """Plain SGD at a learning rate of 100 blows up after a few steps; losses are read back only at the end (log
+    every 50), so it is the check before each checkpoint that stops it, and no checkpoint after the blow-up exists."""
+    run = tmp_path / "run"
+    result = invoke("train", *TINY_GAN, "--set", "optimizer=sgd", "--g-lr", 100, "--d-lr", 100, "--steps", 20,
+                    "--checkpoint-every", 1, "--log-every", 50, "--out", run)
+    line = error_line(result, 1)
+    match = re.search(r"training diverged: .* near step (\d+) \(last good checkpoint: (.+)\); lower the learning", line)
+    assert match, line
+    step, named = int(match[1]), Path(match[2])
+    assert 1 < step < 20 and named == run / "checkpoints" / f"step-{step - 1:07d}.safetensors", line
+    assert find_checkpoints(run / "checkpoints")[-1][1] == named
+    for _, path in find_checkpoints(run / "checkpoints"):
+        assert all(torch.isfinite(t).all() for t in Checkpoint.load(path).tensors.values() if t.is_floating_point())
