@@ -286,7 +286,9 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
 
     known_arch = arch
     if resume and not arch and out is not None and (out / "config.json").is_file():
-        known_arch = json.loads((out / "config.json").read_text(encoding="utf-8")).get("architecture")
+        from ganzoo.trainer.run import read_plan
+
+        known_arch = read_plan(out)["architecture"]
     spec_arch = get_architecture(known_arch) if known_arch else None  # unknown names fail here, before other work
     config: dict[str, Any] = {}
     recipe: dict[str, Any] = {}

@@ -18,7 +18,7 @@ from ganzoo.model import GANModel
 from ganzoo.trainer.checkpoint import latest_checkpoint
 from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer
 
-__all__ = ["default_out", "plan_run", "train"]
+__all__ = ["default_out", "plan_run", "read_plan", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,26 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         probe.unlink()
     except OSError as exc:
         raise GanzooUsageError(f"cannot write to output folder {out} ({exc.strerror}); choose another --out") from None
+
+
+def read_plan(out: Path) -> dict[str, Any]:
+    """A run folder's config.json, checked to hold what a resume needs (its values are checked when used)."""
+    path = out / RUN_CONFIG
+    fix = "fix it, or start the run again with --overwrite"
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GanzooUsageError(f"cannot resume: {out} is not a ganzoo run folder (no {RUN_CONFIG})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path} ({exc}); {fix}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); {fix}") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("architecture"), str):
+        raise ConfigError(f"{path} must be a JSON object naming an 'architecture'; {fix}")
+    for key in ("config", "recipe", "options"):
+        if not isinstance(plan.get(key), dict):
+            raise ConfigError(f"{path}: '{key}' must be a JSON object; {fix}")
+    return plan
 
 
 def plan_run(architecture: str, data: str, *, preset: str | None, config: Mapping[str, Any],
@@ -167,7 +187,7 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
             raise GanzooUsageError("resuming needs the run folder: pass --out RUN")
         out = Path(out)
         _prepare_out(out, resume=True, overwrite=False)
-        plan = json.loads((out / RUN_CONFIG).read_text(encoding="utf-8"))
+        plan = read_plan(out)
         if architecture is not None and architecture != plan["architecture"]:
             raise GanzooUsageError(f"{out} is a {plan['architecture']} run, not {architecture}")
         changed = sorted(set(config or {}) | (set(recipe) - {"steps"}))
@@ -177,7 +197,8 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
         if changed:
             raise GanzooUsageError(f"cannot change {', '.join(changed)} when resuming; "
                                    "start a new run to train with other settings")
-        plan["recipe"]["steps"] = recipe.get("steps", plan["recipe"]["steps"])
+        if "steps" in recipe:
+            plan["recipe"]["steps"] = recipe["steps"]
         plan["options"].update(options)
         RunOptions.from_dict(plan["options"])  # validate
         return _run_from_plan(plan, out, resume=True, progress=progress)
