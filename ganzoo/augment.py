@@ -3,7 +3,8 @@
 The same random transformations are applied to real and fake images before D sees them, and gradients flow
 through them into G, so D cannot overfit a small dataset while G is not taught to produce augmented images.
 A recipe turns it on with `augment="color,translation,cutout"` (any subset, in that order or another).
-Random draws come from torch's global generator, so a seeded run is repeatable and resumes exactly.
+Random draws come from torch's global generator, so a seeded run is repeatable and resumes exactly; in a
+distributed run each process keeps its rows of a draw for the global batch (`ganzoo.sharding.draw_rows`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import torch
 import torch.nn.functional as F
 
 from ganzoo.errors import ConfigError
+from ganzoo.sharding import draw_rows
 
 __all__ = ["AUGMENTATIONS", "augment", "parse_policy"]
 
 
 def _rand(x: torch.Tensor) -> torch.Tensor:
-    return torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype)
+    return draw_rows(x.shape[0], lambda m: torch.rand(m, 1, 1, 1, device=x.device, dtype=x.dtype))
 
 
 def color(x: torch.Tensor) -> torch.Tensor:
@@ -35,8 +37,8 @@ def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by up to `ratio` of its size in each direction, filling with zeros."""
     n, _, h, w = x.shape
     max_y, max_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    shift_y = torch.randint(-max_y, max_y + 1, (n, 1, 1), device=x.device)
-    shift_x = torch.randint(-max_x, max_x + 1, (n, 1, 1), device=x.device)
+    shift_y = draw_rows(n, lambda m: torch.randint(-max_y, max_y + 1, (m, 1, 1), device=x.device))
+    shift_x = draw_rows(n, lambda m: torch.randint(-max_x, max_x + 1, (m, 1, 1), device=x.device))
     # source coordinates in a copy padded by one zero pixel on each side
     rows = (torch.arange(h, device=x.device).view(1, h, 1) + shift_y).clamp(-1, h) + 1
     cols = (torch.arange(w, device=x.device).view(1, 1, w) + shift_x).clamp(-1, w) + 1
@@ -49,8 +51,8 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     """Zero a square of `ratio` times the image size at a random place in each image."""
     n, _, h, w = x.shape
     size_y, size_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
-    centre_y = torch.randint(0, h, (n, 1, 1), device=x.device)
-    centre_x = torch.randint(0, w, (n, 1, 1), device=x.device)
+    centre_y = draw_rows(n, lambda m: torch.randint(0, h, (m, 1, 1), device=x.device))
+    centre_x = draw_rows(n, lambda m: torch.randint(0, w, (m, 1, 1), device=x.device))
     top, left = centre_y - size_y // 2, centre_x - size_x // 2  # a size_y x size_x window around the centre
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)

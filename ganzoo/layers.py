@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganzoo.sharding import draw_rows
+
 __all__ = [
     "conv_plan",
     "upsampling_stack","normal_init_", "xavier_init_"]
@@ -121,7 +123,7 @@ class NoiseInput(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            noise = torch.randn(x.shape[0], 1, x.shape[2], x.shape[3], device=x.device, dtype=x.dtype)
+            noise = draw_rows(x.shape[0], lambda m: torch.randn(m, 1, *x.shape[2:], device=x.device, dtype=x.dtype))
         else:
             noise = self.fixed_noise.to(x.dtype)
         return x + noise * self.strength.view(1, -1, 1, 1)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganzoo.errors import ConfigError, unknown_name
+from ganzoo.sharding import draw_rows
 
 __all__ = [
     "GANLoss",
@@ -43,7 +44,8 @@ def _input_grad(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
 def gradient_penalty(D: DFn, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
                      target: float = 1.0) -> torch.Tensor:
     """E[(||grad D(x_hat)|| - target)^2] at random interpolates x_hat between real and fake images."""
-    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    ones = [1] * (real.dim() - 1)
+    eps = draw_rows(real.shape[0], lambda m: torch.rand(m, *ones, device=real.device, dtype=real.dtype))
     x_hat = torch.lerp(fake.detach(), real.detach(), eps).requires_grad_(True)
     grad = _input_grad(D(x_hat, labels), x_hat)
     return (grad.norm(2, dim=1) - target).square().mean()
@@ -133,7 +135,9 @@ class _BCELoss(GANLoss):
         if self.label_noise:  # real ~ U(0.7, 1.2), fake ~ U(0.0, 0.3)
             low = 0.7 if real else 0.0
             width = 0.5 if real else 0.3
-            return torch.rand_like(logits).mul_(width).add_(low)
+            noise = draw_rows(logits.shape[0], lambda m: torch.rand(m, *logits.shape[1:], device=logits.device,
+                                                                   dtype=logits.dtype))
+            return noise.mul_(width).add_(low)
         value = (1.0 - self.label_smoothing) if real else 0.0
         return torch.full_like(logits, value)
 

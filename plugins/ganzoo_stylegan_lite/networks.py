@@ -12,6 +12,7 @@ from torch import nn
 from ganzoo.errors import GanzooUsageError
 from ganzoo.interfaces import Discriminator, Generator
 from ganzoo.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, ModulatedConv2d, NoiseInput, pixel_norm
+from ganzoo.sharding import draw_rows
 
 if TYPE_CHECKING:
     from . import StyleGANLiteConfig
@@ -168,10 +169,11 @@ class StyleGANLiteGenerator(Generator):
                                             self.w_avg_beta))
         ws = self._broadcast(w)
         if self.training and self.mixing_prob > 0 and self.num_style_layers > 1:
-            w2 = self._broadcast(self.mapping(torch.randn_like(z)))
             n = z.shape[0]
-            crossover = torch.randint(1, self.num_style_layers, (n,), device=z.device)
-            mixed = torch.rand(n, device=z.device) < self.mixing_prob
+            w2 = self._broadcast(self.mapping(draw_rows(n, lambda m: torch.randn(m, *z.shape[1:], device=z.device,
+                                                                                 dtype=z.dtype))))
+            crossover = draw_rows(n, lambda m: torch.randint(1, self.num_style_layers, (m,), device=z.device))
+            mixed = draw_rows(n, lambda m: torch.rand(m, device=z.device)) < self.mixing_prob
             crossover = torch.where(mixed, crossover, self.num_style_layers)
             layer = torch.arange(self.num_style_layers, device=z.device)
             ws = torch.where((layer.unsqueeze(0) < crossover.unsqueeze(1)).unsqueeze(2), ws, w2)
