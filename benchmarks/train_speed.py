@@ -1,321 +1,373 @@
-"""Training speed of the ganzoo trainer against a plain hand-written PyTorch DCGAN loop.
+"""Training speed per architecture: the ganzoo trainer against a plain hand-written loop on the identical model.
 
-Both variants train the same DCGAN modules (deep copies of one initialisation) on the same in-memory data, one
-discriminator step and one generator step per training step, and are timed in rounds in one process. Within a
-round the variants alternate step by step (on the CPU; block by block on CUDA, see --interleave), so that load from
-other processes and clock drift hit them alike. Speeds are real images per second (batch size x steps / seconds);
-the figure to read is the median over rounds of the per-round ratio trainer / plain loop.
+For every architecture (default config and recipe, 1-channel mnist-5k) the script times, in one process and in
+alternating rounds: a plain PyTorch loop doing the same useful work per step as the recipe, the trainer with its
+default options, and the trainer's fast-path candidates (channels_last, bf16 autocast, optionally torch.compile).
+Speeds are real images per second; the figures to read are the medians over rounds of the per-round ratios to
+the plain loop. It also counts the FLOPs of one training step (torch's flop counter) and measures this machine's
+fp32 matmul and convolution peak, to say what fraction of the peak the trainer reaches.
 
-    .venv/bin/python benchmarks/train_speed.py                 # about 1-2 minutes on a 2-core CPU
-    .venv/bin/python benchmarks/train_speed.py --fast          # also the trainer with channels_last
-    .venv/bin/python benchmarks/train_speed.py --json results/train_speed.json
+    .venv/bin/python benchmarks/train_speed.py                      # all architectures, about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/train_speed.py --arch dcgan --fast cl
+    .venv/bin/python benchmarks/train_speed.py --quick              # smoke run
+    .venv/bin/python benchmarks/train_speed.py --device cuda --compile
 
-See benchmarks/README.md for how to read the output.
+See benchmarks/README.md for what each plain loop does and how to read the output.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-import datetime
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+from _common import (
+    SEED,
+    PlainLoop,
+    UnsupportedRecipe,
+    Variant,
+    add_arch_arg,
+    add_common_args,
+    calibrate_steps,
+    check_args,
+    finish,
+    fmt_ratio,
+    make_setup,
+    make_trainer,
+    md_table,
+    plain_copies,
+    rate_summary,
+    ratio_summary,
+    result_header,
+    run_rounds,
+    setup_device,
+    synchronize,
+    verdict,
+)
+from torch.utils.flop_counter import FlopCounterMode
 
-import ganzoo
-from ganzoo.data import ImageDataset, load_dataset
-from ganzoo.model import GANModel
-from ganzoo.registry import get_architecture
-from ganzoo.serialization import build_model
-from ganzoo.trainer.loop import RunOptions, Trainer, resolve_device
-
-ARCHITECTURE = "dcgan"
-DATA = "mnist-5k"
-CHANNELS = 1
-SEED = 0
-
-
-class PlainLoop:
-    """A minimal DCGAN training loop in the style of the PyTorch DCGAN tutorial.
-
-    Per step: a random batch of real images, one D update on real and detached fake images (two backward
-    passes, as the tutorial does), then one G update that reuses the same fake batch. No EMA, no freezing of
-    D's weights during G's step, no statistics read back.
-    """
-
-    def __init__(self, G: nn.Module, D: nn.Module, images: torch.Tensor, batch_size: int, z_dim: int,
-                 device: torch.device, seed: int) -> None:
-        self.G = G.to(device).train()
-        self.D = D.to(device).train()
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        self.images = images.to(device)  # uint8 (N, C, H, W)
-        self.batch_size = batch_size
-        self.z_dim = z_dim
-        self.device = device
-        self.per_epoch = len(images) // batch_size
-        self.perm_gen = torch.Generator().manual_seed(seed)  # its own streams: independent of the trainer's RNG
-        self.z_gen = torch.Generator(device=device).manual_seed(seed + 1)
-        self.perm = torch.empty(0, dtype=torch.int64)
-        self.index = 0
-
-    def real_batch(self) -> torch.Tensor:
-        offset = self.index % self.per_epoch
-        if offset == 0:
-            self.perm = torch.randperm(len(self.images), generator=self.perm_gen).to(self.device)
-        self.index += 1
-        idx = self.perm[offset * self.batch_size:(offset + 1) * self.batch_size]
-        return self.images[idx].float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1]
-
-    def step(self) -> None:
-        real = self.real_batch()
-        n = real.shape[0]
-        ones = torch.ones(n, device=self.device)
-        zeros = torch.zeros(n, device=self.device)
-
-        # D: maximise log D(x) + log(1 - D(G(z)))
-        self.D.zero_grad()
-        loss_real = F.binary_cross_entropy_with_logits(self.D(real), ones)
-        loss_real.backward()
-        z = torch.randn(n, self.z_dim, device=self.device, generator=self.z_gen)
-        fake = self.G(z)
-        loss_fake = F.binary_cross_entropy_with_logits(self.D(fake.detach()), zeros)
-        loss_fake.backward()
-        self.opt_D.step()
-
-        # G: maximise log D(G(z)), on the same fake batch
-        self.G.zero_grad()
-        loss_g = F.binary_cross_entropy_with_logits(self.D(fake), ones)
-        loss_g.backward()
-        self.opt_G.step()
+TARGET_DEFAULT = 1.0  # trainer with default options / plain loop
+TARGET_FAST = 1.3  # trainer's fast path / plain loop
+#: fast-path options by the short names used on the command line
+FAST_OPTIONS = {"cl": "channels_last", "bf16": "amp", "compile": "compile"}
 
 
-@dataclass
-class Variant:
-    key: str
-    label: str
-    step: Callable[[], None]
-    img_per_s: list[float] = field(default_factory=list)
-    cpu_util: list[float] = field(default_factory=list)  # process CPU seconds per wall second while timed
+# ---------------------------------------------------------------------------------------------------------------------
+# this machine's peak
+# ---------------------------------------------------------------------------------------------------------------------
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def measure(variant: Variant, steps: int, warmup: int, batch_size: int, device: torch.device) -> None:
-    """Warm up, then time `steps` calls of the variant's step; appends images/s and CPU use to the variant."""
-    for _ in range(warmup):
-        variant.step()
+def _best_rate(fn: Callable[[], Any], flops: float, device: torch.device, calls: int, blocks: int) -> float:
+    """FLOP/s of the fastest of `blocks` timed blocks of `calls` calls (after one untimed call)."""
+    fn()
     synchronize(device)
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    for _ in range(steps):
-        variant.step()
-    synchronize(device)
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    variant.img_per_s.append(batch_size * steps / wall)
-    variant.cpu_util.append(cpu / wall)
+    best = float("inf")
+    for _ in range(blocks):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        synchronize(device)
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return flops / best
 
 
-def measure_interleaved(variants: list[Variant], steps: int, warmup: int, batch_size: int,
-                        device: torch.device) -> None:
-    """Like `measure` for every variant at once, alternating single steps (A B A B ...) and timing each one.
+def measure_peaks(device: torch.device, quick: bool) -> dict[str, Any]:
+    """fp32 GFLOP/s of a large matrix multiply and of a 3x3 convolution (best memory format), best of blocks."""
+    gen = torch.Generator().manual_seed(0)
+    cuda = device.type == "cuda"
+    n = 1024 if quick else (8192 if cuda else 2048)
+    a = torch.randn(n, n, generator=gen).to(device)
+    b = torch.randn(n, n, generator=gen).to(device)
+    out = torch.empty(n, n, device=device)
+    calls, blocks = (2, 2) if quick else ((20, 5) if cuda else (5, 5))
+    matmul = _best_rate(lambda: torch.mm(a, b, out=out), 2.0 * n ** 3, device, calls, blocks)
 
-    Load from other processes then falls on every variant alike even when it changes within a second. On CUDA
-    each step ends in a synchronisation, which hides any overlap of one step's launches with the previous step.
-    """
-    for _ in range(warmup):
-        for variant in variants:
-            variant.step()
-    synchronize(device)
-    wall = [0.0] * len(variants)
-    cpu = [0.0] * len(variants)
-    for _ in range(steps):
-        for i, variant in enumerate(variants):
-            wall0, cpu0 = time.perf_counter(), time.process_time()
-            variant.step()
-            synchronize(device)
-            wall[i] += time.perf_counter() - wall0
-            cpu[i] += time.process_time() - cpu0
-    for i, variant in enumerate(variants):
-        variant.img_per_s.append(batch_size * steps / wall[i])
-        variant.cpu_util.append(cpu[i] / wall[i])
-
-
-def machine_info(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "device": str(device),
-    }
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
-        if names:
-            info["cpu_model"] = names[0]
-    except OSError:
-        pass
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
+    batch, channels, size = (16 if quick else (256 if cuda else 64)), 128, 32
+    x = torch.randn(batch, channels, size, size, generator=gen).to(device)
+    w = torch.randn(channels, channels, 3, 3, generator=gen).to(device)
+    conv_flops = 2.0 * batch * channels * size * size * channels * 9
+    conv = {}
+    for fmt_name, fmt in (("contiguous", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        xf, wf = x.contiguous(memory_format=fmt), w.contiguous(memory_format=fmt)
+        with torch.no_grad():
+            conv[fmt_name] = _best_rate(lambda xf=xf, wf=wf: torch.nn.functional.conv2d(xf, wf, padding=1),
+                                        conv_flops, device, calls, blocks)
+    best_fmt = max(conv, key=conv.__getitem__)
+    return {"matmul_gflops": round(matmul / 1e9, 1), "matmul_size": n,
+            "conv_gflops": round(conv[best_fmt] / 1e9, 1), "conv_memory_format": best_fmt,
+            "conv_shape": [batch, channels, size, size], "conv_gflops_by_format": {k: round(v / 1e9, 1)
+                                                                                  for k, v in conv.items()},
+            "dtype": "float32", "tf32": bool(cuda and torch.backends.cuda.matmul.allow_tf32)}
 
 
-def load_average() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
+class _NoModuleTracking:
+    """Stands in for FlopCounterMode's per-module tracker, which breaks `torch.autograd.grad` (pytorch/pytorch
+    issue 131753: "A leaf node was passed to _will_engine_execute_node"), so gradient penalties and R1 could not
+    be counted. Every FLOP is then attributed to "Global", which is all `get_total_flops` reads."""
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self) -> _NoModuleTracking:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         return None
 
 
-def make_trainer(model: GANModel, dataset: ImageDataset, batch_size: int, device: torch.device, out: Path,
-                 channels_last: bool) -> Trainer:
-    """A Trainer set up as `ganzoo.train` would: the architecture's default recipe and default RunOptions."""
-    recipe = get_architecture(ARCHITECTURE).make_recipe(None, batch_size=batch_size)
-    options = RunOptions(data=DATA, seed=SEED, device=str(device), channels_last=channels_last)
-    return Trainer(model, recipe, dataset, options, out=out, hooks=[])
+def count_flops(step: Callable[[], Any]) -> int:
+    """FLOPs of one call of `step`, as torch's flop counter sees them (matmuls and convolutions)."""
+    counter = FlopCounterMode(display=False)
+    if hasattr(counter, "mod_tracker"):
+        counter.mod_tracker = _NoModuleTracking()
+    with counter:
+        step()
+    return int(counter.get_total_flops())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# one architecture
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def parse_fast(spec: str, compile_too: bool) -> list[str]:
+    """Candidate names like 'cl', 'cl+bf16'; each a '+'-joined set of FAST_OPTIONS keys."""
+    names = [] if spec.strip() == "none" else [s.strip() for s in spec.split(",") if s.strip()]
+    if compile_too and "cl+compile" not in names:
+        names.append("cl+compile")
+    for name in names:
+        unknown = [p for p in name.split("+") if p not in FAST_OPTIONS]
+        if unknown:
+            raise ValueError(f"unknown fast-path option {unknown[0]!r} in {name!r}; use {', '.join(FAST_OPTIONS)} "
+                             "joined by +, e.g. cl+bf16")
+    return names
+
+
+def bench_architecture(name: str, args: argparse.Namespace, device: torch.device, tmp: Path) -> dict[str, Any]:
+    setup = make_setup(name, batch_size=args.batch_size)
+    print(f"\n{setup.describe()}", flush=True)
+    result: dict[str, Any] = {"architecture": name, "img_size": setup.config.img_size,
+                              "batch_size": setup.recipe.batch_size, "d_steps": setup.recipe.d_steps,
+                              "loss": setup.recipe.loss, "images_per_step": setup.images_per_step}
+    plain_G, plain_D = plain_copies(setup.model)
+    fast_models = {cand: copy.deepcopy(setup.model) for cand in args.fast}
+    try:
+        plain = PlainLoop(plain_G, plain_D, setup.dataset, setup.recipe, device)
+    except UnsupportedRecipe as exc:
+        print(f"  skipped: {exc}")
+        result["skipped"] = str(exc)
+        return result
+    trainer = make_trainer(setup, setup.model, device, tmp / name)
+    ips = setup.images_per_step
+    variants = [Variant("plain", "plain loop", plain.step, ips), Variant("trainer", "trainer", trainer.train_step, ips)]
+    torch.manual_seed(SEED)  # as Trainer.run does before its first step
+    for v in variants:  # first calls: oneDNN/cuDNN set-up
+        for _ in range(args.warmup):
+            v.step()
+
+    failed: dict[str, str] = {}
+    for cand, model in fast_models.items():
+        options = {FAST_OPTIONS[p]: True for p in cand.split("+")}
+        try:
+            fast = make_trainer(setup, model, device, tmp / f"{name}-{cand}", **options)
+            t0 = time.perf_counter()
+            for _ in range(max(1, args.warmup)):  # compilation happens here
+                fast.train_step()
+            synchronize(device)
+            if "compile" in cand:
+                result.setdefault("compile_warmup_s", {})[cand] = round(time.perf_counter() - t0, 1)
+        except Exception as exc:  # a candidate that does not work here is reported, not fatal
+            failed[cand] = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            print(f"  fast-path candidate {cand} failed: {failed[cand]}")
+            continue
+        variants.append(Variant(f"trainer+{cand}", f"trainer {cand}", fast.train_step, ips))
+
+    steps = args.steps or calibrate_steps(plain.step, device, args.seconds)
+    flops = {"trainer": count_flops(trainer.train_step), "plain": count_flops(plain.step)}
+    interleave = args.interleave if args.interleave != "auto" else ("block" if device.type == "cuda" else "step")
+    print(f"  {args.rounds} rounds x {steps} steps (+{args.warmup} warm-up) per variant, alternating every "
+          f"{'step' if interleave == 'step' else 'block'}; {flops['trainer'] / 1e9:.2f} GFLOP per trainer step",
+          flush=True)
+    ratios = run_rounds(variants, args.rounds, steps, args.warmup, interleave, device, reference="plain")
+
+    result.update({
+        "steps_per_round": steps, "rounds": args.rounds, "interleave": interleave,
+        "img_per_s": {v.key: rate_summary(v) for v in variants},
+        "ratio_to_plain": {k: ratio_summary(r) for k, r in ratios.items()},
+        "flops_per_step": flops,
+        "gflop_per_image": {k: round(f / ips / 1e9, 4) for k, f in flops.items()},
+    })
+    trainer_rate = result["img_per_s"]["trainer"]["median"]
+    result["trainer_gflops"] = round(flops["trainer"] / ips * trainer_rate / 1e9, 1)
+    if failed:
+        result["fast_failed"] = failed
+    fast_keys = [k for k in ratios if k.startswith("trainer+")]
+    if fast_keys:
+        best = max(fast_keys, key=lambda k: result["ratio_to_plain"][k]["median"])
+        result["fast_best"] = best
+        # the best candidate against the default trainer, round by round
+        default = next(v for v in variants if v.key == "trainer")
+        chosen = next(v for v in variants if v.key == best)
+        result["fast_over_default"] = ratio_summary([a / b for a, b in zip(chosen.rates, default.rates, strict=True)])
+    default_ratio = result["ratio_to_plain"]["trainer"]["median"]
+    line = f"  trainer / plain loop: {default_ratio:.2f}x [target >= {TARGET_DEFAULT}]"
+    if fast_keys:
+        line += (f"; fast path ({result['fast_best'].removeprefix('trainer+')}) / plain loop: "
+                 f"{result['ratio_to_plain'][result['fast_best']]['median']:.2f}x [target >= {TARGET_FAST}]")
+    print(line, flush=True)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The section's tables for RESULTS.md."""
+    peaks = result["peaks"]
+    archs = [a for a in result["architectures"] if "skipped" not in a and "error" not in a]
+    out = [f"Measured peak (fp32, {result['machine']['torch_threads']} threads on the CPU): matrix multiply "
+           f"{peaks['matmul_gflops']:.0f} GFLOP/s ({peaks['matmul_size']}x{peaks['matmul_size']}), 3x3 convolution "
+           f"{peaks['conv_gflops']:.0f} GFLOP/s ({peaks['conv_memory_format']}, input "
+           f"{'x'.join(map(str, peaks['conv_shape']))}).", ""]
+    rows = []
+    for a in archs:
+        ratio = a["ratio_to_plain"]["trainer"]
+        gflops = a["trainer_gflops"]
+        rows.append([f"{a['architecture']} {a['img_size']}px b{a['batch_size']}" + (
+            f" x{a['d_steps']}" if a["d_steps"] > 1 else ""),
+            f"{a['img_per_s']['plain']['median']:.1f}", f"{a['img_per_s']['trainer']['median']:.1f}",
+            fmt_ratio(ratio), f">= {TARGET_DEFAULT}", verdict(ratio["median"], TARGET_DEFAULT),
+            f"{a['gflop_per_image']['trainer']:.3f}", f"{gflops:.0f}",
+            f"{100 * gflops / peaks['matmul_gflops']:.0f} %", f"{100 * gflops / peaks['conv_gflops']:.0f} %"])
+    out.append(md_table(["architecture", "plain img/s", "trainer img/s", "trainer / plain", "target", "",
+                         "GFLOP / img", "trainer GFLOP/s", "of matmul peak", "of conv peak"], rows))
+    out.append("")
+    fast_rows = []
+    for a in archs:
+        if "fast_best" not in a:
+            continue
+        best = a["fast_best"]
+        cands = ", ".join(f"{k.removeprefix('trainer+')} {a['img_per_s'][k]['median']:.1f}"
+                          for k in a["img_per_s"] if k.startswith("trainer+"))
+        ratio = a["ratio_to_plain"][best]
+        fast_rows.append([a["architecture"], f"{a['img_per_s']['trainer']['median']:.1f}", cands,
+                          best.removeprefix("trainer+"), fmt_ratio(a["fast_over_default"]), fmt_ratio(ratio),
+                          f">= {TARGET_FAST}", verdict(ratio["median"], TARGET_FAST)])
+    if fast_rows:
+        out.append("Fast path: the trainer's candidates (img/s), the best one per architecture, against the "
+                   "default trainer and against the plain loop.")
+        out.append("")
+        out.append(md_table(["architecture", "default img/s", "candidates img/s", "best", "best / default",
+                             "best / plain", "target", ""], fast_rows))
+    notes = [f"- {a['architecture']}: {a.get('skipped') or a.get('error')}" for a in result["architectures"]
+             if "skipped" in a or "error" in a]
+    notes += [f"- {a['architecture']}: fast-path candidate {k} failed ({v})" for a in archs
+              for k, v in a.get("fast_failed", {}).items()]
+    if notes:
+        out += ["", *notes]
+    return "\n".join(out)
+
+
+def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Target rows for the overview table of RESULTS.md."""
+    rows = []
+    for a in result["architectures"]:
+        if "ratio_to_plain" not in a:
+            continue
+        value = a["ratio_to_plain"]["trainer"]["median"]
+        rows.append({"what": f"training speed {a['architecture']}: trainer / plain loop", "value": f"{value:.2f}x",
+                     "target": f">= {TARGET_DEFAULT}x", "verdict": verdict(value, TARGET_DEFAULT)})
+        if "fast_best" in a:
+            value = a["ratio_to_plain"][a["fast_best"]]["median"]
+            rows.append({"what": f"training speed {a['architecture']}: fast path "
+                                 f"({a['fast_best'].removeprefix('trainer+')}) / plain loop",
+                         "value": f"{value:.2f}x", "target": f">= {TARGET_FAST}x",
+                         "verdict": verdict(value, TARGET_FAST)})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5, help="rounds; each gives one ratio per variant pair")
-    parser.add_argument("--steps", type=int, default=30, help="timed training steps per variant and round")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per variant at the start of each round")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--img-size", type=int, default=32, choices=(28, 32, 64, 128))
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch CPU threads (0: torch's default); 1 is steadier on a busy machine")
+    add_arch_arg(parser)
+    add_common_args(parser)
+    parser.add_argument("--rounds", type=int, default=None, help="rounds; each gives one ratio per variant "
+                        "(default 5, --quick 2)")
+    parser.add_argument("--steps", type=int, default=0,
+                        help="timed steps per variant and round; 0 sizes them to --seconds of the plain loop")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="with --steps 0: about this many seconds per variant and round (default 3, --quick 0.3)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed steps per variant at the start of each round (default 2, --quick 1)")
+    parser.add_argument("--batch-size", type=int, default=None, help="override the recipes' batch sizes")
     parser.add_argument("--interleave", choices=("auto", "block", "step"), default="auto",
-                        help="alternate the variants every single step, or every block of --steps steps; "
+                        help="alternate the variants every single step, or every block of steps; "
                              "auto: step on the CPU, block on CUDA")
-    parser.add_argument("--fast", action="store_true", help="also time the trainer with channels_last=True")
-    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--fast", default=None,
+                        help="fast-path candidates of the trainer, comma-separated, each options joined by +: "
+                             "cl (channels_last), bf16 (autocast), compile; none for no candidates "
+                             "(default cl,cl+bf16; --quick cl)")
+    parser.add_argument("--compile", action="store_true",
+                        help="add the candidate cl+compile (torch.compile has a long warm-up)")
     args = parser.parse_args(argv)
-    for name in ("rounds", "steps", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.threads < 0:
-        parser.error("--threads must be at least 0")
-    if args.warmup < 0:
-        parser.error("--warmup must be at least 0")
+    quick = args.quick
+    args.rounds = args.rounds if args.rounds is not None else (2 if quick else 5)
+    args.seconds = args.seconds if args.seconds is not None else (0.3 if quick else 3.0)
+    args.warmup = args.warmup if args.warmup is not None else (1 if quick else 2)
+    check_args(parser, args, positive=("rounds",), non_negative=("steps", "warmup"))
+    if args.batch_size is not None and args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    if not args.seconds > 0:
+        parser.error("--seconds must be positive")
+    try:
+        args.fast = parse_fast(args.fast if args.fast is not None else ("cl" if quick else "cl,cl+bf16"),
+                               args.compile)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    device = resolve_device(args.device)
-    batch = args.batch_size
-    if args.interleave == "auto":  # per-step synchronisation would distort a GPU's asynchronous queue
-        args.interleave = "block" if device.type == "cuda" else "step"
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    dataset = load_dataset(DATA, img_size=args.img_size, channels=CHANNELS)
-    torch.manual_seed(SEED)  # as ganzoo.train does before building the model
-    model = build_model(ARCHITECTURE, None, img_size=args.img_size, channels=CHANNELS)
-    # copies taken before any Trainer touches the model: every variant starts from the same weights
-    plain_G = copy.deepcopy(model.generator)
-    plain_D = copy.deepcopy(model.discriminator)
-    model_cl = copy.deepcopy(model) if args.fast else None
-    assert plain_D is not None
-
+    device = setup_device(args)
+    t_start = time.perf_counter()
+    result = result_header("train_speed", device, {
+        "architectures": args.arch, "rounds": args.rounds, "steps": args.steps, "seconds": args.seconds,
+        "warmup": args.warmup, "batch_size": args.batch_size, "fast": args.fast, "quick": args.quick})
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads; "
+          f"load average {result['load_average_before']}")
+    result["peaks"] = measure_peaks(device, args.quick)
+    p = result["peaks"]
+    print(f"peak fp32: matmul {p['matmul_gflops']:.0f} GFLOP/s, conv {p['conv_gflops']:.0f} GFLOP/s "
+          f"({p['conv_memory_format']})")
+    result["architectures"] = []
     with tempfile.TemporaryDirectory(prefix="ganzoo-bench-") as tmp:
-        trainer = make_trainer(model, dataset, batch, device, Path(tmp) / "trainer", channels_last=False)
-        plain = PlainLoop(plain_G, plain_D, trainer.batches.images, batch, model.generator.z_dim, device, SEED)
-        variants = [Variant("trainer", "trainer", trainer.train_step), Variant("plain", "plain loop", plain.step)]
-        if model_cl is not None:
-            trainer_cl = make_trainer(model_cl, dataset, batch, device, Path(tmp) / "trainer-cl", channels_last=True)
-            variants.append(Variant("trainer_channels_last", "trainer channels_last", trainer_cl.train_step))
-        torch.manual_seed(SEED)  # as Trainer.run does before its first step
-
-        load_before = load_average()
-        print(f"ganzoo {ganzoo.__version__}, torch {torch.__version__}, device {device}, "
-              f"{torch.get_num_threads()} threads; {ARCHITECTURE} {args.img_size}x{args.img_size}x{CHANNELS}, "
-              f"batch {batch}, {DATA}; {args.rounds} rounds x {args.steps} steps (+{args.warmup} warm-up), "
-              f"alternating every {'step' if args.interleave == 'step' else 'block of steps'}")
-        if load_before is not None:
-            print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
-        t_start = time.perf_counter()
-        ratios: list[float] = []
-        ratios_cl: list[float] = []
-        for r in range(args.rounds):
-            # rotate the order each round (A B, B A, ...) so that a steady drift favours no variant
-            shift = r % len(variants)
-            order = variants[shift:] + variants[:shift]
-            if args.interleave == "step":
-                measure_interleaved(order, args.steps, args.warmup, batch, device)
-            else:
-                for variant in order:
-                    measure(variant, args.steps, args.warmup, batch, device)
-            by_key = {v.key: v.img_per_s[-1] for v in variants}
-            ratios.append(by_key["trainer"] / by_key["plain"])
-            parts = [f"{v.label} {v.img_per_s[-1]:7.1f} img/s" for v in variants]
-            line = f"round {r + 1}/{args.rounds}: " + ", ".join(parts) + f" | trainer/plain {ratios[-1]:.3f}"
-            if "trainer_channels_last" in by_key:
-                ratios_cl.append(by_key["trainer_channels_last"] / by_key["plain"])
-                line += f", channels_last/plain {ratios_cl[-1]:.3f}"
-            print(line, flush=True)
-        elapsed = time.perf_counter() - t_start
-    load_after = load_average()
-
-    medians = {v.key: statistics.median(v.img_per_s) for v in variants}
+        for name in args.arch:
+            try:
+                result["architectures"].append(bench_architecture(name, args, device, Path(tmp)))
+            except Exception as exc:  # one broken architecture must not lose the others' figures
+                message = f"{type(exc).__name__}: {exc}"
+                print(f"  {name} failed: {message}", file=sys.stderr)
+                result["architectures"].append({"architecture": name, "error": message})
+    finish(result, args.json, t_start)
     print()
-    print(f"median img/s over {args.rounds} rounds ({elapsed:.0f} s):")
-    for v in variants:
-        spread = f"min {min(v.img_per_s):.1f}, max {max(v.img_per_s):.1f}"
-        print(f"  {v.label:<24}{medians[v.key]:8.1f}   ({spread}; CPU use {statistics.median(v.cpu_util):.2f})")
-    if load_after is not None:
-        print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
-    ratio = statistics.median(ratios)
-    print(f"per-round ratios trainer/plain: {' '.join(f'{x:.3f}' for x in ratios)}")
-    if ratios_cl:
-        print(f"per-round ratios channels_last/plain: {' '.join(f'{x:.3f}' for x in ratios_cl)}")
-        print(f"ratio (trainer channels_last / plain loop): {statistics.median(ratios_cl):.2f}x")
-    print(f"ratio (trainer / plain loop): {ratio:.2f}x  [target >= 1.0]")
-
-    if args.json is not None:
-        result: dict[str, Any] = {
-            "benchmark": "train_speed",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "ganzoo_version": ganzoo.__version__,
-            "torch_version": torch.__version__,
-            "machine": machine_info(device),
-            "settings": {"architecture": ARCHITECTURE, "data": DATA, "img_size": args.img_size, "channels": CHANNELS,
-                         "batch_size": batch, "rounds": args.rounds, "steps": args.steps, "warmup": args.warmup,
-                         "fast": args.fast, "interleave": args.interleave, "threads": torch.get_num_threads(),
-                         "seed": SEED},
-            "load_average": {"before": load_before, "after": load_after},
-            "elapsed_s": round(elapsed, 1),
-            "img_per_s": {v.key: [round(x, 2) for x in v.img_per_s] for v in variants},
-            "cpu_util": {v.key: [round(x, 3) for x in v.cpu_util] for v in variants},
-            "median_img_per_s": {k: round(x, 2) for k, x in medians.items()},
-            "ratios": {"trainer/plain": [round(x, 4) for x in ratios]},
-            "ratio": {"trainer/plain": round(ratio, 4)},
-        }
-        if ratios_cl:
-            result["ratios"]["trainer_channels_last/plain"] = [round(x, 4) for x in ratios_cl]
-            result["ratio"]["trainer_channels_last/plain"] = round(statistics.median(ratios_cl), 4)
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        print(f"results written to {args.json}")
-    return 0
+    print(markdown(result))
+    ok = [a for a in result["architectures"] if "ratio_to_plain" in a]
+    if ok:
+        print(f"\nmedian over architectures of trainer / plain: "
+              f"{statistics.median(a['ratio_to_plain']['trainer']['median'] for a in ok):.2f}x")
+    return 1 if any("error" in a for a in result["architectures"]) else 0
 
 
 if __name__ == "__main__":
