@@ -5,6 +5,7 @@
     gan = ganzoo.create("dcgan", img_size=32, channels=1)  # untrained
     gan = ganzoo.train("dcgan", data="mnist-5k", steps=2000, out="runs/dcgan")
     gan = ganzoo.load("runs/dcgan")                       # a run or model folder
+    ganzoo.evaluate(gan, "mnist-5k", ["fid", "kid"])      # metrics with their provenance
     images = gan.sample(16, seed=0)                       # (16, C, H, W) in [-1, 1]
 
 The public names are loaded lazily, so `import ganzoo` (and `ganzoo --help`) does not import torch.
@@ -22,6 +23,7 @@ _LAZY = {
     "create": "ganzoo.api",
     "load": "ganzoo.api",
     "train": "ganzoo.api",
+    "evaluate": "ganzoo.metrics",
     "list_models": "ganzoo.registry",
     "list_pretrained": "ganzoo.registry",
     "list_losses": "ganzoo.losses",
@@ -44,6 +46,7 @@ __all__ = [
     "Recipe",
     "__version__",
     "create",
+    "evaluate",
     "list_losses",
     "list_models",
     "list_pretrained",
@@ -56,6 +59,7 @@ if TYPE_CHECKING:
     from ganzoo.errors import GanzooError
     from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Recipe
     from ganzoo.losses import list_losses
+    from ganzoo.metrics import evaluate
     from ganzoo.model import GANModel
     from ganzoo.registry import list_models, list_pretrained
 

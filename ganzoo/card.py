@@ -52,6 +52,22 @@ def _front_matter(model: GANModel, training: Mapping[str, Any], metrics: list[Ma
     return data.to_yaml()
 
 
+def _measured(provenance: Mapping[str, Any]) -> str:
+    """One line on how a metric was measured, from its provenance record."""
+    if not provenance:
+        return "not recorded"
+    parts = []
+    if "extractor" in provenance:
+        digest = str(provenance.get("extractor_weights_sha256", ""))[:12]
+        parts.append(f"{provenance['extractor']} features" + (f" (weights sha256 {digest}...)" if digest else ""))
+    if "fake_images" in provenance:
+        parts.append(f"{provenance['fake_images']} generated vs {provenance.get('real_images', '?')} real images of "
+                     f"{provenance.get('real_data', '?')} ({provenance.get('split', '?')} split)")
+    if "seed" in provenance:
+        parts.append(f"seed {provenance['seed']}")
+    return "; ".join(parts) or ", ".join(f"{k}: {v}" for k, v in provenance.items())
+
+
 def model_card(model: GANModel, training: Mapping[str, Any] | None = None, repo_id: str | None = None) -> str:
     """The model card (Markdown with YAML front matter) for `model`, mentioning `repo_id` when it is known."""
     training = dict(training or {})
@@ -70,9 +86,9 @@ def model_card(model: GANModel, training: Mapping[str, Any] | None = None, repo_
     if metrics:
         lines += ["## Evaluation", "", "| metric | value | how it was measured |", "| --- | --- | --- |"]
         for metric in metrics:
-            provenance = ", ".join(f"{k}: {v}" for k, v in metric.get("provenance", {}).items())
-            lines.append(f"| {metric['name']} | {metric['value']} | {provenance} |")
-        lines.append("")
+            lines.append(f"| {metric['name']} | {metric['value']} | {_measured(metric.get('provenance', {}))} |")
+        lines += ["", "The full provenance of each value is in the metadata above (`metric_config`) and in "
+                  "`config.json`.", ""]
     if training:
         lines += ["## Training", "", "| setting | value |", "| --- | --- |"]
         lines += [f"| {key} | {value} |" for key, value in training.items() if not isinstance(value, dict)]

@@ -267,6 +267,14 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
               help="Steps between checkpoints.")
 @click.option("--on-bad-image", type=click.Choice(["fail", "skip"]),
               help="What to do with an unreadable image in an image folder.  [default: fail]")
+@click.option("--eval-every", type=click.IntRange(min=1),
+              help="Evaluate the generator every N steps (and at the end), logged to metrics.jsonl.")
+@click.option("--eval-metrics", help="Metrics for --eval-every, comma-separated (fid, kid, is, pr).  [default: fid]")
+@click.option("--eval-extractor", help="Feature extractor for --eval-every (see `ganzoo eval --help`).  "
+                                       "[default: digits]")
+@click.option("--eval-samples", type=click.IntRange(min=1), help="Generated images per evaluation.  [default: 2000]")
+@click.option("--keep-best", metavar="METRIC",
+              help="Export RUN/best whenever METRIC (one of --eval-metrics) improves.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan (config, recipe, options) and exit.")
 @_errors_to_exit_codes
 def train(arch: str | None, preset: str | None, data: str | None, steps: int | None, batch_size: int | None,
@@ -276,7 +284,8 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
           label_smoothing: float | None, label_noise: bool | None, instance_noise: float | None,
           ema_kimg: float | None, assignments: tuple[str, ...], device: str, amp: bool, channels_last: bool,
           compile_: bool, log_every: int, sample_every: int, checkpoint_every: int, on_bad_image: str | None,
-          dry_run: bool) -> None:
+          eval_every: int | None, eval_metrics: str | None, eval_extractor: str | None, eval_samples: int | None,
+          keep_best: str | None, dry_run: bool) -> None:
     """Train an architecture with its recipe; writes a run folder with samples, checkpoints and model/."""
     if resume and overwrite:
         raise _UsageFailure("--resume and --overwrite contradict each other; pick one")
@@ -318,6 +327,9 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
                                "checkpoint_every": checkpoint_every, "device": device}
     if on_bad_image is not None:
         options["on_bad_image"] = on_bad_image
+    evaluation = {"eval_every": eval_every, "eval_metrics": eval_metrics, "eval_extractor": eval_extractor,
+                  "eval_samples": eval_samples, "keep_best": keep_best}
+    options.update({k: v for k, v in evaluation.items() if v is not None})
     for key, on in (("amp", amp), ("channels_last", channels_last), ("compile", compile_)):
         if on:
             options[key] = True
@@ -490,6 +502,66 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
         grid = torch.cat(tiles).float().clamp(-1, 1)
     save_grid(grid, output, nrow=cols + 1)
     click.echo(f"wrote a {rows}x{cols} style-mixing grid to {output}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# eval
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@cli.command("eval")
+@click.argument("model")
+@click.option("-d", "--data", default="mnist-5k", show_default=True,
+              help="Real images: a dataset name or an image folder (loaded at the model's size and channels).")
+@click.option("--metrics", default="fid", show_default=True,
+              help="Comma-separated: fid, kid, is (Inception Score), pr (precision and recall).")
+@click.option("--extractor", default="digits", show_default=True,
+              help="Feature space: digits (offline, for digit data), inception (published FIDs; downloaded once), "
+                   "dinov2, or timm:<model> for any pretrained timm model.")
+@click.option("-n", "--num-samples", type=click.IntRange(min=2),
+              help="Generated images.  [default: as many as real images, at most 50,000]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the generated images.")
+@click.option("--truncation", type=click.FloatRange(0, 1), help="Truncation trick (StyleGAN-style models).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the result (values, diagnostics, provenance) to this JSON file.")
+@click.option("--save/--no-save", default=True, show_default=True,
+              help="Store the result in MODEL's metrics.jsonl, config.json and model card when MODEL is a local "
+                   "run or model folder.")
+@_errors_to_exit_codes
+def eval_cmd(model: str, data: str, metrics: str, extractor: str, num_samples: int | None, seed: int,
+             truncation: float | None, device: str, json_out: Path | None, save: bool) -> None:
+    """Measure MODEL against real images: FID, KID, IS, precision/recall, with mode-collapse diagnostics."""
+    from ganzoo._io import write_json
+    from ganzoo.metrics import evaluate, parse_metrics
+    from ganzoo.metrics.evaluation import record
+    from ganzoo.metrics.extractors import canonical_name
+
+    parse_metrics(metrics)  # name errors before any loading
+    canonical_name(extractor)
+    gan = _load_for_sampling(model, device)
+    result = evaluate(gan, data, metrics, extractor=extractor, num_samples=num_samples, seed=seed,
+                      **_generator_kwargs(gan, truncation))
+    prov = result.provenance
+    click.echo(f"{model}: {prov['fake_images']} generated vs {prov['real_images']} real images of {prov['real_data']}, "
+               f"{prov['extractor']} features")
+    for name, value in result.values.items():
+        click.echo(f"  {name:<10} {value:.6g}")
+    diag = result.diagnostics
+    if diag:
+        click.echo(f"  classes    {diag['classes_covered']}/{diag['num_classes']} covered, entropy "
+                   f"{diag['entropy']:.3f} of {diag['max_entropy']:.3f} nats")
+        click.echo(f"  histogram  {' '.join(str(c) for c in diag['class_histogram'])}")
+        if "class_control" in diag:
+            click.echo(f"  requested class recognised in {diag['class_control']:.1%} of images")
+    click.echo(f"  extractor weights sha256 {prov['extractor_weights_sha256']}, seed {prov['seed']}")
+    if json_out is not None:
+        write_json(json_out, result.to_dict())
+        click.echo(f"wrote {json_out}")
+    local = Path(model).expanduser()
+    if save and local.is_dir():
+        written = record(result, local)
+        click.echo(f"recorded in {', '.join(str(p) for p in written)}")
 
 
 @cli.command()

@@ -183,6 +183,8 @@ def save_model_folder(model: GANModel, folder: str | os.PathLike[str], *, sample
     meta = {"architecture": model.architecture, "config": model.config.to_dict(), "ganzoo_version": __version__}
     if training:
         meta["training"] = training
+    if model.info.get("metrics"):
+        meta["metrics"] = model.info["metrics"]
     write_json(folder / CONFIG_NAME, meta)
     write_text(folder / CARD_NAME, model_card(model, training))
     if samples:  # 64 images, or one row of 8 per class for a conditional model

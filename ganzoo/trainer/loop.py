@@ -67,13 +67,28 @@ class RunOptions(JsonConfig):
     channels_last: bool = False
     compile: bool = False  # torch.compile G and D
     on_bad_image: Literal["fail", "skip"] = "fail"
+    eval_every: int = 0  # steps between evaluations (0: none); see ganzoo.metrics
+    eval_metrics: str = "fid"  # comma-separated metric names
+    eval_extractor: str = "digits"
+    eval_samples: int = 2000  # generated images per evaluation
+    keep_best: str | None = None  # a metric of eval_metrics: export out/best whenever it improves
 
     def validate(self) -> None:
         from ganzoo.errors import ConfigError
 
-        for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size"):
+        for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size",
+                     "eval_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.eval_every < 0:
+            raise ConfigError(f"eval_every must be 0 (no evaluation) or a number of steps, got {self.eval_every}")
+        if self.keep_best is not None:
+            names = [m.strip() for m in self.eval_metrics.split(",")]
+            if self.keep_best not in names:
+                raise ConfigError(f"keep_best is {self.keep_best!r} but the evaluation computes {', '.join(names)}; "
+                                  "add it to the evaluated metrics")
+            if not self.eval_every:
+                raise ConfigError("keep_best needs evaluations during training: set eval_every")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -134,6 +149,8 @@ def _make_optimizer(recipe: Recipe, params: Iterator[nn.Parameter], lr: float) -
 
 
 ProgressFn = Callable[[int, int, dict[str, float] | None], None]  # (step, total steps, logged values)
+#: evaluates a model: a list of {"name", "value", "provenance", "higher_is_better"} (see ganzoo.metrics.Evaluator)
+EvaluatorFn = Callable[[GANModel], list[dict[str, Any]]]
 
 
 class Trainer:
@@ -143,7 +160,8 @@ class Trainer:
     """
 
     def __init__(self, model: GANModel, recipe: Recipe, dataset: ImageDataset, options: RunOptions, out: Path,
-                 hooks: list[TrainingHook] | None = None, run_info: dict[str, Any] | None = None) -> None:
+                 hooks: list[TrainingHook] | None = None, run_info: dict[str, Any] | None = None,
+                 evaluator: EvaluatorFn | None = None) -> None:
         if model.discriminator is None:
             raise GanzooError("training needs a discriminator; build the model with discriminator=True")
         self.model = model
@@ -152,6 +170,9 @@ class Trainer:
         self.out = Path(out)
         self.hooks = list(hooks or [])
         self.run_info = dict(run_info or {})
+        self.evaluator = evaluator
+        self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
+        self.last_eval: list[dict[str, Any]] | None = None
         self.device = resolve_device(options.device)
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
 
@@ -284,6 +305,8 @@ class Trainer:
             "opt_G": flatten_optimizer("opt_G", self.opt_G.state_dict(), tensors),
             "opt_D": flatten_optimizer("opt_D", self.opt_D.state_dict(), tensors),
             "hooks": [hook.state_dict() for hook in self.hooks],
+            "best": self.best,
+            "last_eval": self.last_eval,
             "ganzoo_version": __version__,
         }
         # loss sums not logged yet, so that a resumed run logs the averages an uninterrupted one would
@@ -315,6 +338,8 @@ class Trainer:
             if states:
                 torch.cuda.set_rng_state_all(states)
         self.step = int(ckpt.meta["step"])
+        self.best = ckpt.meta.get("best")
+        self.last_eval = ckpt.meta.get("last_eval")
         self.elapsed = float(ckpt.meta.get("elapsed", 0.0))
 
     def save_checkpoint(self) -> Path:
@@ -350,13 +375,41 @@ class Trainer:
                 "batch_size": self.recipe.batch_size, "seed": self.options.seed,
                 "wall_time_s": round(self.elapsed + self._session_time(), 1), "recipe": self.recipe.to_dict()}
 
-    def export(self) -> Path:
-        """Write the run's model folder (`out/model`), ready for `ganzoo sample` and `ganzoo push`."""
+    def export(self, name: str = "model") -> Path:
+        """Write a model folder (`out/model`, or `out/best`), ready for `ganzoo sample` and `ganzoo push`."""
         from ganzoo.serialization import save_model_folder
 
         self.model.info["training"] = self.training_summary()
         self.model.info["run"] = str(self.out)
-        return save_model_folder(self.model, self.out / "model", training=self.model.info["training"])
+        if self.last_eval is not None:
+            self.model.info["metrics"] = self.last_eval
+        return save_model_folder(self.model, self.out / name, training=self.model.info["training"])
+
+    def evaluate(self) -> list[dict[str, Any]]:
+        """Evaluate the sampling generator, log the result to metrics.jsonl, export `out/best` when it improves."""
+        assert self.evaluator is not None
+        G = self.model.sampler
+        was_training = G.training
+        G.eval()
+        try:
+            results = self.evaluator(self.model)
+        finally:
+            G.train(was_training)
+        self.last_eval = [{k: v for k, v in r.items() if k != "higher_is_better"} for r in results]
+        record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3),
+                  "time_s": round(self.elapsed + self._session_time(), 2), "eval": self.last_eval}
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        metric = self.options.keep_best
+        if metric is not None:
+            result = next(r for r in results if r["name"] == metric)
+            value, higher = float(result["value"]), bool(result["higher_is_better"])
+            best = self.best["value"] if self.best is not None else None
+            if best is None or (value > best if higher else value < best):
+                self.best = {"metric": metric, "value": value, "step": self.step}
+                self.export("best")
+                logger.info("new best %s %.4g at step %d: exported %s", metric, value, self.step, self.out / "best")
+        return results
 
     def _log(self, t_last: float, steps_since: int) -> dict[str, float]:
         values = {k: (v / self._counts[k]).item() for k, v in self._stats.items()}
@@ -454,6 +507,10 @@ class Trainer:
                     t_last, step_last = time.perf_counter(), self.step
                 if self.step % self.options.sample_every == 0:
                     self.save_samples()
+                evaluate_now = self.evaluator is not None and self.options.eval_every > 0 and (
+                    self.step % self.options.eval_every == 0 or self.step == total)
+                if evaluate_now:
+                    self.evaluate()
                 if self.step % self.options.checkpoint_every == 0 and self.step < total:
                     self.save_checkpoint()
                 if progress is not None:

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 RUN_CONFIG = "config.json"
 _RUN_ARTIFACTS = ("config.json", "metrics.jsonl", "samples", "checkpoints", "model")
-_RESUMABLE_OPTIONS = {"device", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"}
+_RESUMABLE_OPTIONS = {"device", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every"}
 
 
 def default_out(architecture: str, root: Path = Path("runs")) -> Path:
@@ -146,7 +146,14 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
     run_info = {"data": options.data, "architecture": arch.name}
     if plan.get("preset"):
         run_info["preset"] = plan["preset"]
-    trainer = Trainer(model, rec, dataset, options, out, hooks=arch.hooks(cfg, rec), run_info=run_info)
+    evaluator = None
+    if options.eval_every:
+        from ganzoo.metrics import Evaluator
+
+        evaluator = Evaluator(dataset, metrics=options.eval_metrics, extractor=options.eval_extractor,
+                              num_samples=options.eval_samples, seed=options.seed)
+    trainer = Trainer(model, rec, dataset, options, out, hooks=arch.hooks(cfg, rec), run_info=run_info,
+                      evaluator=evaluator)
     ckpt = latest_checkpoint(trainer.checkpoint_dir) if resume else None
     if resume and ckpt is None:
         logger.warning("no readable checkpoint in %s; starting from step 0", out)

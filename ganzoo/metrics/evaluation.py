@@ -1,0 +1,371 @@
+"""Evaluation of a generator against a dataset: FID, KID, Inception Score, precision/recall, mode-collapse diagnostics.
+
+The metric formulas are torch-fidelity's (`fid_statistics_to_metric`, `kid_features_to_metric`,
+`isc_features_to_metric`, `prc_features_to_metric`), applied to features that ganzoo extracts itself, because
+torch-fidelity's own input and caching layer pickles its cache (`torch.load(weights_only=False)`), starts DataLoader
+worker processes and breaks on conditional generators with current NumPy. What ganzoo adds:
+
+- real features per (dataset content, image size, extractor, weights) cached as safetensors under
+  `$GANZOO_HOME/metrics/`, so a second evaluation does not recompute them;
+- generated images drawn with a fixed seed (class labels cycling through the classes for conditional models) and
+  rounded to uint8 as a saved PNG would be, the same quantisation as the real images;
+- a provenance record with every result: extractor and its weights' sha256, feature layer, numbers of real and
+  generated images, which split, how images were resized, seed, library versions;
+- for labelled data and an extractor whose logits are the dataset's classes (`digits` on digit data), the class
+  histogram of generated images, its entropy and how many classes are covered (and, for conditional models, how
+  often the requested class is what the classifier sees).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ganzoo import __version__
+from ganzoo.errors import GanzooUsageError
+from ganzoo.metrics.extractors import Extractor, canonical_name, get_extractor
+
+if TYPE_CHECKING:
+    from ganzoo.data import ImageDataset
+    from ganzoo.model import GANModel
+
+__all__ = ["METRICS", "EvalResult", "Evaluator", "evaluate", "extract_features", "frechet_distance",
+           "higher_is_better", "parse_metrics"]
+
+logger = logging.getLogger(__name__)
+
+#: metric -> (values it produces, whether higher is better for the headline value)
+METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "fid": (("fid",), False),
+    "kid": (("kid", "kid_std"), False),
+    "is": (("is", "is_std"), True),
+    "pr": (("precision", "recall"), True),
+}
+_HIGHER_IS_BETTER = {"fid": False, "kid": False, "kid_std": False, "is": True, "is_std": False, "precision": True,
+                     "recall": True}
+KID_SUBSET_SIZE = 1000
+KID_SUBSETS = 100
+IS_SPLITS = 10
+PR_NEIGHBOURHOOD = 3
+
+
+def higher_is_better(name: str) -> bool:
+    """Whether a larger value of a reported value (fid, kid, is, precision, recall, ...) is better."""
+    return _HIGHER_IS_BETTER[name]
+
+
+def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
+    """Metric names from "fid,kid" or a sequence; unknown names are a usage error naming the known ones."""
+    names = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)]
+    names = [m for m in names if m]
+    if not names:
+        raise GanzooUsageError(f"no metric named; choose from {', '.join(METRICS)}")
+    for name in names:
+        if name not in METRICS:
+            from ganzoo.errors import unknown_name
+
+            raise unknown_name("metric", name, list(METRICS))
+    return list(dict.fromkeys(names))
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] as uint8 in [0, 255], rounded the way an 8-bit image file stores them."""
+    return images.float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+@torch.no_grad()
+def extract_features(extractor: Extractor, images: torch.Tensor, batch_size: int = 250) -> dict[str, torch.Tensor]:
+    """Features (and logits, when the extractor has them) of uint8 images (N, C, H, W), batch by batch."""
+    parts: dict[str, list[torch.Tensor]] = {}
+    for start in range(0, len(images), batch_size):
+        for key, value in extractor(images[start:start + batch_size]).items():
+            parts.setdefault(key, []).append(value)
+    return {key: torch.cat(values) for key, values in parts.items()}
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N, D): FID when the features are Inception's."""
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
+
+    stats_a = fid_features_to_statistics(features_a.double())
+    stats_b = fid_features_to_statistics(features_b.double())
+    return float(next(iter(fid_statistics_to_metric(stats_a, stats_b, False).values())))
+
+
+def _kid(fake: torch.Tensor, real: torch.Tensor, seed: int) -> dict[str, float]:
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    subset = min(KID_SUBSET_SIZE, len(fake), len(real))
+    out = kid_features_to_metric(fake, real, kid_subsets=KID_SUBSETS, kid_subset_size=subset, rng_seed=seed,
+                                 verbose=False)
+    return {"kid": out["kernel_inception_distance_mean"], "kid_std": out["kernel_inception_distance_std"]}
+
+
+def _inception_score(logits: torch.Tensor, seed: int) -> dict[str, float]:
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    out = isc_features_to_metric(logits, splits=IS_SPLITS, shuffle=True, rng_seed=seed)
+    return {"is": out["inception_score_mean"], "is_std": out["inception_score_std"]}
+
+
+def _precision_recall(fake: torch.Tensor, real: torch.Tensor) -> dict[str, float]:
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    out = prc_features_to_metric(fake, real, prc_neighborhood=PR_NEIGHBOURHOOD, prc_batch_size=2000,
+                                 save_cpu_ram=True, verbose=False)
+    return {"precision": out["precision"], "recall": out["recall"]}
+
+
+def class_histogram(logits: torch.Tensor, num_classes: int) -> dict[str, Any]:
+    """Mode-collapse diagnostics from classifier logits of generated images.
+
+    `entropy` is in nats (ln K for a uniform histogram); a class is `covered` when it gets at least a tenth of its
+    fair share (n / K / 10) of the images, so a few stray misclassifications do not count as coverage.
+    """
+    counts = torch.bincount(logits.argmax(1), minlength=num_classes)[:num_classes]
+    p = counts.double() / max(1, int(counts.sum()))
+    entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+    threshold = len(logits) / num_classes / 10
+    return {"class_histogram": counts.tolist(), "entropy": round(entropy, 4),
+            "max_entropy": round(math.log(num_classes), 4),
+            "classes_covered": int((counts >= threshold).sum()), "num_classes": num_classes}
+
+
+def _versions() -> dict[str, str]:
+    try:
+        fidelity = metadata.version("torch-fidelity")
+    except metadata.PackageNotFoundError:
+        fidelity = "not installed"
+    return {"ganzoo": __version__, "torch": torch.__version__, "torch_fidelity": fidelity}
+
+
+@dataclass
+class EvalResult:
+    """Metric values, diagnostics and how they were obtained."""
+
+    values: dict[str, float]
+    provenance: dict[str, Any]
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One {"name", "value", "provenance", "higher_is_better"} per value: metrics.jsonl and model card form."""
+        return [{"name": name, "value": round(value, 6), "provenance": self.provenance,
+                 "higher_is_better": higher_is_better(name)} for name, value in self.values.items()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": self.values, "diagnostics": self.diagnostics, "provenance": self.provenance}
+
+
+class Evaluator:
+    """Evaluates generators against one dataset; the real features are computed (or read from the cache) once.
+
+    Args:
+        dataset: the real images (an `ImageDataset`, at the resolution and channels the generators produce).
+        metrics: names from `METRICS`, as a list or "fid,kid".
+        extractor: a feature extractor name (see `ganzoo.metrics.extractors`).
+        num_samples: generated images per evaluation (default: as many as there are real images, at most 50,000).
+        seed: seed of the generated images and of KID's and IS's random subsets.
+        batch_size: images per generator and extractor call.
+        device: where the extractor runs (default: the generator's device at evaluation time).
+        cache: read and write cached real features.
+        generator_kwargs: passed to `GANModel.sample` (e.g. truncation=0.7).
+    """
+
+    def __init__(self, dataset: ImageDataset, metrics: str | Sequence[str] = "fid", extractor: str = "digits",
+                 num_samples: int | None = None, seed: int = 0, batch_size: int = 250,
+                 device: str | torch.device | None = None, cache: bool = True, **generator_kwargs: Any) -> None:
+        self.dataset = dataset
+        self.metrics = parse_metrics(metrics)
+        self.extractor_name = canonical_name(extractor)
+        self.num_samples = num_samples or min(len(dataset), 50_000)
+        if self.num_samples < 2:
+            raise GanzooUsageError(f"need at least 2 generated images to estimate statistics, got {self.num_samples}")
+        if len(dataset) < 2:
+            raise GanzooUsageError(f"{dataset.name} has {len(dataset)} image(s); metrics need at least 2 real images")
+        self.seed = seed
+        self.batch_size = batch_size
+        self.device = torch.device(device) if device is not None else None
+        self.cache = cache
+        self.generator_kwargs = generator_kwargs
+        self._real: dict[str, torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------------------------------------------ real
+
+    def _cache_key(self, extractor: Extractor) -> str:
+        digest = hashlib.sha256()
+        digest.update(json.dumps({"extractor": extractor.name, "weights": extractor.weights_sha256,
+                                  "layer": extractor.feature_layer, "shape": list(self.dataset.images.shape),
+                                  "preprocessing": extractor.preprocessing}, sort_keys=True).encode())
+        digest.update(self.dataset.images.contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def _cache_path(self, extractor: Extractor) -> Path:
+        from ganzoo.data import cache_dir
+
+        folder = extractor.name.replace(":", "-").replace("/", "-")
+        return cache_dir().parent / "metrics" / folder / f"{self._cache_key(extractor)[:32]}.safetensors"
+
+    def real_features(self, extractor: Extractor) -> dict[str, torch.Tensor]:
+        """Features of the real images: from memory, else the cache, else computed (and cached)."""
+        if self._real is not None:
+            return self._real
+        path = self._cache_path(extractor) if self.cache else None
+        if path is not None and path.is_file():
+            from safetensors import SafetensorError
+            from safetensors.torch import load_file
+
+            try:
+                self._real = load_file(str(path))
+                logger.info("real features read from the cache %s", path)
+                return self._real
+            except (SafetensorError, OSError) as exc:
+                logger.warning("ignoring an unreadable cache file %s (%s); recomputing", path, exc)
+        self._real = extract_features(extractor, self.dataset.images, self.batch_size)
+        if path is not None:
+            from safetensors.torch import save
+
+            from ganzoo._io import write_bytes
+
+            write_bytes(path, save(self._real, metadata={"dataset": self.dataset.name,
+                                                         "extractor": extractor.name}))
+            logger.info("real features cached in %s", path)
+        return self._real
+
+    # ------------------------------------------------------------------------------------------------------ fake
+
+    def generate(self, model: GANModel) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`num_samples` generated uint8 images (on the CPU) and the labels asked for (conditional models)."""
+        labels = torch.arange(self.num_samples) % model.num_classes if model.num_classes else None
+        images = model.sample(self.num_samples, seed=self.seed, labels=labels, batch_size=self.batch_size,
+                              **self.generator_kwargs)
+        return to_uint8(images).cpu(), labels
+
+    def evaluate(self, model: GANModel) -> EvalResult:
+        shape = tuple(self.dataset.images.shape[1:])
+        if tuple(model.img_shape) != shape:
+            raise GanzooUsageError(f"the model makes {model.img_shape} images but the data was loaded as {shape}; "
+                                   "load the data at the model's size and channels")
+        extractor = get_extractor(self.extractor_name, self.device or model.device)
+        if "is" in self.metrics and not extractor.has_logits:
+            raise GanzooUsageError(f"the Inception Score needs class logits, which the {extractor.name} extractor "
+                                   "does not have; use --extractor inception or digits")
+        real = self.real_features(extractor)
+        images, labels = self.generate(model)
+        fake = extract_features(extractor, images, self.batch_size)
+        values: dict[str, float] = {}
+        for metric in self.metrics:
+            if metric == "fid":
+                values["fid"] = frechet_distance(fake["features"], real["features"])
+            elif metric == "kid":
+                values.update(_kid(fake["features"], real["features"], self.seed))
+            elif metric == "is":
+                values.update(_inception_score(fake["logits"], self.seed))
+            else:
+                values.update(_precision_recall(fake["features"], real["features"]))
+        diagnostics = self._diagnostics(extractor, fake, labels)
+        provenance = {**extractor.provenance(), "real_data": self.dataset.name, "split": "train",
+                      "real_images": len(self.dataset), "fake_images": self.num_samples,
+                      "image_size": f"{shape[1]}x{shape[2]}x{shape[0]}",
+                      "real_resize": "to the model's size when loaded (antialiased), as in training",
+                      "seed": self.seed,
+                      **({"generator_kwargs": self.generator_kwargs} if self.generator_kwargs else {}),
+                      **_versions()}
+        return EvalResult({k: float(v) for k, v in values.items()}, provenance, diagnostics)
+
+    def _diagnostics(self, extractor: Extractor, fake: dict[str, torch.Tensor],
+                     labels: torch.Tensor | None) -> dict[str, Any]:
+        classes = self.dataset.num_classes
+        if not classes or "logits" not in fake or fake["logits"].shape[1] != classes:
+            return {}
+        result = class_histogram(fake["logits"], classes)
+        real = self.real_features(extractor)
+        if "logits" in real:
+            result["real_class_histogram"] = torch.bincount(real["logits"].argmax(1), minlength=classes).tolist()
+        if labels is not None:
+            result["class_control"] = round(float((fake["logits"].argmax(1) == labels).float().mean()), 4)
+        return result
+
+    def __call__(self, model: GANModel) -> list[dict[str, Any]]:
+        """The trainer's evaluator interface: result records with their provenance."""
+        result = self.evaluate(model)
+        records = result.records()
+        if result.diagnostics:
+            for record in records:
+                record["diagnostics"] = result.diagnostics
+        return records
+
+
+def evaluate(model: GANModel | str | Path, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
+             extractor: str = "digits", num_samples: int | None = None, seed: int = 0,
+             device: str | torch.device | None = None, batch_size: int = 250, cache: bool = True,
+             **generator_kwargs: Any) -> EvalResult:
+    """Evaluate a generator (a `GANModel`, or anything `ganzoo.load` takes) against a dataset.
+
+        result = ganzoo.evaluate("runs/dcgan", "mnist-5k", ["fid", "kid"], extractor="digits")
+        result.values        # {"fid": ..., "kid": ..., "kid_std": ...}
+        result.diagnostics   # class histogram, entropy, classes covered (labelled digit data)
+        result.provenance    # extractor, weights sha256, image counts, seed, versions
+
+    The real images are loaded at the model's resolution and channels. See `Evaluator` for the arguments.
+    """
+    from ganzoo.data import load_dataset
+    from ganzoo.model import GANModel
+
+    parse_metrics(metrics)
+    canonical_name(extractor)
+    if not isinstance(model, GANModel):
+        from ganzoo.api import load
+
+        model = load(model, device=device)
+    elif device is not None:
+        model = model.to(device)
+    c, h, _ = model.img_shape
+    dataset = load_dataset(data, img_size=h, channels=c)
+    evaluator = Evaluator(dataset, metrics, extractor, num_samples, seed, batch_size, device, cache,
+                          **generator_kwargs)
+    return evaluator.evaluate(model)
+
+
+def record(result: EvalResult, path: str | Path) -> list[Path]:
+    """Store a result with the model it measured: a run folder gets a line in metrics.jsonl, and the model folder
+    (the run's `model/`, or `path` itself) gets the metrics in config.json and in its model card. Earlier values of
+    the same metric, extractor and data are replaced. Returns the files written."""
+    from ganzoo._io import write_json, write_text
+    from ganzoo.card import model_card
+    from ganzoo.serialization import CARD_NAME, CONFIG_NAME, is_model_folder, load_model_folder
+
+    path = Path(path)
+    run = path if is_model_folder(path / "model") else None
+    folder = path / "model" if run is not None else path
+    if not is_model_folder(folder):
+        raise GanzooUsageError(f"{path} is neither a run folder nor a model folder; results are stored only there")
+    records = [{k: v for k, v in r.items() if k != "higher_is_better"} for r in result.records()]
+    written = []
+    if run is not None:
+        meta = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+        step = int(meta.get("training", {}).get("steps", 0))
+        with open(run / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"step": step, "eval": records, "diagnostics": result.diagnostics}) + "\n")
+        written.append(run / "metrics.jsonl")
+
+    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+        keys = ("extractor", "real_data")
+        return a["name"] == b["name"] and all(a["provenance"].get(k) == b["provenance"].get(k) for k in keys)
+
+    meta = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
+    kept = [m for m in meta.get("metrics", []) if isinstance(m, dict) and "name" in m and isinstance(
+        m.get("provenance"), dict) and not any(same(m, r) for r in records)]
+    meta["metrics"] = kept + records
+    write_json(folder / CONFIG_NAME, meta)
+    model = load_model_folder(folder, discriminator=False)
+    write_text(folder / CARD_NAME, model_card(model, meta.get("training")))
+    return [*written, folder / CONFIG_NAME, folder / CARD_NAME]

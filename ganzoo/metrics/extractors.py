@@ -1,0 +1,339 @@
+"""Feature extractors: the networks whose feature space the metrics compare real and generated images in.
+
+Every extractor is a torch-fidelity `FeatureExtractorBase` (ganzoo's own are registered with torch-fidelity under
+`ganzoo-digits` and `ganzoo-timm-<model>`, so its `calculate_metrics` can use them too), wrapped in an `Extractor`
+that knows the feature layer per metric, the sha256 of its weights and how images are prepared for it.
+
+- `digits`: ganzoo's digit classifier (`ganzoo.metrics.digits`), shipped with the package: offline, small, for
+  MNIST-like data. Features: 128 penultimate activations; logits: 10 classes.
+- `inception`: the TensorFlow Inception-v3 of the original FID and Inception Score, as ported by torch-fidelity
+  (`inception-v3-compat`), so the numbers compare with published FIDs. The weights are downloaded on first use
+  into ganzoo's cache, checked against the sha256 prefix in their file name and read with
+  `torch.load(weights_only=True)`; they never unpickle code.
+- `timm:<model>`: any timm model with pretrained weights, e.g. `timm:vit_large_patch14_dinov2.lvd142m` (alias
+  `dinov2`) for the Fréchet DINOv2 distance. Features: the pooled pre-logits embedding; logits when the model has
+  a classifier head. Weights come from the Hugging Face Hub through timm (cached by huggingface_hub).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ganzoo.errors import GanzooError, GanzooUsageError, WeightsError
+
+__all__ = ["ALIASES", "Extractor", "extractor_names", "get_extractor"]
+
+logger = logging.getLogger(__name__)
+
+#: short names for long timm model names
+ALIASES = {"dinov2": "timm:vit_large_patch14_dinov2.lvd142m", "dinov2-small": "timm:vit_small_patch14_dinov2.lvd142m"}
+
+INCEPTION_URL = ("https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                 "weights-inception-2015-12-05-6726825d.pth")
+INCEPTION_SHA256_PREFIX = "6726825d"  # the file name's hash prefix (torch.hub's convention: sha256 of the file)
+
+
+@dataclass(frozen=True)
+class Extractor:
+    """A feature extractor ready to use: `extractor(images)` gives {"features": (N, D), "logits": (N, K) | absent}."""
+
+    name: str
+    network: Any  # torch_fidelity.FeatureExtractorBase
+    feature_layer: str
+    logits_layer: str | None
+    weights_sha256: str
+    preprocessing: str
+    device: torch.device
+
+    @property
+    def has_logits(self) -> bool:
+        return self.logits_layer is not None
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of uint8 images (N, 1 or 3, H, W); returned on the CPU as float32."""
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
+            raise GanzooUsageError(f"the {self.name} extractor takes uint8 images (N, 1 or 3, H, W), got "
+                                   f"{tuple(images.shape)} {images.dtype}")
+        out = self.network(images.to(self.device))
+        named = self.network.convert_features_tuple_to_dict(out)
+        result = {"features": named[self.feature_layer].float().cpu()}
+        if self.logits_layer is not None:
+            result["logits"] = named[self.logits_layer].float().cpu()
+        return result
+
+    def provenance(self) -> dict[str, str]:
+        return {"extractor": self.name, "extractor_weights_sha256": self.weights_sha256,
+                "feature_layer": self.feature_layer, "preprocessing": self.preprocessing}
+
+
+def extractor_names() -> list[str]:
+    return ["digits", "inception", "timm:<model name>", *ALIASES]
+
+
+def canonical_name(name: str) -> str:
+    """Check an extractor name's form (without loading anything); aliases resolve to their timm name."""
+    name = ALIASES.get(name.strip(), name.strip())
+    if name in ("digits", "inception"):
+        return name
+    if name.startswith("timm:") and len(name) > len("timm:"):
+        return name
+    from ganzoo.errors import unknown_name
+
+    raise unknown_name("feature extractor", name, ["digits", "inception", *ALIASES],
+                       hint="or timm:<model name> for any pretrained timm model")
+
+
+def get_extractor(name: str, device: str | torch.device | None = None) -> Extractor:
+    """The extractor called `name` on `device` (default CPU); built once per process and device."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    return _build(canonical_name(name), dev)
+
+
+@functools.lru_cache(maxsize=8)
+def _build(name: str, device: torch.device) -> Extractor:
+    if name == "digits":
+        return _digits(device)
+    if name == "inception":
+        return _inception(device)
+    return _timm(name.removeprefix("timm:"), device)
+
+
+def _home() -> Path:
+    from ganzoo.data import cache_dir
+
+    return cache_dir().parent
+
+
+def state_dict_sha256(module: torch.nn.Module) -> str:
+    """sha256 over a module's tensors (names, dtypes, shapes, bytes, in name order): identifies weights that were not
+    read from one file."""
+    digest = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------------- digits
+
+
+def _fidelity_base() -> type:
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+
+    return FeatureExtractorBase
+
+
+@functools.cache
+def digits_class() -> type:
+    """torch-fidelity extractor class for the digits classifier (registered as `ganzoo-digits`)."""
+    from ganzoo.metrics import digits
+
+    class DigitsFeatureExtractor(_fidelity_base()):  # type: ignore[misc]
+        """ganzoo's digit classifier: features '128' (penultimate) and 'logits' (10 classes) of uint8 images."""
+
+        def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
+            super().__init__(name, features_list)
+            self.classifier = digits.load_shipped()
+
+        @staticmethod
+        def get_provided_features_list() -> tuple[str, ...]:
+            return ("128", "logits")
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric: str) -> str:
+            return "logits" if metric == "isc" else "128"
+
+        @staticmethod
+        def can_be_compiled() -> bool:
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile() -> torch.Tensor:
+            return torch.zeros(1, 1, digits.IMG_SIZE, digits.IMG_SIZE, dtype=torch.uint8)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            features, logits = self.classifier.features(digits.to_input(x))
+            named = {"128": features, "logits": logits}
+            return tuple(named[k] for k in self.features_list)
+
+    _register("ganzoo-digits", DigitsFeatureExtractor)
+    return DigitsFeatureExtractor
+
+
+def _register(name: str, cls: type) -> None:
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(name, cls)
+
+
+def _digits(device: torch.device) -> Extractor:
+    from ganzoo.metrics import digits
+
+    network = digits_class()("ganzoo-digits", ["128", "logits"]).eval().requires_grad_(False).to(device)
+    return Extractor("digits", network, "128", "logits", digits.SHA256,
+                     "gray (channel mean), bilinear antialiased resize to 28x28, scaled to [-1, 1]", device)
+
+
+# ---------------------------------------------------------------------------------------------------- inception
+
+
+@contextlib.contextmanager
+def _weights_only_loads() -> Iterator[None]:
+    """Make every torch.load inside the block load tensors only, whatever its caller asks for."""
+    previous = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
+
+
+def inception_weights() -> Path:
+    """The Inception-v3 weights file in ganzoo's cache, downloaded and checked on first use."""
+    target = _home() / "extractors" / INCEPTION_URL.rsplit("/", 1)[1]
+    if not target.is_file():
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            raise GanzooError(f"the inception extractor's weights are not cached ({target}) and HF_HUB_OFFLINE is "
+                              "set; run once online, or use --extractor digits")
+        from torch.hub import download_url_to_file
+
+        target.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("downloading the Inception-v3 weights to %s", target)
+        try:  # writes a temporary file and renames it only after the hash prefix matched
+            download_url_to_file(INCEPTION_URL, str(target), hash_prefix=INCEPTION_SHA256_PREFIX, progress=False)
+        except RuntimeError as exc:
+            raise WeightsError(f"the downloaded Inception-v3 weights failed their check ({exc}); try again") from None
+        except OSError as exc:
+            raise GanzooError(f"cannot download the inception extractor's weights ({exc}); check the connection, "
+                              "or use --extractor digits, which works offline") from None
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    if not digest.startswith(INCEPTION_SHA256_PREFIX):
+        raise WeightsError(f"{target} has sha256 {digest[:12]}..., expected {INCEPTION_SHA256_PREFIX}...; delete the "
+                           "file to download it again")
+    return target
+
+
+def _inception(device: torch.device) -> Extractor:
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    path = inception_weights()
+    with _weights_only_loads():
+        network = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                              feature_extractor_weights_path=str(path))
+    network = _GrayToRGB(network).to(device)
+    return Extractor("inception", network, "2048", "logits_unbiased", hashlib.sha256(path.read_bytes()).hexdigest(),
+                     "gray repeated to RGB, TF1-compatible bilinear resize to 299x299", device)
+
+
+class _GrayToRGB(torch.nn.Module):
+    """Repeats one-channel images to three before a network that only takes RGB."""
+
+    def __init__(self, network: Any) -> None:
+        super().__init__()
+        self.network = network
+
+    def convert_features_tuple_to_dict(self, features: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        return self.network.convert_features_tuple_to_dict(features)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.network(x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x)
+
+
+# --------------------------------------------------------------------------------------------------------- timm
+
+
+@functools.cache
+def timm_class(model_name: str) -> type:
+    """torch-fidelity extractor class for one timm model (registered as `ganzoo-timm-<model>`)."""
+
+    class TimmFeatureExtractor(_fidelity_base()):  # type: ignore[misc]
+        """A pretrained timm model: 'pooled' pre-logits features and, when it has a classifier, 'logits'."""
+
+        def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
+            super().__init__(name, features_list)
+            import timm
+            from timm.data import resolve_model_data_config
+
+            self.model = timm.create_model(model_name, pretrained=True).eval().requires_grad_(False)
+            cfg = resolve_model_data_config(self.model)
+            self.size = tuple(cfg["input_size"][-2:])
+            self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
+
+        @staticmethod
+        def get_provided_features_list() -> tuple[str, ...]:
+            return ("pooled", "logits")
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric: str) -> str:
+            return "logits" if metric == "isc" else "pooled"
+
+        @staticmethod
+        def can_be_compiled() -> bool:
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile() -> torch.Tensor:
+            return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            x = x.float().div(255.0)
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            x = F.interpolate(x, size=self.size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+            hidden = self.model.forward_features((x - self.mean) / self.std)
+            named = {"pooled": self.model.forward_head(hidden, pre_logits=True)}
+            if "logits" in self.features_list:
+                named["logits"] = self.model.forward_head(hidden)
+            return tuple(named[k] for k in self.features_list)
+
+    _register(f"ganzoo-timm-{model_name}".replace("/", "_"), TimmFeatureExtractor)
+    return TimmFeatureExtractor
+
+
+def _timm(model_name: str, device: torch.device) -> Extractor:
+    try:
+        import timm
+    except ImportError:
+        raise GanzooError("timm extractors need timm: pip install timm") from None
+    if not timm.is_model(model_name):
+        from ganzoo.errors import unknown_name
+
+        raise unknown_name("timm model", model_name, timm.list_models(pretrained=True),
+                           hint="see timm.list_models(pretrained=True)")
+    cls = timm_class(model_name)
+    try:
+        probe = timm.create_model(model_name, pretrained=False)
+    except Exception as exc:  # noqa: BLE001 - timm raises many kinds; one line for the user
+        raise GanzooUsageError(f"cannot build timm model {model_name}: {exc}") from None
+    features = ["pooled", "logits"] if getattr(probe, "num_classes", 0) else ["pooled"]
+    del probe
+    try:
+        network = cls(f"ganzoo-timm-{model_name}", features)
+    except Exception as exc:  # noqa: BLE001 - download/offline errors from huggingface_hub or timm
+        raise GanzooError(f"cannot load the pretrained weights of timm model {model_name} ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); connect to the Hub once so "
+                          "they are cached, or use --extractor digits") from None
+    network = network.to(device)
+    cfg = network.model.pretrained_cfg
+    return Extractor(f"timm:{model_name}", network, "pooled", "logits" if "logits" in features else None,
+                     state_dict_sha256(network.model),
+                     f"RGB (gray repeated), bicubic antialiased resize to {network.size[0]}x{network.size[1]}, "
+                     f"normalised with mean {cfg.get('mean')} std {cfg.get('std')}", device)

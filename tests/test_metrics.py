@@ -1,0 +1,311 @@
+"""Metrics: the formulas against independent computations, the digits extractor, caching, provenance, the CLI and
+evaluation during training."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import ganzoo
+from ganzoo.cli import cli
+from ganzoo.data import ImageDataset, load_dataset
+from ganzoo.errors import GanzooError, GanzooUsageError, WeightsError
+from ganzoo.metrics import (
+    Evaluator,
+    class_histogram,
+    extract_features,
+    frechet_distance,
+    get_extractor,
+    to_uint8,
+)
+from ganzoo.metrics import digits as digits_module
+from ganzoo.testing import tiny_config, tiny_train
+
+
+def _subset(n: int = 400, img_size: int = 28) -> ImageDataset:
+    data = load_dataset("mnist-5k", img_size=img_size, channels=1)
+    idx = torch.arange(n) * (len(data) // n)  # every class represented
+    return ImageDataset(data.images[idx], data.labels[idx], data.num_classes, "mnist-5k")
+
+
+def _sqrtm_psd(m: torch.Tensor) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh(m)
+    return vecs @ torch.diag(vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def _frechet_by_hand(a: torch.Tensor, b: torch.Tensor) -> float:
+    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2), in float64 with symmetric square roots."""
+    a, b = a.double(), b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = torch.cov(a.T), torch.cov(b.T)
+    root_a = _sqrtm_psd(s_a)
+    cross = _sqrtm_psd(root_a @ s_b @ root_a)
+    return float((mu_a - mu_b).pow(2).sum() + torch.trace(s_a) + torch.trace(s_b) - 2 * torch.trace(cross))
+
+
+def test_frechet_distance_matches_an_independent_computation():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(500, 8, generator=gen)
+    b = torch.randn(400, 8, generator=gen) * 1.5 + 0.3
+    assert frechet_distance(a, b) == pytest.approx(_frechet_by_hand(a, b), rel=1e-6)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_kid_matches_the_unbiased_mmd_with_the_cubic_kernel():
+    from ganzoo.metrics.evaluation import _kid
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(60, 5, generator=gen)
+    y = torch.randn(60, 5, generator=gen) + 0.5
+    d = x.shape[1]
+
+    def k(a, b):
+        return (a.double() @ b.double().T / d + 1) ** 3
+
+    m = len(x)
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    mmd = ((kxx.sum() - kxx.trace()) / (m * (m - 1)) + (kyy.sum() - kyy.trace()) / (m * (m - 1))
+           - 2 * kxy.mean())
+    # subsets as large as the sets are permutations of them, so every subset gives the full unbiased estimate
+    got = _kid(x, y, seed=0)
+    assert got["kid"] == pytest.approx(float(mmd), rel=1e-6)
+    assert got["kid_std"] < 1e-5 * max(1.0, abs(float(mmd)))  # float32 round-off only
+
+
+def test_inception_score_of_confident_uniform_and_collapsed_predictions():
+    import numpy as np
+
+    from ganzoo.metrics.evaluation import _inception_score
+
+    logits = torch.full((1000, 10), -30.0)
+    logits[torch.arange(1000), torch.arange(1000) % 10] = 30.0
+    # confident predictions: each split of 100 scores exp(entropy of its class histogram), 10 when it is uniform
+    shuffled = logits.argmax(1)[torch.from_numpy(np.random.RandomState(0).permutation(1000))]
+    scores = []
+    for chunk in shuffled.chunk(10):
+        q = torch.bincount(chunk, minlength=10).double() / len(chunk)
+        scores.append(math.exp(float(-(q[q > 0] * q[q > 0].log()).sum())))
+    got = _inception_score(logits, seed=0)
+    assert got["is"] == pytest.approx(sum(scores) / 10, rel=1e-6)
+    assert 9.0 < got["is"] <= 10.0
+    collapsed = torch.zeros(1000, 10)
+    collapsed[:, 3] = 30.0
+    assert _inception_score(collapsed, seed=0)["is"] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_precision_and_recall_of_a_set_against_itself_and_a_far_set():
+    from ganzoo.metrics.evaluation import _precision_recall
+
+    x = torch.randn(200, 4, generator=torch.Generator().manual_seed(2))
+    assert _precision_recall(x, x) == {"precision": 1.0, "recall": 1.0}
+    far = _precision_recall(x + 100.0, x)
+    assert far["precision"] == 0.0 and far["recall"] == 0.0
+
+
+def test_class_histogram_entropy_and_coverage():
+    logits = torch.zeros(200, 10)
+    logits[:182, 0] = 1.0  # 182 zeros, then classes 1..9 twice each, one of them three times
+    logits[torch.arange(182, 191), torch.arange(1, 10)] = 1.0
+    logits[torch.arange(191, 200), torch.arange(1, 10)] = 1.0
+    logits[199] = 0.0
+    logits[199, 0] = 1.0  # class 9 keeps one image, class 0 gets 183
+    diag = class_histogram(logits, 10)
+    assert diag["class_histogram"] == [183] + [2] * 8 + [1]
+    # a fair share is 20 images; a class needs a tenth of it (2) to count as covered
+    assert diag["classes_covered"] == 9
+    p = torch.tensor([183] + [2] * 8 + [1], dtype=torch.float64) / 200
+    assert diag["entropy"] == pytest.approx(float(-(p * p.log()).sum()), abs=1e-4)
+    uniform = torch.eye(10).repeat(10, 1)
+    assert class_histogram(uniform, 10)["entropy"] == pytest.approx(math.log(10), abs=1e-4)
+    assert class_histogram(uniform, 10)["classes_covered"] == 10
+
+
+def test_shipped_digits_classifier_matches_its_pin_and_its_accuracy():
+    path = digits_module.weights_path()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digits_module.SHA256
+    model = digits_module.load_shipped()
+    _, _, x_test, y_test = digits_module.holdout_split()
+    accuracy = digits_module.accuracy(model, x_test, y_test)
+    assert accuracy == pytest.approx(digits_module.HELD_OUT_ACCURACY, abs=1e-3)
+    assert accuracy >= 0.98
+
+
+def test_a_replaced_digits_classifier_is_refused(tmp_path):
+    fake = tmp_path / "digits.safetensors"
+    fake.write_bytes(digits_module.weights_path().read_bytes()[:-1] + b" ")
+    with pytest.raises(WeightsError, match="sha256"):
+        digits_module.load_shipped(fake)
+
+
+def test_digits_extractor_takes_gray_or_rgb_of_any_size():
+    extractor = get_extractor("digits")
+    data = _subset(20)
+    gray = extractor(data.images)
+    rgb = extractor(data.images.expand(-1, 3, -1, -1).contiguous())
+    assert gray["features"].shape == (20, 128) and gray["logits"].shape == (20, 10)
+    assert torch.allclose(gray["features"], rgb["features"], atol=1e-5)
+    big = torch.nn.functional.interpolate(data.images.float(), size=32, mode="nearest").to(torch.uint8)
+    assert extractor(big)["features"].shape == (20, 128)
+    with pytest.raises(GanzooUsageError, match="uint8"):
+        extractor(data.images.float())
+
+
+def test_unknown_metric_and_extractor_names_are_one_line_errors():
+    with pytest.raises(GanzooUsageError, match="fid"):
+        Evaluator(_subset(10), metrics="fdi")
+    with pytest.raises(GanzooError, match="inception"):
+        Evaluator(_subset(10), extractor="inceptoin")
+
+
+def test_inception_offline_and_not_cached_says_so(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(GanzooError, match="not cached"):
+        get_extractor("inception")
+
+
+def test_evaluator_values_provenance_diagnostics_and_cache(monkeypatch):
+    data = _subset(300)
+    gan = ganzoo.create("dcgan", seed=0, **tiny_config("dcgan", img_size=28))
+    evaluator = Evaluator(data, metrics="fid,kid,is,pr", num_samples=200, seed=5)
+    result = evaluator.evaluate(gan)
+    assert set(result.values) == {"fid", "kid", "kid_std", "is", "is_std", "precision", "recall"}
+    assert all(math.isfinite(v) for v in result.values.values())
+    prov = result.provenance
+    assert prov["extractor"] == "digits" and prov["extractor_weights_sha256"] == digits_module.SHA256
+    assert (prov["real_images"], prov["fake_images"], prov["seed"], prov["real_data"]) == (300, 200, 5, "mnist-5k")
+    assert sum(result.diagnostics["class_histogram"]) == 200
+    assert result.diagnostics["real_class_histogram"] is not None
+
+    # the same seed gives the same numbers; a second evaluator reads the real features from the cache
+    calls = []
+    import ganzoo.metrics.evaluation as evaluate_module
+
+    real_extract = evaluate_module.extract_features
+    monkeypatch.setattr(evaluate_module, "extract_features",
+                        lambda ex, images, bs=250: calls.append(len(images)) or real_extract(ex, images, bs))
+    again = Evaluator(data, metrics="fid,kid,is,pr", num_samples=200, seed=5).evaluate(gan)
+    assert calls == [200]  # only the generated images were run through the extractor
+    assert again.values == result.values
+
+
+def test_conditional_models_report_class_control():
+    data = _subset(200)
+    gan = ganzoo.create("cgan", seed=0, **tiny_config("cgan"))
+    result = Evaluator(data, num_samples=100).evaluate(gan)
+    assert 0.0 <= result.diagnostics["class_control"] <= 1.0
+
+
+def test_torch_fidelity_on_the_same_images_gives_the_same_numbers():
+    """ganzoo's digits extractor is registered with torch-fidelity; its own pipeline agrees with ganzoo's."""
+    import torch_fidelity
+
+    data = _subset(300)
+    gan = ganzoo.create("dcgan", seed=0, **tiny_config("dcgan", img_size=28))
+    evaluator = Evaluator(data, metrics="fid,kid,is", num_samples=300, seed=0, cache=False)
+    ours = evaluator.evaluate(gan)
+    fake, _ = evaluator.generate(gan)
+
+    class Images(torch.utils.data.Dataset):
+        def __init__(self, images):
+            self.images = images
+
+        def __len__(self):
+            return len(self.images)
+
+        def __getitem__(self, i):
+            return self.images[i]
+
+    theirs = torch_fidelity.calculate_metrics(
+        input1=Images(fake), input2=Images(data.images), feature_extractor="ganzoo-digits", fid=True, kid=True,
+        isc=True, kid_subset_size=300, cuda=False, cache=False, save_cpu_ram=True, verbose=False, rng_seed=0)
+    assert ours.values["fid"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-4)
+    assert ours.values["kid"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-4)
+    assert ours.values["is"] == pytest.approx(theirs["inception_score_mean"], rel=1e-4)
+
+
+def test_to_uint8_rounds_like_an_image_file():
+    x = torch.tensor([-1.0, -0.999, 0.0, 0.5, 1.0, 1.5])
+    assert to_uint8(x).tolist() == [0, 0, 128, 191, 255, 255]
+
+
+def test_extract_features_batches_give_the_same_features():
+    extractor = get_extractor("digits")
+    images = _subset(50).images
+    assert torch.allclose(extract_features(extractor, images, 7)["features"],
+                          extract_features(extractor, images, 50)["features"], atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------------------- the CLI
+
+
+def test_eval_command_prints_records_and_updates_the_card(tmp_path):
+    run = tmp_path / "run"
+    tiny_train("cgan", run, steps=2)
+    result = CliRunner().invoke(cli, ["eval", str(run), "--metrics", "fid,kid,is,pr", "-n", "100",
+                                      "--json", str(tmp_path / "eval.json"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "fid" in result.output and "classes" in result.output and "requested class" in result.output
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["provenance"]["fake_images"] == 100
+    line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {r["name"] for r in line["eval"]} >= {"fid", "kid", "is", "precision", "recall"}
+    meta = json.loads((run / "model" / "config.json").read_text())
+    assert {m["name"] for m in meta["metrics"]} >= {"fid", "recall"}
+    card = (run / "model" / "README.md").read_text()
+    assert "## Evaluation" in card and "model-index" in card and "digits features" in card
+    # evaluating again replaces, not duplicates, the same metric
+    assert CliRunner().invoke(cli, ["eval", str(run), "-n", "100", "--device", "cpu"]).exit_code == 0
+    meta = json.loads((run / "model" / "config.json").read_text())
+    assert [m["name"] for m in meta["metrics"]].count("fid") == 1
+    assert ganzoo.load(run).info["metrics"] == meta["metrics"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metrics", "fidd"], "unknown metric"),
+    (["--extractor", "nope"], "unknown feature extractor"),
+    (["-n", "1"], "1"),
+])
+def test_eval_command_bad_input(tmp_path, args, message):
+    run = tmp_path / "run"
+    tiny_train("dcgan", run, steps=1)
+    before = (run / "model" / "config.json").read_bytes()
+    result = CliRunner().invoke(cli, ["eval", str(run), *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert (run / "model" / "config.json").read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------------- during training
+
+
+def test_evaluation_during_training_logs_keeps_the_best_and_resumes(tmp_path):
+    run = tmp_path / "run"
+    options = {"eval_every": 2, "eval_samples": 64, "keep_best": "fid", "checkpoint_every": 2}
+    tiny_train("dcgan", run, steps=4, config={"img_size": 28}, **options)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [line for line in lines if "eval" in line]
+    assert [line["step"] for line in evals] == [2, 4]
+    fids = [next(r["value"] for r in line["eval"] if r["name"] == "fid") for line in evals]
+    best_meta = json.loads((run / "best" / "config.json").read_text())
+    best = min(fids)
+    assert next(m["value"] for m in best_meta["metrics"] if m["name"] == "fid") == best
+    assert best_meta["training"]["steps"] == 2 * (fids.index(best) + 1)
+    final = json.loads((run / "model" / "config.json").read_text())
+    assert final["metrics"][0]["provenance"]["fake_images"] == 64
+
+    # resuming keeps the best so far and evaluates the new steps
+    ganzoo.train(out=run, resume=True, steps=6)
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [line["step"] for line in evals] == [2, 4, 6]
+
+
+def test_keep_best_must_be_an_evaluated_metric(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "--arch", "dcgan", "--eval-every", "5", "--keep-best", "kid",
+                                      "--out", str(tmp_path / "r"), "--steps", "1"])
+    assert result.exit_code == 2, result.output
+    assert "keep_best" in result.output and "Traceback" not in result.output
