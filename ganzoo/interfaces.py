@@ -198,6 +198,8 @@ class Recipe(JsonConfig):
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs at step 0, decayed linearly to 0
     instance_noise_steps: int = 0  # steps over which the instance noise decays; 0 means the whole run
     augment: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout" (ganzoo.augment)
+    # distributed runs: BatchNorm statistics over the global batch rather than each process's rows
+    sync_batchnorm: bool = False
 
     def validate(self) -> None:
         positive = {"steps": self.steps, "batch_size": self.batch_size, "d_steps": self.d_steps,

@@ -66,6 +66,24 @@ class Checkpoint:
     def save(self, path: Path) -> None:
         save_state(self.tensors, path, {META_KEY: json.dumps(self.meta)})
 
+    def to_bytes(self) -> bytes:
+        """The checkpoint as the bytes of a safetensors file (what rank 0 sends the other processes on resume)."""
+        from safetensors.torch import save
+
+        flat = {k: v.detach().to("cpu").contiguous() for k, v in self.tensors.items()}
+        return save(flat, metadata={META_KEY: json.dumps(self.meta)})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Checkpoint:
+        """Inverse of `to_bytes`."""
+        from safetensors.torch import load
+
+        header_size = int.from_bytes(data[:8], "little")
+        raw = json.loads(data[8:8 + header_size]).get("__metadata__", {}).get(META_KEY)
+        if raw is None:
+            raise WeightsError("the checkpoint sent by rank 0 is not a ganzoo checkpoint")
+        return cls(load(data), json.loads(raw))
+
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
         from safetensors import safe_open

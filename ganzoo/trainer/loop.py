@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
@@ -30,8 +30,12 @@ from ganzoo.images import class_rows, save_grid
 from ganzoo.interfaces import JsonConfig, Recipe, TrainingHook
 from ganzoo.losses import loss_from_recipe
 from ganzoo.model import GANModel
+from ganzoo.sharding import batch_shard, draw_rows
 from ganzoo.trainer.checkpoint import Checkpoint, find_checkpoints, flatten_optimizer, unflatten_optimizer
 from ganzoo.trainer.ema import ema_beta, update_ema
+
+if TYPE_CHECKING:
+    from ganzoo.trainer.distributed import World
 
 __all__ = ["RunOptions", "Trainer", "TrainingDiverged", "TrainingInterrupted"]
 
@@ -110,11 +114,12 @@ class _Batches:
     """Shuffled batches from a dataset held as one uint8 tensor on the device.
 
     The permutation of epoch e depends only on (seed, e), so the position in the data is a single counter
-    and a resumed run draws exactly the batches an uninterrupted one would.
+    and a resumed run draws exactly the batches an uninterrupted one would. In a distributed run every process
+    draws the same global batch and keeps its `rows` of it.
     """
 
     def __init__(self, dataset: ImageDataset, batch_size: int, seed: int, device: torch.device,
-                 memory_format: torch.memory_format) -> None:
+                 memory_format: torch.memory_format, rows: slice = slice(None)) -> None:
         if len(dataset) < batch_size:
             from ganzoo.errors import GanzooUsageError
 
@@ -126,6 +131,7 @@ class _Batches:
         self.per_epoch = len(dataset) // batch_size
         self.seed = seed
         self.memory_format = memory_format
+        self.rows = rows
         self._epoch = -1
         self._perm: torch.Tensor | None = None
 
@@ -135,7 +141,7 @@ class _Batches:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(len(self.images), generator=gen).to(self.images.device)
             self._epoch = epoch
-        idx = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size]
+        idx = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size][self.rows]
         x = self.images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=self.memory_format)
         return x, (self.labels[idx] if self.labels is not None else None)
 
@@ -157,11 +163,15 @@ class Trainer:
     """Trains a `GANModel` on an in-memory dataset, writing a run folder.
 
     Run folder: config.json (written by the caller), metrics.jsonl, samples/, checkpoints/, model/.
+
+    With a `world` (a distributed run, see `ganzoo.trainer.distributed`) every process trains on its rows of each
+    global batch of `recipe.batch_size`, gradients are averaged right before each optimiser step, and only rank 0
+    writes to the run folder.
     """
 
     def __init__(self, model: GANModel, recipe: Recipe, dataset: ImageDataset, options: RunOptions, out: Path,
                  hooks: list[TrainingHook] | None = None, run_info: dict[str, Any] | None = None,
-                 evaluator: EvaluatorFn | None = None) -> None:
+                 evaluator: EvaluatorFn | None = None, world: World | None = None) -> None:
         if model.discriminator is None:
             raise GanzooError("training needs a discriminator; build the model with discriminator=True")
         self.model = model
@@ -171,9 +181,12 @@ class Trainer:
         self.hooks = list(hooks or [])
         self.run_info = dict(run_info or {})
         self.evaluator = evaluator
+        self.world = world
+        self.is_main = world is None or world.is_main
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of the best evaluation so far
         self.last_eval: list[dict[str, Any]] | None = None
-        self.device = resolve_device(options.device)
+        self.device = world.device(options.device) if world is not None else resolve_device(options.device)
+        rows = world.rows(recipe.batch_size) if world is not None else slice(None)
         self.memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
 
         if recipe.ema_kimg > 0:
@@ -183,13 +196,19 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         self.G = model.generator.train()
         self.D = model.discriminator.train()
+        if world is not None and recipe.sync_batchnorm:
+            from ganzoo.trainer.distributed import convert_batchnorm
+
+            # shares the layers' parameters and buffers, so state-dict keys and the exported model are unchanged
+            convert_batchnorm(self.G)
+            convert_batchnorm(self.D)
         self.G_fn: Callable[..., torch.Tensor] = torch.compile(self.G) if options.compile else self.G
         self.D_fn: Callable[..., torch.Tensor] = torch.compile(self.D) if options.compile else self.D
         self.opt_G = _make_optimizer(recipe, self.G.parameters(), recipe.g_lr)
         self.opt_D = _make_optimizer(recipe, self.D.parameters(), recipe.d_lr)
         self.loss = loss_from_recipe(recipe)
         self._augment = parse_policy(recipe.augment)
-        self.batches = _Batches(dataset, recipe.batch_size, options.seed, self.device, self.memory_format)
+        self.batches = _Batches(dataset, recipe.batch_size, options.seed, self.device, self.memory_format, rows)
         self.step = 0
         self.elapsed = 0.0  # seconds of training before this process (from the checkpoint)
         self._t0 = time.perf_counter()  # reset when run() starts
@@ -202,7 +221,8 @@ class Trainer:
         self.grid_z = self.G.sample_latents(n, generator=grid_gen).to(self.device)
         self._stats: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
-        self._stop_requested = False
+        self._stop_requested = False  # Ctrl-C reached this process
+        self._stop_agreed = False  # some process of a distributed run was interrupted: all stop after this step
 
     # ----------------------------------------------------------------------------------------------------------------
     # paths
@@ -227,13 +247,16 @@ class Trainer:
             return images
         horizon = self.recipe.instance_noise_steps or self.recipe.steps
         sigma = sigma0 * max(0.0, 1.0 - self.step / horizon)
-        return images + sigma * torch.randn_like(images) if sigma > 0 else images
+        if sigma <= 0:
+            return images
+        return images + sigma * draw_rows(images.shape[0], lambda m: torch.randn(
+            m, *images.shape[1:], device=images.device, dtype=images.dtype))
 
     def _D(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.D_fn(self._d_input(images), labels)
 
     def _latents(self, n: int) -> torch.Tensor:
-        return self.G.sample_latents(n).to(self.device, non_blocking=True)
+        return draw_rows(n, self.G.sample_latents).to(self.device, non_blocking=True)
 
     def _set_lr(self) -> None:
         if self.recipe.lr_decay > 0:  # derived from the step, so nothing extra to checkpoint
@@ -250,6 +273,19 @@ class Trainer:
 
     def train_step(self) -> None:
         """One generator update preceded by `d_steps` discriminator updates."""
+        if self.world is None:
+            self._train_step()
+            return
+        with batch_shard(self.world.rank, self.world.world_size):
+            self._train_step()
+
+    def _average_gradients(self, module: nn.Module) -> None:
+        """Distributed runs: average `module`'s gradients over processes (and agree on stopping) before its step."""
+        if self.world is not None:
+            votes = self.world.average_gradients(module.parameters(), flags=[float(self._stop_requested)])
+            self._stop_agreed = self._stop_agreed or votes[0] > 0
+
+    def _train_step(self) -> None:
         recipe = self.recipe
         for hook in self.hooks:
             hook.before_step(self.step, self.images_seen, self.G, self.D, self.model.ema)
@@ -271,6 +307,7 @@ class Trainer:
                 d_loss, d_stats = self.loss.d_loss(self._D, real, fake, labels, step=self.step * recipe.d_steps + i)
             self.opt_D.zero_grad(set_to_none=True)
             d_loss.backward()
+            self._average_gradients(self.D)
             self.opt_D.step()
             self.loss.after_d_step(self.D)
         self._accumulate(d_stats)
@@ -280,8 +317,11 @@ class Trainer:
             g_loss, g_stats = self.loss.g_loss(self._D, fake, labels)
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
+        self._average_gradients(self.G)
         self.opt_G.step()
         self._accumulate(g_stats)
+        if self.world is not None:  # BatchNorm running statistics: the average over processes
+            self.world.sync_buffers((self.G, self.D))
 
         self.step += 1
         if self.model.ema is not None:
@@ -313,9 +353,8 @@ class Trainer:
         meta["stat_counts"] = dict(self._counts)
         tensors.update({f"stats.{key}": value for key, value in self._stats.items()})
         tensors["rng.cpu"] = torch.get_rng_state()
-        if self.device.type == "cuda":
-            for i, rng in enumerate(torch.cuda.get_rng_state_all()):
-                tensors[f"rng.cuda.{i}"] = rng
+        if self.device.type == "cuda":  # the training device's generator (the same on every process of a run)
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         return Checkpoint(tensors, meta)
 
     def load_state(self, ckpt: Checkpoint) -> None:
@@ -333,22 +372,34 @@ class Trainer:
         self._stats = {key: ckpt.tensors[f"stats.{key}"].to(self.device) for key in self._counts}
         torch.set_rng_state(ckpt.tensors["rng.cpu"])
         if self.device.type == "cuda":
-            states = [ckpt.tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count())
-                      if f"rng.cuda.{i}" in ckpt.tensors]
-            if states:
-                torch.cuda.set_rng_state_all(states)
+            # "rng.cuda.0": checkpoints written before one state was kept for the training device only
+            state = ckpt.tensors.get("rng.cuda", ckpt.tensors.get("rng.cuda.0"))
+            if state is not None:
+                torch.cuda.set_rng_state(state, self.device)
         self.step = int(ckpt.meta["step"])
         self.best = ckpt.meta.get("best")
         self.last_eval = ckpt.meta.get("last_eval")
         self.elapsed = float(ckpt.meta.get("elapsed", 0.0))
 
     def save_checkpoint(self) -> Path:
+        """Write a checkpoint (rank 0 of a distributed run; every process calls this at the same step)."""
         self._check_finite()
         path = self.checkpoint_dir / f"step-{self.step:07d}.safetensors"
-        self.state().save(path)
-        for _, old in find_checkpoints(self.checkpoint_dir)[:-self.options.keep_checkpoints]:
-            old.unlink(missing_ok=True)
+
+        def write() -> None:
+            self.state().save(path)
+            for _, old in find_checkpoints(self.checkpoint_dir)[:-self.options.keep_checkpoints]:
+                old.unlink(missing_ok=True)
+
+        self._on_main(write)
         return path
+
+    def _on_main(self, write: Callable[[], object]) -> str:
+        """Run `write` in the process that writes the run folder and return its result as a string; in a
+        distributed run the others get that string, or raise when it failed, so none waits for a stopped rank 0."""
+        if self.world is None:
+            return str(write())
+        return self.world.on_main(lambda: str(write()))
 
     # ----------------------------------------------------------------------------------------------------------------
     # outputs
@@ -398,8 +449,7 @@ class Trainer:
         self.last_eval = [{k: v for k, v in r.items() if k != "higher_is_better"} for r in results]
         record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3),
                   "time_s": round(self.elapsed + self._session_time(), 2), "eval": self.last_eval}
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        self._append_metrics(record)
         metric = self.options.keep_best
         if metric is not None:
             result = next(r for r in results if r["name"] == metric)
@@ -412,7 +462,10 @@ class Trainer:
         return results
 
     def _log(self, t_last: float, steps_since: int) -> dict[str, float]:
-        values = {k: (v / self._counts[k]).item() for k, v in self._stats.items()}
+        means = {k: v / self._counts[k] for k, v in self._stats.items()}
+        if self.world is not None:  # every process logs the same keys at the same steps
+            means = self.world.average_stats(means)
+        values = {k: v.item() for k, v in means.items()}
         for hook in self.hooks:
             values.update(hook.stats())
         now = time.perf_counter()
@@ -420,14 +473,17 @@ class Trainer:
                   "time_s": round(self.elapsed + self._session_time(), 2),
                   "img_per_s": round(steps_since * self.recipe.batch_size * self.recipe.d_steps / (now - t_last), 1),
                   **{k: round(v, 6) for k, v in values.items()}}
-        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        self._on_main(lambda: self._append_metrics(record))
         self._stats.clear()
         self._counts.clear()
         bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             raise self._diverged(f"{bad[0]} is {values[bad[0]]}")
         return record
+
+    def _append_metrics(self, record: dict[str, Any]) -> None:
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
 
     def _diverged(self, what: str) -> TrainingDiverged:
         last = find_checkpoints(self.checkpoint_dir)
@@ -439,18 +495,23 @@ class Trainer:
         """Raise `TrainingDiverged` when a loss since the last log line, or a weight or buffer, is NaN or infinite.
 
         Called before every checkpoint (one host sync), so no checkpoint is written once training has diverged
-        and the newest checkpoint on disk is always a good one to name and to resume from.
+        and the newest checkpoint on disk is always a good one to name and to resume from. In a distributed run
+        the processes vote, so that all of them stop together.
         """
         tensors = list(self._stats.values())
         tensors += [t for m in (self.G, self.D) for t in m.state_dict().values() if t.is_floating_point()]
-        if not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+        finite = not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all())
+        if self.world is not None:
+            finite = self.world.sum_on_cpu([float(not finite)])[0] == 0
+        if finite:
             return
         bad = next((k for k, v in self._stats.items() if not torch.isfinite(v).all()), None)
-        raise self._diverged(f"{bad} is {self._stats[bad].item()}" if bad else "a weight is not finite")
+        raise self._diverged(f"{bad} is {self._stats[bad].item()}" if bad else "a loss or weight is not finite")
 
     def _trim_metrics(self) -> None:
-        """Drop metric lines logged after the step training starts from (they are logged again), and a last line
-        cut short by a process that died (or a disk that filled) while appending it."""
+        """Create the run folder if needed; drop metric lines logged after the step training starts from (they are
+        logged again), and a last line cut short by a process that died (or a disk that filled) while appending it."""
+        self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "metrics.jsonl"
         if not path.exists():
             return
@@ -491,13 +552,12 @@ class Trainer:
         if resume_from is not None:
             self.load_state(resume_from)
             logger.info("resumed from step %d", self.step)
-        self._trim_metrics()  # also when a killed run is restarted before its first checkpoint
-        self.out.mkdir(parents=True, exist_ok=True)
+        self._on_main(self._trim_metrics)  # also when a killed run is restarted before its first checkpoint
         total = self.recipe.steps
         self._t0 = time.perf_counter()
         t_last, step_last = self._t0, self.step
         if self.step == 0:
-            self.save_samples()
+            self._on_main(self.save_samples)
         with self._graceful_interrupt():
             while self.step < total:
                 self.train_step()
@@ -506,22 +566,23 @@ class Trainer:
                     record = self._log(t_last, self.step - step_last)
                     t_last, step_last = time.perf_counter(), self.step
                 if self.step % self.options.sample_every == 0:
-                    self.save_samples()
+                    self._on_main(self.save_samples)
                 evaluate_now = self.evaluator is not None and self.options.eval_every > 0 and (
                     self.step % self.options.eval_every == 0 or self.step == total)
                 if evaluate_now:
-                    self.evaluate()
+                    self._on_main(self.evaluate)
                 if self.step % self.options.checkpoint_every == 0 and self.step < total:
                     self.save_checkpoint()
                 if progress is not None:
                     progress(self.step, total, record)
-                if self._stop_requested:
+                if self._stop_requested if self.world is None else self._stop_agreed:
                     path = self.save_checkpoint()
-                    self.export()
+                    self._on_main(self.export)
                     raise TrainingInterrupted(f"interrupted at step {self.step}; checkpoint saved to {path}",
                                               self.step, path)
         if self.step % self.options.sample_every != 0:
-            self.save_samples()
+            self._on_main(self.save_samples)
         self.save_checkpoint()
-        self.export()
+        self._on_main(self.export)
+        self.model.info.update(training=self.training_summary(), run=str(self.out))  # every process's copy
         return self.model

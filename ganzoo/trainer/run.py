@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -15,8 +15,13 @@ from ganzoo import __version__
 from ganzoo._io import remove_leftover_temps, write_json
 from ganzoo.errors import ConfigError, GanzooUsageError
 from ganzoo.model import GANModel
-from ganzoo.trainer.checkpoint import latest_checkpoint
+from ganzoo.trainer.checkpoint import Checkpoint, latest_checkpoint
 from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer
+
+if TYPE_CHECKING:
+    from ganzoo.data import ImageDataset
+    from ganzoo.interfaces import ArchConfig, Architecture, Recipe, TrainingHook
+    from ganzoo.trainer.distributed import World
 
 __all__ = ["default_out", "plan_run", "read_plan", "train"]
 
@@ -118,15 +123,43 @@ def plan_run(architecture: str, data: str, *, preset: str | None, config: Mappin
             "options": options.to_dict(), "ganzoo_version": __version__, "torch_version": torch.__version__}
 
 
-def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: ProgressFn | None) -> GANModel:
+def _on_main(world: World | None, fn: Callable[[], str | None]) -> str:
+    """`fn()` (None read as "") computed by the process that owns the run folder (rank 0), shared with the others."""
+    def call() -> str:
+        return fn() or ""
+
+    return call() if world is None else world.on_main(call)
+
+
+def _resume_point(world: World | None, folder: Path) -> Checkpoint | None:
+    """The newest readable checkpoint in `folder`, read by rank 0 and sent to the other processes."""
+    if world is None:
+        return latest_checkpoint(folder)
+    payload: dict[str, bytes] = {}
+
+    def read() -> None:
+        ckpt = latest_checkpoint(folder)
+        payload["data"] = ckpt.to_bytes() if ckpt is not None else b""
+
+    _on_main(world, read)
+    data = world.broadcast_bytes(payload.get("data"))
+    return Checkpoint.from_bytes(data) if data else None
+
+
+_Setup = tuple["Architecture", RunOptions, "ArchConfig", "Recipe", "ImageDataset", list["TrainingHook"]]
+
+
+def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
+    """Check the plan and load the data: (architecture, options, config, recipe, dataset, hooks). Updates `plan`."""
     from ganzoo.data import load_dataset
     from ganzoo.registry import get_architecture
-    from ganzoo.serialization import build_model
 
     arch = get_architecture(plan["architecture"])
     options = RunOptions.from_dict(plan["options"])
     cfg = arch.config_cls.from_dict(plan["config"])
     rec = arch.make_recipe(None, **plan["recipe"])
+    if world is not None:
+        world.rows(rec.batch_size)  # a batch that does not split over the processes
     dataset = load_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
                            on_bad_image=options.on_bad_image)
     if arch.conditional and dataset.num_classes == 0:
@@ -139,7 +172,20 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
         raise ConfigError(f"num_classes is {cfg.num_classes} but {options.data} has {dataset.num_classes} classes")
     plan["data"] = {"name": dataset.name, "images": len(dataset), "classes": dataset.num_classes,
                     "skipped": dataset.skipped}
-    write_json(out / RUN_CONFIG, plan)
+    return arch, options, cfg, rec, dataset, arch.hooks(cfg, rec)
+
+
+def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: ProgressFn | None,
+                   world: World | None) -> GANModel:
+    from ganzoo.serialization import build_model
+
+    if world is None:
+        arch, options, cfg, rec, dataset, hooks = _setup(plan, world)
+    else:  # rank 0 first, so that a bad plan or missing data is reported once, by rank 0
+        done: dict[str, Any] = {}
+        _on_main(world, lambda: done.update(parts=_setup(plan, world)))
+        arch, options, cfg, rec, dataset, hooks = done["parts"] if world.is_main else _setup(plan, world)
+    _on_main(world, lambda: write_json(out / RUN_CONFIG, plan))
 
     torch.manual_seed(options.seed)  # weights initialise the same way for the same seed
     model = build_model(arch.name, cfg)
@@ -152,12 +198,14 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
 
         evaluator = Evaluator(dataset, metrics=options.eval_metrics, extractor=options.eval_extractor,
                               num_samples=options.eval_samples, seed=options.seed)
-    trainer = Trainer(model, rec, dataset, options, out, hooks=arch.hooks(cfg, rec), run_info=run_info,
-                      evaluator=evaluator)
-    ckpt = latest_checkpoint(trainer.checkpoint_dir) if resume else None
+    if world is not None:
+        run_info["processes"] = world.world_size
+    trainer = Trainer(model, rec, dataset, options, out, hooks=hooks, run_info=run_info,
+                      evaluator=evaluator, world=world)
+    ckpt = _resume_point(world, trainer.checkpoint_dir) if resume else None
     if resume and ckpt is None:
         logger.warning("no readable checkpoint in %s; starting from step 0", out)
-    return trainer.run(progress=progress, resume_from=ckpt)
+    return trainer.run(progress=progress if trainer.is_main else None, resume_from=ckpt)
 
 
 def train(architecture: str | None = None, data: str | None = None, steps: int | None = None,
@@ -179,7 +227,30 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
         resume: continue the run in `out` from its newest checkpoint.
         overwrite: replace an existing run in `out`.
         progress: called after every step with (step, total steps, logged values or None).
+
+    Started by torchrun (WORLD_SIZE > 1), every process calls this with the same arguments and trains on its
+    share of each batch (see `ganzoo.trainer.distributed`); rank 0 alone writes the run folder.
     """
+    from ganzoo.trainer.distributed import World
+
+    world = World.from_env()
+    try:
+        model = _train(architecture, data, steps, out, preset=preset, config=config, recipe=recipe,
+                       batch_size=batch_size, seed=seed, device=device, resume=resume, overwrite=overwrite,
+                       progress=progress, world=world, **options)
+    except BaseException:
+        if world is not None:
+            world.abort()
+        raise
+    if world is not None:
+        world.close()
+    return model
+
+
+def _train(architecture: str | None, data: str | None, steps: int | None, out: str | Path | None, *,
+           preset: str | None, config: Mapping[str, Any] | None, recipe: Mapping[str, Any] | None,
+           batch_size: int | None, seed: int | None, device: str | None, resume: bool, overwrite: bool,
+           progress: ProgressFn | None, world: World | None, **options: Any) -> GANModel:
     recipe = dict(recipe or {})
     if steps is not None:
         recipe["steps"] = steps
@@ -193,8 +264,12 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
         if out is None:
             raise GanzooUsageError("resuming needs the run folder: pass --out RUN")
         out = Path(out)
-        _prepare_out(out, resume=True, overwrite=False)
-        plan = read_plan(out)
+
+        def prepare_and_read() -> str:
+            _prepare_out(out, resume=True, overwrite=False)
+            return json.dumps(read_plan(out))
+
+        plan = json.loads(_on_main(world, prepare_and_read))
         if architecture is not None and architecture != plan["architecture"]:
             raise GanzooUsageError(f"{out} is a {plan['architecture']} run, not {architecture}")
         changed = sorted(set(config or {}) | (set(recipe) - {"steps"}))
@@ -208,13 +283,18 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
             plan["recipe"]["steps"] = recipe["steps"]
         plan["options"].update(options)
         RunOptions.from_dict(plan["options"])  # validate
-        return _run_from_plan(plan, out, resume=True, progress=progress)
+        return _run_from_plan(plan, out, resume=True, progress=progress, world=world)
 
     if architecture is None:
         raise GanzooUsageError("name an architecture to train (see `ganzoo list`)")
     run_options = RunOptions.from_dict(options)
-    plan = plan_run(architecture, run_options.data, preset=preset, config=config or {}, recipe=recipe,
-                    options=run_options)
-    out = Path(out) if out is not None else default_out(plan["architecture"])
-    _prepare_out(out, resume=False, overwrite=overwrite)
-    return _run_from_plan(plan, out, resume=False, progress=progress)
+    plan = json.loads(_on_main(world, lambda: json.dumps(plan_run(
+        architecture, run_options.data, preset=preset, config=config or {}, recipe=recipe, options=run_options))))
+
+    def prepare() -> str:
+        folder = Path(out) if out is not None else default_out(plan["architecture"])
+        _prepare_out(folder, resume=False, overwrite=overwrite)
+        return str(folder)
+
+    folder = Path(_on_main(world, prepare))
+    return _run_from_plan(plan, folder, resume=False, progress=progress, world=world)

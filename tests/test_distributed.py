@@ -1,0 +1,155 @@
+"""Distributed data-parallel training on the CPU: 2 processes over gloo, as torchrun starts them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ganzoo.sharding import batch_shard, draw_rows
+from ganzoo.testing import assert_same_state
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+TIMEOUT = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK")}
+    env.update(OMP_NUM_THREADS="1", **extra)
+    return env
+
+
+def run_workers(out: Path, processes: int, *args: str) -> list[dict[str, object]]:
+    """Run tests/ddp_worker.py in `processes` processes joined over gloo; returns each rank's outputs."""
+    port = str(_free_port())
+    procs = []
+    for rank in range(processes):
+        env = _clean_env()
+        if processes > 1:
+            env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes), MASTER_ADDR="127.0.0.1",
+                       MASTER_PORT=port)
+        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(out), *args], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for proc in procs:
+        output, _ = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0, output[-3000:]
+    return [{"digests": json.loads((out / f"rank{r}.json").read_text()),
+             "state": load_file(str(out / f"rank{r}.safetensors"))} for r in range(processes)]
+
+
+@pytest.mark.parametrize("arch, config, recipe", [
+    ("dcgan", {}, {}),  # BatchNorm in G and D, statistics per process
+    ("dcgan", {}, {"sync_batchnorm": True}),  # BatchNorm over the global batch
+    ("wgan", {}, {}),  # 5 critic steps per G step, gradient penalty
+    ("progan", {}, {}),  # growing: parameters unused in early phases, fade-in buffers
+])
+def test_every_rank_holds_identical_weights_after_every_step(tmp_path, arch, config, recipe):
+    args = ["--arch", arch, "--steps", "3", "--batch-size", "8", "--config", json.dumps(config),
+            "--recipe", json.dumps(recipe)]
+    ranks = run_workers(tmp_path, 2, *args)
+    assert ranks[0]["digests"] == ranks[1]["digests"]
+    assert len(set(ranks[0]["digests"])) == 3  # the weights changed at every step
+
+
+def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float) -> None:
+    assert a.keys() == b.keys()
+    worst = max(((a[k].double() - b[k].double()).abs().max().item(), k) for k in a if a[k].is_floating_point())
+    assert worst[0] <= atol, f"largest difference {worst[0]:.3g} in {worst[1]}"
+
+
+def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
+    """Without batch-coupled layers (BatchNorm, minibatch std) 2 ranks compute what 1 rank does on the same global
+    batch: the same data, latents, noise and style-mixing draws; only the order of float additions differs."""
+    args = ["--arch", "stylegan-lite", "--batch-size", "8", "--config", json.dumps({"mbstd_group": 0})]
+    initial = run_workers(tmp_path / "initial", 1, *args, "--steps", "0")[0]
+    one = run_workers(tmp_path / "one", 1, *args, "--steps", "3")[0]
+    two = run_workers(tmp_path / "two", 2, *args, "--steps", "3")[0]
+    _assert_close(one["state"], two["state"], atol=1e-5)
+    with pytest.raises(AssertionError):  # training moved the weights far more than that tolerance
+        _assert_close(initial["state"], one["state"], atol=1e-3)
+
+
+def test_synchronised_batchnorm_on_two_processes_is_close_to_one_process(tmp_path):
+    args = ["--arch", "dcgan", "--steps", "3", "--batch-size", "8", "--recipe", json.dumps({"sync_batchnorm": True})]
+    one = run_workers(tmp_path / "one", 1, *args)[0]
+    two = run_workers(tmp_path / "two", 2, *args)[0]
+    _assert_close(one["state"], two["state"], atol=1e-4)
+
+
+def test_draw_rows_gives_each_shard_its_rows_of_the_global_draw():
+    torch.manual_seed(1)
+    whole = torch.randn(8, 3)
+    parts = []
+    for rank in range(2):
+        torch.manual_seed(1)
+        with batch_shard(rank, 2):
+            parts.append(draw_rows(4, lambda m: torch.randn(m, 3)))
+    assert torch.equal(torch.cat(parts), whole)
+
+
+def _ganzoo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ganzoo", *args], cwd=cwd, env=_clean_env(), text=True,
+                          capture_output=True, timeout=TIMEOUT)
+
+
+TINY = ["--arch", "dcgan", "--batch-size", "8", "--device", "cpu", "--set", "g_width=8", "--set", "d_width=8",
+        "--set", "z_dim=16", "--img-size", "28", "--log-every", "1", "--sample-every", "100"]
+
+
+def test_nproc_run_writes_once_and_resumes_exactly(tmp_path):
+    """`ganzoo train --nproc 2`: one run folder written by rank 0; stopping after 2 steps and resuming to 4 gives
+    the weights and logged values of an uninterrupted 4-step run of 2 processes."""
+    whole = _ganzoo("train", "--nproc", "2", *TINY, "--steps", "4", "--out", str(tmp_path / "whole"), cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    assert "trained dcgan for 4 steps" in whole.stdout and whole.stdout.count("run folder:") == 1
+    config = json.loads((tmp_path / "whole" / "config.json").read_text())
+    assert config["recipe"]["batch_size"] == 8
+    lines = (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4]  # one line per step: rank 0 alone wrote
+
+    part = tmp_path / "part"
+    first = _ganzoo("train", "--nproc", "2", *TINY, "--steps", "2", "--out", str(part), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = _ganzoo("train", "--nproc", "2", "--resume", "--out", str(part), "--steps", "4", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    import ganzoo
+
+    a, b = ganzoo.load(str(tmp_path / "whole")), ganzoo.load(str(part))
+    assert_same_state(a.generator, b.generator)
+    assert_same_state(a.discriminator, b.discriminator)
+    logged = [json.loads(line) for line in (part / "metrics.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in lines]
+    for got, want in zip(logged, expected, strict=True):
+        assert {k: v for k, v in got.items() if k not in ("time_s", "img_per_s")} == \
+               {k: v for k, v in want.items() if k not in ("time_s", "img_per_s")}
+
+
+def test_nproc_errors_are_reported_once(tmp_path):
+    odd = _ganzoo("train", "--nproc", "2", *TINY, "--steps", "2", "--batch-size", "7", "--out", str(tmp_path / "r"),
+                  cwd=tmp_path)
+    assert odd.returncode == 2
+    errors = [line for line in odd.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == ["Error: batch size 7 does not split evenly over 2 processes; use a multiple of 2 "
+                      "(--batch-size 6 or 8)"], odd.stderr
+    assert "Traceback" not in odd.stderr
+    assert not (tmp_path / "r" / "config.json").exists()
+
+    missing = _ganzoo("train", "--nproc", "2", *TINY, "--steps", "2", "--data", str(tmp_path / "nowhere"),
+                      "--out", str(tmp_path / "r2"), cwd=tmp_path)
+    assert missing.returncode == 2, missing.stderr
+    assert len([line for line in missing.stderr.splitlines() if line.startswith("Error: ")]) == 1, missing.stderr
