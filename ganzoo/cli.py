@@ -33,6 +33,22 @@ class _Interrupted(click.ClickException):
     exit_code = 130
 
 
+class _QuietExit(click.ClickException):
+    """Exit with a code and print nothing: a process of a distributed run whose rank 0 already reported the error."""
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__("")
+        self.exit_code = exit_code
+
+
+def _rank() -> int:
+    """This process's rank in a distributed run started by torchrun (0 otherwise)."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
 def _errors_to_exit_codes(fn: F) -> F:
     """Turn ganzoo's errors into one-line messages with the right exit code; never a bare traceback."""
 
@@ -42,9 +58,11 @@ def _errors_to_exit_codes(fn: F) -> F:
             return fn(*args, **kwargs)
         except click.ClickException:
             raise
-        except GanzooUsageError as exc:
-            raise _UsageFailure(str(exc)) from None
         except GanzooError as exc:
+            if getattr(exc, "reported_by_rank0", False):  # a distributed run: rank 0 prints the error, once
+                raise _QuietExit(2 if isinstance(exc, GanzooUsageError) else 1) from None
+            if isinstance(exc, GanzooUsageError):
+                raise _UsageFailure(str(exc)) from None
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             raise _Interrupted("interrupted") from None
@@ -82,7 +100,11 @@ def _split_assignments(items: tuple[str, ...]) -> dict[str, Any]:
 class _Group(click.Group):
     """Prints every error as one line (`Error: ...`) and exits with its code, click's own usage errors included."""
 
+    raw_args: list[str] = []  # the arguments of this invocation, for `train --nproc` to pass on
+
     def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        given = kwargs.get("args", args[0] if args else None)
+        _Group.raw_args = list(given) if given is not None else sys.argv[1:]
         kwargs["standalone_mode"] = False
         try:
             result = super().main(*args, **kwargs)
@@ -93,7 +115,8 @@ class _Group(click.Group):
             click.echo(f"Error: {exc.format_message()}{hint}", err=True)
             sys.exit(2)
         except click.ClickException as exc:
-            click.echo(f"Error: {exc.format_message()}", err=True)
+            if not isinstance(exc, _QuietExit):
+                click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
         except click.Abort:
             click.echo("Error: aborted", err=True)
@@ -108,7 +131,9 @@ def cli(verbose: bool) -> None:
     """ganzoo: a GAN model zoo. Train, sample and share GANs from one registry of architectures."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("ganzoo").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # in a distributed run rank 0 speaks for all processes
+    quiet = logging.INFO if _rank() == 0 else logging.WARNING
+    logging.getLogger("ganzoo").setLevel(logging.DEBUG if verbose else quiet)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -275,6 +300,9 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @click.option("--eval-samples", type=click.IntRange(min=1), help="Generated images per evaluation.  [default: 2000]")
 @click.option("--keep-best", metavar="METRIC",
               help="Export RUN/best whenever METRIC (one of --eval-metrics) improves.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes to train in on this machine (distributed data parallel, as `torchrun "
+                   "--nproc_per_node N -m ganzoo train ...` would start them): one per GPU, or CPU processes.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan (config, recipe, options) and exit.")
 @_errors_to_exit_codes
 def train(arch: str | None, preset: str | None, data: str | None, steps: int | None, batch_size: int | None,
@@ -285,7 +313,7 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
           ema_kimg: float | None, assignments: tuple[str, ...], device: str, amp: bool, channels_last: bool,
           compile_: bool, log_every: int, sample_every: int, checkpoint_every: int, on_bad_image: str | None,
           eval_every: int | None, eval_metrics: str | None, eval_extractor: str | None, eval_samples: int | None,
-          keep_best: str | None, dry_run: bool) -> None:
+          keep_best: str | None, nproc: int, dry_run: bool) -> None:
     """Train an architecture with its recipe; writes a run folder with samples, checkpoints and model/."""
     if resume and overwrite:
         raise _UsageFailure("--resume and --overwrite contradict each other; pick one")
@@ -325,6 +353,9 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
                 raise unknown_name("field", key, known, hint="see `ganzoo info ARCH`")
     options: dict[str, Any] = {"log_every": log_every, "sample_every": sample_every,
                                "checkpoint_every": checkpoint_every, "device": device}
+    if resume:  # a resumed run keeps its own cadence and device unless they are given again
+        source = click.get_current_context().get_parameter_source
+        options = {k: v for k, v in options.items() if source(k) is click.core.ParameterSource.COMMANDLINE}
     if on_bad_image is not None:
         options["on_bad_image"] = on_bad_image
     evaluation = {"eval_every": eval_every, "eval_metrics": eval_metrics, "eval_extractor": eval_extractor,
@@ -338,6 +369,9 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
     from ganzoo.trainer.run import plan_run
     from ganzoo.trainer.run import train as run_training
 
+    if nproc > 1 and not dry_run:  # after the checks above, so that their errors are printed once
+        _launch(nproc)
+        return
     if dry_run:
         if resume:
             raise _UsageFailure("--dry-run shows a new run's plan; it cannot be combined with --resume")
@@ -356,11 +390,32 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
             from None
     finally:
         close()
+    if _rank() != 0:
+        return
     summary = model.info["training"]
     run_dir = Path(model.info["run"])
     click.echo(f"trained {model.architecture} for {summary['steps']} steps in {summary['wall_time_s']} s")
     click.echo(f"run folder:  {run_dir}")
     click.echo(f"sample grid: {run_dir / 'model' / 'samples.png'}")
+
+
+def _launch(nproc: int) -> None:
+    """Run this same `train` command in `nproc` processes (torchrun's standalone launcher) and exit with its code."""
+    from ganzoo.trainer.distributed import launch, launched_world_size
+
+    if launched_world_size() > 1:
+        raise _UsageFailure("--nproc starts a distributed run, but this process already is part of one; drop --nproc")
+    args, skip = [], False
+    for arg in _Group.raw_args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    code = launch(nproc, args)
+    if code:
+        raise _QuietExit(code)  # the processes reported their errors themselves
 
 
 # ---------------------------------------------------------------------------------------------------------------------
