@@ -107,8 +107,13 @@ def resolve(name: str, revision: str | None = None) -> Source:
 
 def _not_published(entry: PretrainedCfg, architecture: str) -> NotPublishedError:
     how = entry.recipe or f"ganzoo train --arch {architecture} --data {entry.dataset or 'DATA'}"
+    run = f"runs/{entry.name}"
+    if " --out " not in f" {how} " and " -o " not in f" {how} ":
+        how += f" --out {run}"
+    else:
+        run = "its run folder"
     return NotPublishedError(f"{entry.name} is in the catalogue but its weights are not published yet; train it "
-                             f"yourself with: {how} (then `ganzoo push RUN --repo {entry.repo_id}` to share it)")
+                             f"yourself with `{how}`, then load {run}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -197,7 +202,9 @@ def pull(name: str, revision: str | None = None) -> Path:
         return Path(source.location)
     try:
         folder = _download(source.location, source.revision)
-    except GanzooUsageError:
+    except GanzooError:
+        # an unpublished entry's repo is missing or unreachable (offline, no network): either way the news the user
+        # needs is that there is nothing to download yet, and how to train it
         if source.kind == "catalogue" and source.entry is not None and not source.entry.published:
             assert source.architecture is not None
             raise _not_published(source.entry, source.architecture) from None
