@@ -52,6 +52,8 @@ def test_zoo_trains_evaluates_and_publishes_a_card_with_its_metrics(zoo, online,
     results = {r.metric_type: r for r in card.data.eval_results}
     assert {name: r.metric_value for name, r in results.items()} == values
     assert json.loads(results["fid"].metric_config)["extractor"] == "digits"
+    assert results["fid"].metric_name == "FID (digits features)"
+    assert "ganzoo train --arch gan --data mnist-5k --steps 2 --batch-size 64 --seed 0" in card.text
     assert "## Evaluation" in card.text and "digits features" in card.text
     assert 'ganzoo.load("ganzoo/gan-mnist-5k")' in card.text and "![samples](samples.png)" in card.text
 
