@@ -181,18 +181,22 @@ def _verify(folder: Path, entry: PretrainedCfg) -> None:
         actual = sha256_of(path)
         if actual != expected:
             raise WeightsError(f"{entry.name}: sha256 of {filename} is {actual[:12]}..., the catalogue pins "
-                               f"{expected[:12]}...; the cached copy is corrupt or was changed: remove it "
-                               f"(`hf cache delete`) and pull again")
+                               f"{expected[:12]}...; the cached copy is corrupt or was changed: remove it with "
+                               f"`{_cache_rm(entry.repo_id)}` and pull again")
 
 
-def _verify_cache(folder: Path) -> None:
+def _cache_rm(repo_id: str) -> str:
+    """The command that removes a repo from huggingface_hub's cache (it reads the same HF_HOME/HF_HUB_CACHE)."""
+    return f"hf cache rm model/{repo_id} -y"
+
+
+def _verify_cache(folder: Path, repo_id: str) -> None:
     """Check cached weight files against the sha256 their cache blobs are named after (the Hub's LFS hash)."""
     for path in folder.glob("*.safetensors"):
         blob = Path(os.path.realpath(path)).name
         if path.is_symlink() and re.fullmatch(r"[0-9a-f]{64}", blob) and sha256_of(path) != blob:
-            raise WeightsError(f"the cached {path.name} of {folder.parent.parent.name} was changed after it was "
-                               f"downloaded (sha256 differs from the Hub's); remove it (`hf cache delete`) and pull "
-                               f"again")
+            raise WeightsError(f"the cached {path.name} of {repo_id} was changed after it was downloaded (its sha256 "
+                               f"differs from the Hub's); remove it with `{_cache_rm(repo_id)}` and pull again")
 
 
 def pull(name: str, revision: str | None = None) -> Path:
@@ -209,7 +213,7 @@ def pull(name: str, revision: str | None = None) -> Path:
             assert source.architecture is not None
             raise _not_published(source.entry, source.architecture) from None
         raise
-    _verify_cache(folder)
+    _verify_cache(folder, source.location)
     if source.kind == "catalogue" and source.entry is not None and source.entry.published:
         if source.revision == source.entry.revision:
             _verify(folder, source.entry)
