@@ -8,20 +8,72 @@ metric and where it came from.
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ganzoo.model import GANModel
 
-__all__ = ["DATASET_LICENSES", "model_card"]
+__all__ = ["DATASET_LICENSES", "METRIC_LABELS", "model_card", "train_command"]
 
 #: licences of the training data ganzoo knows; weights trained on them are published under the same terms
 DATASET_LICENSES = {"mnist-5k": "cc-by-sa-3.0", "mnist": "cc-by-sa-3.0", "fashion-mnist": "mit", "celeba": "other"}
+#: display names of metric values; the card adds the feature space, since values in different ones do not compare
+METRIC_LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "Inception Score", "is_std": "IS std",
+                 "precision": "precision", "recall": "recall"}
 
 
 def _task(model: GANModel) -> str:
     return "conditional-image-generation" if model.num_classes else "unconditional-image-generation"
+
+
+def _label(metric: Mapping[str, Any]) -> str:
+    """`FID (digits features)`: the metric's display name and the feature space it was measured in."""
+    name = str(metric["name"])
+    label = str(metric.get("label") or METRIC_LABELS.get(name, name))
+    extractor = metric.get("provenance", {}).get("extractor")
+    return f"{label} ({extractor} features)" if extractor else label
+
+
+def _number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _setting(key: str, value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return "--set " + shlex.quote(f"{key}={text}")
+
+
+def train_command(model: GANModel, training: Mapping[str, Any]) -> str | None:
+    """The `ganzoo train` command that reproduces this model's config and recipe, or None when unknown.
+
+    Config and recipe fields that differ from the architecture's defaults become `--set KEY=VALUE`, so the command
+    is exact whether the run used a preset, flags or `--set`.
+    """
+    from ganzoo.registry import get_architecture
+
+    recipe, data = training.get("recipe"), training.get("data")
+    if not isinstance(recipe, Mapping) or not data:
+        return None
+    arch = get_architecture(model.architecture)
+    words = ["ganzoo", "train", "--arch", model.architecture, "--data", shlex.quote(str(data))]
+    default_config = arch.make_config().to_dict()
+    config = model.config.to_dict()
+    if config["img_size"] != default_config["img_size"]:
+        words += ["--img-size", str(config["img_size"])]
+    if config["channels"] != default_config["channels"]:
+        words += ["--channels", str(config["channels"])]
+    words += ["--steps", str(recipe.get("steps", training.get("steps"))),
+              "--batch-size", str(recipe.get("batch_size", training.get("batch_size")))]
+    skip = {"img_size", "channels"} | ({"num_classes"} if arch.conditional else set())  # num_classes: from the data
+    words += [_setting(k, v) for k, v in config.items() if k not in skip and v != default_config.get(k)]
+    default_recipe = arch.make_recipe().to_dict()
+    words += [_setting(k, v) for k, v in recipe.items() if k not in ("steps", "batch_size")
+              and k in default_recipe and v != default_recipe[k]]
+    if "seed" in training:
+        words += ["--seed", str(training["seed"])]
+    return " ".join(words)
 
 
 def _front_matter(model: GANModel, training: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> str:
@@ -37,7 +89,7 @@ def _front_matter(model: GANModel, training: Mapping[str, Any], metrics: list[Ma
             dataset_name=dataset or "unknown",
             metric_type=str(metric["name"]),
             metric_value=metric["value"],
-            metric_name=str(metric.get("label", metric["name"])),
+            metric_name=_label(metric),
             metric_config=json.dumps(provenance, sort_keys=True) if provenance else None,
         ))
     data = ModelCardData(
@@ -86,12 +138,17 @@ def model_card(model: GANModel, training: Mapping[str, Any] | None = None, repo_
     if metrics:
         lines += ["## Evaluation", "", "| metric | value | how it was measured |", "| --- | --- | --- |"]
         for metric in metrics:
-            lines.append(f"| {metric['name']} | {metric['value']} | {_measured(metric.get('provenance', {}))} |")
+            how = _measured(metric.get("provenance", {}))
+            lines.append(f"| {_label(metric)} | {_number(metric['value'])} | {how} |")
         lines += ["", "The full provenance of each value is in the metadata above (`metric_config`) and in "
                   "`config.json`.", ""]
     if training:
         lines += ["## Training", "", "| setting | value |", "| --- | --- |"]
         lines += [f"| {key} | {value} |" for key, value in training.items() if not isinstance(value, dict)]
+        command = train_command(model, training)
+        if command:
+            lines += ["", "Train it again (the same config and recipe; results vary with the hardware):", "",
+                      "```bash", command, "```"]
         recipe = training.get("recipe")
         if isinstance(recipe, dict):
             lines += ["", "Recipe (the shared ganzoo trainer's settings):", "", "```json",

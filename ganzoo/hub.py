@@ -107,8 +107,13 @@ def resolve(name: str, revision: str | None = None) -> Source:
 
 def _not_published(entry: PretrainedCfg, architecture: str) -> NotPublishedError:
     how = entry.recipe or f"ganzoo train --arch {architecture} --data {entry.dataset or 'DATA'}"
+    run = f"runs/{entry.name}"
+    if " --out " not in f" {how} " and " -o " not in f" {how} ":
+        how += f" --out {run}"
+    else:
+        run = "its run folder"
     return NotPublishedError(f"{entry.name} is in the catalogue but its weights are not published yet; train it "
-                             f"yourself with: {how} (then `ganzoo push RUN --repo {entry.repo_id}` to share it)")
+                             f"yourself with `{how}`, then load {run}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -176,18 +181,22 @@ def _verify(folder: Path, entry: PretrainedCfg) -> None:
         actual = sha256_of(path)
         if actual != expected:
             raise WeightsError(f"{entry.name}: sha256 of {filename} is {actual[:12]}..., the catalogue pins "
-                               f"{expected[:12]}...; the cached copy is corrupt or was changed: remove it "
-                               f"(`hf cache delete`) and pull again")
+                               f"{expected[:12]}...; the cached copy is corrupt or was changed: remove it with "
+                               f"`{_cache_rm(entry.repo_id)}` and pull again")
 
 
-def _verify_cache(folder: Path) -> None:
+def _cache_rm(repo_id: str) -> str:
+    """The command that removes a repo from huggingface_hub's cache (it reads the same HF_HOME/HF_HUB_CACHE)."""
+    return f"hf cache rm model/{repo_id} -y"
+
+
+def _verify_cache(folder: Path, repo_id: str) -> None:
     """Check cached weight files against the sha256 their cache blobs are named after (the Hub's LFS hash)."""
     for path in folder.glob("*.safetensors"):
         blob = Path(os.path.realpath(path)).name
         if path.is_symlink() and re.fullmatch(r"[0-9a-f]{64}", blob) and sha256_of(path) != blob:
-            raise WeightsError(f"the cached {path.name} of {folder.parent.parent.name} was changed after it was "
-                               f"downloaded (sha256 differs from the Hub's); remove it (`hf cache delete`) and pull "
-                               f"again")
+            raise WeightsError(f"the cached {path.name} of {repo_id} was changed after it was downloaded (its sha256 "
+                               f"differs from the Hub's); remove it with `{_cache_rm(repo_id)}` and pull again")
 
 
 def pull(name: str, revision: str | None = None) -> Path:
@@ -197,12 +206,14 @@ def pull(name: str, revision: str | None = None) -> Path:
         return Path(source.location)
     try:
         folder = _download(source.location, source.revision)
-    except GanzooUsageError:
+    except GanzooError:
+        # an unpublished entry's repo is missing or unreachable (offline, no network): either way the news the user
+        # needs is that there is nothing to download yet, and how to train it
         if source.kind == "catalogue" and source.entry is not None and not source.entry.published:
             assert source.architecture is not None
             raise _not_published(source.entry, source.architecture) from None
         raise
-    _verify_cache(folder)
+    _verify_cache(folder, source.location)
     if source.kind == "catalogue" and source.entry is not None and source.entry.published:
         if source.revision == source.entry.revision:
             _verify(folder, source.entry)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -137,8 +141,21 @@ def test_a_cached_file_changed_after_download_is_caught_offline_too(online, tiny
     blob = (folder / "generator.safetensors").resolve()
     blob.write_bytes(blob.read_bytes()[:-4] + b"\0\0\0\0")
     offline(monkeypatch)
-    with pytest.raises(WeightsError, match="was changed after it was downloaded"):
+    with pytest.raises(WeightsError) as info:
         ganzoo.load("tester/tiny")
+    advice = "remove it with `hf cache rm model/tester/tiny -y` and pull again"
+    assert str(info.value) == "the cached generator.safetensors of tester/tiny was changed after it was downloaded " \
+                              f"(its sha256 differs from the Hub's); {advice}"
+    # the advice works: the command removes the cached copy, and pulling again gets the Hub's bytes back
+    hf = Path(sys.executable).with_name("hf")
+    done = subprocess.run([str(hf), "cache", "rm", "model/tester/tiny", "-y"], env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    assert torch.equal(ganzoo.load("tester/tiny").sample(2, seed=0), ganzoo.load(tiny_run).sample(2, seed=0))
 
 
 def test_unknown_names_repos_and_revisions(online, tiny_run):

@@ -35,7 +35,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ganzoo.errors import ConfigError, GanzooUsageError
-from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, Recipe
+from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, PretrainedCfg, Recipe
 from ganzoo.layers import conv_plan, normal_init_
 
 __all__ = ["CGANConfig", "CGANDiscriminator", "CGANGenerator", "ConditionalBatchNorm2d", "architecture"]
@@ -218,5 +218,10 @@ architecture = Architecture(
         ),
     },
     conditional=True,
+    pretrained=(
+        PretrainedCfg(name="cgan-mnist-5k", repo_id="ganzoo/cgan-mnist-5k", dataset="mnist-5k", resolution=28,
+                      license="cc-by-sa-3.0", recipe="ganzoo train --arch cgan --data mnist-5k",
+                      summary="the default recipe (concat D, conditional BatchNorm in G) on the embedded digits"),
+    ),
     test_config={"img_size": 28, "z_dim": 16, "g_width": 8, "d_width": 8, "embed_dim": 4, "num_classes": 10},
 )

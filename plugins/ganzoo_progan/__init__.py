@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganzoo.errors import ConfigError
-from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Recipe, TrainingHook
+from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, PretrainedCfg, Recipe, TrainingHook
 from ganzoo.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, pixel_norm
 
 __all__ = ["GrowthSchedule", "ProGANConfig", "ProGANDiscriminator", "ProGANGenerator", "architecture",
@@ -353,5 +353,10 @@ architecture = Architecture(
     recipe=Recipe(steps=2500, batch_size=32, loss="wasserstein", gp_weight=10.0, drift=0.001, optimizer="adam",
                   g_lr=1e-3, d_lr=1e-3, betas=(0.0, 0.99), d_steps=1, ema_kimg=2.0, ema_rampup=0.05),
     make_hooks=make_hooks,
+    pretrained=(
+        PretrainedCfg(name="progan-mnist-5k", repo_id="ganzoo/progan-mnist-5k", dataset="mnist-5k", resolution=32,
+                      license="cc-by-sa-3.0", recipe="ganzoo train --arch progan --data mnist-5k",
+                      summary="the default recipe on the embedded digits, grown from 4x4 to 32x32"),
+    ),
     test_config=_TEST_CONFIG,
 )

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 
 from ganzoo.errors import ConfigError
-from ganzoo.interfaces import ArchConfig, Architecture, Recipe
+from ganzoo.interfaces import ArchConfig, Architecture, PretrainedCfg, Recipe
 
 from .networks import StyleGANLiteDiscriminator, StyleGANLiteGenerator
 
@@ -98,6 +98,12 @@ architecture = Architecture(
     build_discriminator=build_discriminator,
     recipe=Recipe(steps=3000, batch_size=32, loss="non-saturating", r1_gamma=10.0, r1_interval=_R1_INTERVAL,
                   optimizer="adam", g_lr=_LR, d_lr=_LR * _LAZY, betas=(0.0, 0.99), ema_kimg=2.0, ema_rampup=0.05),
+    pretrained=(
+        PretrainedCfg(name="stylegan-lite-mnist-5k", repo_id="ganzoo/stylegan-lite-mnist-5k", dataset="mnist-5k",
+                      resolution=32,
+                      license="cc-by-sa-3.0", recipe="ganzoo train --arch stylegan-lite --data mnist-5k",
+                      summary="the default recipe on the embedded digits"),
+    ),
     test_config={"img_size": 8, "z_dim": 8, "w_dim": 8, "g_width": 4, "g_max_width": 8, "d_width": 4,
                  "d_max_width": 8},
 )

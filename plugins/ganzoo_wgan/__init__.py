@@ -27,7 +27,16 @@ import torch
 from torch import nn
 
 from ganzoo.errors import ConfigError
-from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, Recipe, TrainingHook
+from ganzoo.interfaces import (
+    ArchConfig,
+    Architecture,
+    Discriminator,
+    Generator,
+    Preset,
+    PretrainedCfg,
+    Recipe,
+    TrainingHook,
+)
 from ganzoo.layers import conv_plan, normal_init_, upsampling_stack
 
 __all__ = ["WGANConfig", "WGANCritic", "WGANGenerator", "architecture"]
@@ -142,5 +151,10 @@ architecture = Architecture(
         ),
     },
     make_hooks=check_config,
+    pretrained=(
+        PretrainedCfg(name="wgan-mnist-5k", repo_id="ganzoo/wgan-mnist-5k", dataset="mnist-5k", resolution=28,
+                      license="cc-by-sa-3.0", recipe="ganzoo train --arch wgan --data mnist-5k",
+                      summary="the default WGAN-GP recipe on the embedded digits"),
+    ),
     test_config={"img_size": 28, "g_width": 8, "d_width": 8, "z_dim": 16},
 )
