@@ -56,6 +56,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
+    except OSError as exc:
+        if exc.filename in (tmp_name, str(tmp)) and exc.errno is not None:  # name the file the user asked for
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -6,6 +6,7 @@ commands that need it, so `ganzoo --help` and `ganzoo list` start fast.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -67,8 +68,7 @@ def _errors_to_exit_codes(fn: F) -> F:
         except KeyboardInterrupt:
             raise _Interrupted("interrupted") from None
         except OSError as exc:
-            where = f": {exc.filename}" if exc.filename else ""
-            raise click.ClickException(f"{exc.strerror or exc}{where}") from None
+            raise click.ClickException(_os_error_message(exc)) from None
         except Exception as exc:
             if os.environ.get("GANZOO_DEBUG"):
                 raise
@@ -77,6 +77,32 @@ def _errors_to_exit_codes(fn: F) -> F:
             ) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _os_error_message(exc: OSError) -> str:
+    """One line for a failed file operation: what failed, on which file, and what to do about it."""
+    reason = " ".join((exc.strerror or str(exc) or type(exc).__name__).split())
+    where = f": {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space and run the command again (a training run continues with --resume)"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "check the permissions or choose another path"
+    elif exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EISDIR):
+        fix = "a file or folder is in the way; choose another path"
+    else:
+        fix = "check the path and the disk, then run the command again"
+    return f"{reason}{where}; {fix}"
+
+
+def _check_output_file(path: Path, option: str = "-o") -> None:
+    """Refuse an output file that cannot be created, before any work is done (exit code 2)."""
+    if path.is_dir():
+        raise _UsageFailure(f"{option} {path} is a folder; give a file name")
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if ancestor.exists() and not ancestor.is_dir():
+        raise _UsageFailure(f"cannot write {path}: {ancestor} is a file, not a folder; choose another {option}")
 
 
 def _parse_value(text: str) -> Any:
@@ -129,11 +155,15 @@ class _Group(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log more (debug messages).")
 def cli(verbose: bool) -> None:
     """ganzoo: a GAN model zoo. Train, sample and share GANs from one registry of architectures."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    # in a distributed run rank 0 speaks for all processes
-    quiet = logging.INFO if _rank() == 0 else logging.WARNING
-    logging.getLogger("ganzoo").setLevel(logging.DEBUG if verbose else quiet)
+    # Warnings and errors only, unless -v: a failing command prints its one error line and nothing else.
+    # In a distributed run rank 0 speaks for all processes; the others report only their own errors.
+    level = logging.DEBUG if verbose else logging.WARNING if _rank() == 0 else logging.ERROR
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ganzoo").setLevel(level)
+    if not verbose:  # huggingface_hub logs its retries through its own handler; its error is reported as ours
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # read when huggingface_hub is first imported
+        if "huggingface_hub" in sys.modules:
+            logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -467,6 +497,7 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, clas
     """Write a grid of samples from MODEL: a run or model folder, a catalogue name or a Hub repo id."""
     from ganzoo.images import save_grid
 
+    _check_output_file(output)
     gan = _load_for_sampling(model, device)
     images = gan.sample(num, seed=seed, labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
     save_grid(images, output, nrow=nrow)
@@ -494,6 +525,7 @@ def interpolate(model: str, output: Path, num: int, keyframes: int, frames: int,
     """Write a looping latent-space walk of MODEL as an animated GIF."""
     from ganzoo.images import save_gif
 
+    _check_output_file(output)
     gan = _load_for_sampling(model, device)
     walk = gan.interpolate(num, keyframes=keyframes, frames_per_key=frames, seed=seed, spherical=not linear,
                            labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
@@ -515,6 +547,7 @@ def progress(run: Path, output: Path | None, duration: int) -> None:
     if not grids:
         raise _UsageFailure(f"{run} has no sample grids in samples/; is it a run folder?")
     output = output or run / "progress.gif"
+    _check_output_file(output)
     gif_from_files(grids, output, duration_ms=duration)
     click.echo(f"wrote {len(grids)} frames to {output}")
 
@@ -538,6 +571,7 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
 
     from ganzoo.images import save_grid
 
+    _check_output_file(output)
     gan = _load_for_sampling(model, device)
     G = gan.sampler
     if not hasattr(G, "style_mix"):
@@ -593,6 +627,8 @@ def eval_cmd(model: str, data: str, metrics: str, extractor: str, num_samples: i
     from ganzoo.metrics.extractors import canonical_name
 
     parse_metrics(metrics)  # name errors before any loading
+    if json_out is not None:
+        _check_output_file(json_out, "--json")
     canonical_name(extractor)
     gan = _load_for_sampling(model, device)
     result = evaluate(gan, data, metrics, extractor=extractor, num_samples=num_samples, seed=seed,

@@ -8,10 +8,12 @@ weight file); a Hub repository id (`user/repo`, also written `hf-hub:user/repo`)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,7 @@ HF_PREFIX = "hf-hub:"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #: what a ganzoo model repository holds; nothing else is downloaded or uploaded
 MODEL_FILES = ["config.json", "generator.safetensors", "discriminator.safetensors", "README.md", "samples.png"]
+REQUIRED_FILES = ("config.json", "generator.safetensors")
 
 
 class NotPublishedError(GanzooError):
@@ -66,6 +69,13 @@ def _offline() -> bool:
     from huggingface_hub import constants
 
     return _truthy(os.environ.get("HF_HUB_OFFLINE")) or bool(constants.HF_HUB_OFFLINE)
+
+
+def _timeout() -> float:
+    """Seconds to wait for the Hub to answer a metadata request (HF_HUB_ETAG_TIMEOUT, default 10)."""
+    from huggingface_hub import constants
+
+    return float(constants.HF_HUB_ETAG_TIMEOUT)
 
 
 def _cache_dir() -> str | None:
@@ -140,6 +150,9 @@ def _hub_error(exc: Exception, repo_id: str, revision: str | None) -> GanzooErro
         return GanzooUsageError(f"no local folder or Hub repo named {repo_id!r} (a private repo needs a login: "
                                 "`hf auth login` or HF_TOKEN)")
     if isinstance(exc, errors.LocalEntryNotFoundError):
+        cause = exc.__cause__ or exc.__context__
+        if not _offline() and isinstance(cause, errors.HfHubHTTPError):  # the Hub answered, with an error
+            return _hub_error(cause, repo_id, revision)
         if _offline():
             return GanzooError(f"{where} is not in the local cache and offline mode is on (HF_HUB_OFFLINE); "
                                "go online once to download it")
@@ -159,18 +172,86 @@ def _short(exc: BaseException) -> str:
     return (text[:197] + "...") if len(text) > 200 else text or type(exc).__name__
 
 
-def _download(repo_id: str, revision: str | None) -> Path:
-    from huggingface_hub import snapshot_download
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Keep huggingface_hub's progress bars off the terminal (the CLI owns it), unless the user asked for them."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") is not None or are_progress_bars_disabled():
+        yield
+        return
+    disable_progress_bars()
     try:
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=MODEL_FILES, cache_dir=_cache_dir(),
-                                   endpoint=_endpoint(), local_files_only=_offline(), library_name="ganzoo",
-                                   library_version=__version__)
+        yield
+    finally:
+        enable_progress_bars()
+
+
+def _is_network_failure(exc: BaseException) -> bool:
+    """No answer from the Hub at all (refused, unreachable, timed out), as opposed to an answer that says no."""
+    if isinstance(exc, (TimeoutError, ConnectionError)):
+        return True
+    # huggingface_hub's transport (requests, httpx or httpx2 by version) names its network errors alike
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & {"TransportError", "ConnectError", "ConnectionError", "TimeoutException", "Timeout"})
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    """Download the model files of a repo into the Hub cache (or find them there); returns the snapshot folder.
+
+    File by file rather than `snapshot_download`, so that every request, the repo listing included, has a timeout
+    (HF_HUB_ETAG_TIMEOUT for metadata, HF_HUB_DOWNLOAD_TIMEOUT for contents), and only the files a ganzoo model
+    holds, under the fixed names of MODEL_FILES, are ever written. When the Hub cannot be reached, a cached copy is
+    used.
+    """
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    where = f"{repo_id}@{revision}" if revision else repo_id
+    offline = _offline()
+    names: list[str] = list(MODEL_FILES)
+    network_error: Exception | None = None
+    logger.info("fetching %s%s", where, " from the cache (offline)" if offline else "")
+    try:
+        with _no_progress_bars():
+            if not offline:
+                try:
+                    info = HfApi(endpoint=_endpoint(), library_name="ganzoo", library_version=__version__).repo_info(
+                        repo_id, revision=revision, timeout=_timeout())
+                except Exception as exc:
+                    if not _is_network_failure(exc):
+                        raise
+                    network_error = exc  # try the cache below
+                else:  # files are fetched by the revision asked for, so the cache records its ref for offline use
+                    listed = {sibling.rfilename for sibling in info.siblings or []}
+                    names = [name for name in MODEL_FILES if name in listed]
+            folder: Path | None = None
+            for name in names:
+                try:
+                    path = hf_hub_download(repo_id, name, revision=revision, cache_dir=_cache_dir(),
+                                           endpoint=_endpoint(), local_files_only=offline or network_error is not None,
+                                           etag_timeout=_timeout(), library_name="ganzoo",
+                                           library_version=__version__)
+                except EntryNotFoundError:  # also raised for a file missing from the cache
+                    if name in REQUIRED_FILES:
+                        raise
+                    continue
+                folder = Path(path).parent
     except GanzooError:
         raise
     except Exception as exc:  # huggingface_hub and httpx errors, network failures: one line, no traceback
+        if network_error is not None:
+            raise GanzooError(f"cannot reach the Hub to download {where} and it is not cached "
+                              f"({_short(network_error)}); check the network (or HF_ENDPOINT)") from None
         raise _hub_error(exc, repo_id, revision) from None
-    return Path(folder)
+    if network_error is not None:
+        logger.warning("cannot reach the Hub (%s); using the cached copy of %s", _short(network_error), where)
+    for required in REQUIRED_FILES:
+        if folder is None or not (folder / required).is_file():
+            raise WeightsError(f"the Hub repo {where} has no {required}, so it is not a ganzoo model; "
+                               "publish it with `ganzoo push` (or check the repo id and revision)")
+    assert folder is not None
+    return folder
 
 
 def _verify(folder: Path, entry: PretrainedCfg) -> None:

@@ -132,8 +132,9 @@ def load_record(record: PluginRecord) -> Any:
                     else obj
             except PluginError as exc:
                 record.error = str(exc)
-            except Exception as exc:  # a broken third-party plugin must not take ganzoo down with it
-                record.error = f"{type(exc).__name__}: {exc}"
+            except (Exception, SystemExit) as exc:  # a broken third-party plugin must not take ganzoo down with it
+                message = " ".join(str(exc).split())  # one line, whatever the plugin raised
+                record.error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
                 logger.debug("plugin %s failed to import", record.name, exc_info=True)
         return record.loaded
 

@@ -27,9 +27,9 @@ from torch import nn
 from ganzoo import __version__
 from ganzoo._io import atomic_path, write_json, write_text
 from ganzoo.card import model_card
-from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
+from ganzoo.errors import ConfigError, GanzooUsageError, PluginError, WeightsError
 from ganzoo.images import class_rows, save_grid
-from ganzoo.interfaces import ArchConfig
+from ganzoo.interfaces import ArchConfig, Discriminator, Generator
 from ganzoo.model import GANModel
 
 __all__ = [
@@ -70,7 +70,7 @@ def read_state(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a safetensors file on the CPU; a missing or corrupt file is a `WeightsError`."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
+        raise WeightsError(f"weights file {path} does not exist; re-export the model or download it again")
     try:
         return load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
@@ -117,9 +117,23 @@ def build_model(architecture: str, config: ArchConfig | Mapping[str, Any] | None
         cfg = arch.make_config(preset, **{**(config or {}), **overrides})
     if arch.conditional and cfg.num_classes < 1:
         raise ConfigError(f"{arch.name} is conditional: set num_classes to the number of classes")
-    G = arch.build_generator(cfg)
-    D = arch.build_discriminator(cfg) if discriminator else None
+    G = _checked(arch.name, "build_generator", arch.build_generator(cfg), Generator, cfg)
+    D = _checked(arch.name, "build_discriminator", arch.build_discriminator(cfg), Discriminator, cfg) \
+        if discriminator else None
     return GANModel(arch.name, cfg, G, D)
+
+
+def _checked(name: str, builder: str, module: Any, kind: type, cfg: ArchConfig) -> Any:
+    """A plugin's builder output, checked against the interface before anything trains or loads into it."""
+    fix = f"fix the {name} plugin (see `ganzoo plugins`)"
+    if not isinstance(module, kind):
+        raise PluginError(f"{name}: {builder} returned a {type(module).__name__}, not a "
+                          f"ganzoo.interfaces.{kind.__name__}; {fix}")
+    expected = (cfg.channels, cfg.img_size, cfg.img_size)
+    if tuple(module.img_shape) != expected:
+        raise PluginError(f"{name}: {builder} made a model with img_shape {tuple(module.img_shape)} for a config of "
+                          f"{expected}; {fix}")
+    return module
 
 
 def is_model_folder(path: Path) -> bool:
@@ -129,8 +143,10 @@ def is_model_folder(path: Path) -> bool:
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WeightsError(f"cannot read {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text, so not a ganzoo config; fix or re-export it") from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read {path} ({exc.strerror or exc}); check the file and its permissions") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}: {exc.msg}); fix or re-export it") from None
     if not isinstance(data, dict) or not isinstance(data.get("architecture"), str):

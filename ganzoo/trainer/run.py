@@ -111,6 +111,7 @@ def plan_run(architecture: str, data: str, *, preset: str | None, config: Mappin
     sets them.
     """
     from ganzoo.data import native_channels
+    from ganzoo.losses import loss_from_recipe
     from ganzoo.registry import get_architecture
 
     arch = get_architecture(architecture)
@@ -119,6 +120,7 @@ def plan_run(architecture: str, data: str, *, preset: str | None, config: Mappin
         overrides["channels"] = native_channels(data)
     cfg = arch.make_config(preset, **overrides)
     rec = arch.make_recipe(preset, **recipe)
+    loss_from_recipe(rec)  # an unknown loss or option fails here, before a run folder is made
     return {"architecture": arch.name, "preset": preset, "config": cfg.to_dict(), "recipe": rec.to_dict(),
             "options": options.to_dict(), "ganzoo_version": __version__, "torch_version": torch.__version__}
 
