@@ -416,8 +416,12 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
                              resume=resume, overwrite=overwrite, progress=progress, **options)
     except TrainingInterrupted as exc:
         close()
-        raise _Interrupted(f"{exc}; continue with: ganzoo train --resume --out {exc.checkpoint.parent.parent}") \
-            from None
+        if _rank() != 0:  # rank 0 says it for every process
+            raise _QuietExit(130) from None
+        world_size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        nproc_flag = f" --nproc {world_size}" if world_size > 1 else ""
+        raise _Interrupted(f"{exc}; continue with: ganzoo train{nproc_flag} --resume --out "
+                           f"{exc.checkpoint.parent.parent}") from None
     finally:
         close()
     if _rank() != 0:

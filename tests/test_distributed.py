@@ -153,3 +153,31 @@ def test_nproc_errors_are_reported_once(tmp_path):
                       "--out", str(tmp_path / "r2"), cwd=tmp_path)
     assert missing.returncode == 2, missing.stderr
     assert len([line for line in missing.stderr.splitlines() if line.startswith("Error: ")]) == 1, missing.stderr
+
+
+def test_ctrl_c_stops_every_process_after_the_same_step(tmp_path):
+    """SIGINT to the launcher's process group, as a terminal's Ctrl-C sends it: one checkpoint, one message, exit
+    130, and the run resumes."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "ganzoo", "train", "--nproc", "2", *TINY, "--steps", "100000",
+                             "--out", str(run)], cwd=tmp_path, env=_clean_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + TIMEOUT
+    metrics = run / "metrics.jsonl"
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 130, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "ganzoo train --nproc 2 --resume --out" in errors[0], stderr
+    checkpoints = sorted((run / "checkpoints").glob("*.safetensors"))
+    assert len(checkpoints) == 1
+    step = int(checkpoints[0].stem.removeprefix("step-"))
+    resumed = _ganzoo("train", "--resume", "--out", str(run), "--steps", str(step + 2), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"for {step + 2} steps" in resumed.stdout

@@ -7,8 +7,8 @@ over gloo and CUDA tensors over NCCL (one group with both backends when CUDA is 
 
 Gradients are averaged by hand right before each optimiser step, for exactly the module that steps, rather than by
 DistributedDataParallel's backward hooks: D is frozen during G's step and ProGAN leaves parameters unused for
-whole phases, two situations in which DDP's reducer either fails or all-reduces a bucket nobody needs
-(docs/distributed.md has the measurements behind this choice). What keeps the processes in lock-step:
+whole phases, two situations DDP's reducer does not expect (docs/distributed.md says more). What keeps the
+processes in lock-step:
 
 - identical initial weights (same seed) and identical random state: every per-sample random draw covers the global
   batch (`ganzoo.sharding.draw_rows`), so a checkpoint written by rank 0 resumes every rank;
