@@ -309,3 +309,44 @@ def test_keep_best_must_be_an_evaluated_metric(tmp_path):
                                       "--out", str(tmp_path / "r"), "--steps", "1"])
     assert result.exit_code == 2, result.output
     assert "keep_best" in result.output and "Traceback" not in result.output
+
+
+def test_timm_extractor_features_logits_and_provenance(monkeypatch):
+    """A timm model as the feature space (the path `dinov2` takes), built here without its pretrained weights."""
+    import timm
+
+    from ganzoo.metrics import extractors
+
+    create = timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda name, pretrained=False, **kw: create(name, pretrained=False, **kw))
+    extractors._build.cache_clear()
+    try:
+        extractor = get_extractor("timm:test_vit.r160_in1k")
+        gray = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+        out = extractor(gray)
+        model = extractor.network.model
+        assert out["features"].shape == (3, model.num_features)
+        assert out["logits"].shape == (3, model.num_classes)
+        # gray images are the same image repeated to RGB
+        rgb = extractor(gray.expand(-1, 3, -1, -1).contiguous())
+        assert torch.allclose(out["features"], rgb["features"], atol=1e-5)
+        prov = extractor.provenance()
+        assert prov["extractor"] == "timm:test_vit.r160_in1k" and len(prov["extractor_weights_sha256"]) == 64
+        assert f"resize to {extractor.network.size[0]}x{extractor.network.size[1]}" in prov["preprocessing"]
+    finally:
+        extractors._build.cache_clear()
+
+
+def test_timm_extractor_offline_and_not_cached_is_one_line(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
+    from ganzoo.metrics import extractors
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    extractors._build.cache_clear()
+    with pytest.raises(GanzooError, match="cannot load the pretrained weights of timm model test_vit") as err:
+        get_extractor("timm:test_vit.r160_in1k")
+    assert "\n" not in str(err.value) and "--extractor digits" in str(err.value)
+    with pytest.raises(GanzooUsageError, match="unknown timm model"):
+        get_extractor("timm:no_such_model_anywhere")
