@@ -77,8 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the commands; the section's result (see run_all.py)."""
     device = setup_device(args)  # the commands themselves do not use it; recorded with the machine
     t_start = time.perf_counter()
     cmds = commands()
@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                "runs_s": [round(x, 4) for x in t], **({"target_s": TARGET_S} if name.startswith("ganzoo") else {})}
         for name, t in times.items()}
     finish(result, args.json, t_start)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    result = run(parse_args(argv))
     print()
     print(markdown(result))
     return 0
