@@ -1,6 +1,6 @@
 """Every benchmark section in one command, and `benchmarks/RESULTS.md` written from what it measured.
 
-    .venv/bin/python benchmarks/run_all.py                   # everything; about 45 minutes on 2 idle cores
+    .venv/bin/python benchmarks/run_all.py                   # everything: about 25-30 minutes on 2 idle cores
     .venv/bin/python benchmarks/run_all.py --quick           # smoke run: checks the scripts, figures mean little
     .venv/bin/python benchmarks/run_all.py --only train,memory --arch dcgan
     .venv/bin/python benchmarks/run_all.py --device cuda
