@@ -51,14 +51,19 @@ class Section:
     title: str
     module: str  # the script in this folder, imported by name
     per_architecture: bool = True  # takes --arch
+    quick_args: str = ""  # with --quick, after the section's own --quick: a smoke run of all sections in minutes
 
 
 SECTIONS = [
-    Section("train", "Training speed: the trainer against a plain loop, the fast path, FLOPs", "train_speed"),
-    Section("sample", "Sampling speed: gan.sample against a bare G(z) loop", "sample_speed"),
-    Section("startup", "Start-up time of the command line", "startup", per_architecture=False),
-    Section("memory", "Peak memory of training", "memory"),
-    Section("quality", "Quality at a fixed CPU budget", "quality"),
+    Section("train", "Training speed: the trainer against a plain loop, the fast path, FLOPs", "train_speed",
+            quick_args="--rounds 1 --steps 2 --warmup 0"),
+    Section("sample", "Sampling speed: gan.sample against a bare G(z) loop", "sample_speed",
+            quick_args="--rounds 1"),
+    Section("startup", "Start-up time of the command line", "startup", per_architecture=False,
+            quick_args="--rounds 1"),
+    Section("memory", "Peak memory of training", "memory", quick_args="--steps 1"),
+    Section("quality", "Quality at a fixed CPU budget", "quality",
+            quick_args="--cpu-minutes 0.02 --num-samples 100 --real-images 300"),
 ]
 
 
@@ -66,7 +71,7 @@ def section_argv(section: Section, args: argparse.Namespace) -> list[str]:
     """The section's command line: the shared options, then what --args gives it."""
     argv = ["--device", args.device, "--threads", str(args.threads)]
     if args.quick:
-        argv.append("--quick")
+        argv += ["--quick", *shlex.split(section.quick_args)]
     if section.per_architecture and args.arch:
         argv += ["--arch", args.arch]
     return argv + args.extra.get(section.key, [])
