@@ -54,7 +54,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arch_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arch", default="all",
+    parser.add_argument("--arch", "--only", dest="arch", default="all",
                         help="comma-separated architectures (see `ganzoo list`), or all")
 
 
@@ -111,9 +111,26 @@ def machine_info(device: torch.device) -> dict[str, Any]:
             info["cpu_model"] = names[0]
     except OSError:
         pass
+    memory = _meminfo_kib("MemTotal")
+    if memory is not None:
+        info["memory_gib"] = round(memory / 1024 ** 2, 1)
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
+        info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(device).total_memory / 1024 ** 3, 1)
     return info
+
+
+def _meminfo_kib(field: str) -> int | None:
+    """A field of /proc/meminfo in KiB (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as fh:
+            for line in fh:
+                name, _, rest = line.partition(":")
+                if name == field:
+                    return int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def load_average() -> list[float] | None:
@@ -305,11 +322,14 @@ def make_setup(name: str, batch_size: int | None = None) -> Setup:
     return Setup(arch, cfg, recipe, dataset, model)
 
 
-def make_trainer(setup: Setup, model: GANModel, device: torch.device, out: Path, **options: Any) -> Trainer:
-    """A Trainer as `ganzoo.train` builds it, with no training hooks (progressive growing stays at its final
-    resolution, fully faded in: a fresh progan model is built fully grown)."""
+def make_trainer(setup: Setup, model: GANModel, device: torch.device, out: Path, hooks: bool = False,
+                 **options: Any) -> Trainer:
+    """A Trainer as `ganzoo.train` builds it. Without `hooks` it has no training hooks (progressive growing then
+    stays at its final resolution, fully faded in: a fresh progan model is built fully grown), which is what the
+    speed and memory comparisons with a plain loop need; with `hooks`, the architecture's own, as in a real run."""
     run_options = RunOptions(data=DATA, seed=SEED, device=str(device), **options)
-    return Trainer(model, setup.recipe, setup.dataset, run_options, out=out, hooks=[])
+    hook_list = setup.arch.hooks(setup.config, setup.recipe) if hooks else []
+    return Trainer(model, setup.recipe, setup.dataset, run_options, out=out, hooks=hook_list)
 
 
 class UnsupportedRecipe(Exception):

@@ -191,14 +191,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every architecture in `args.arch`, each in fresh processes; the section's result (see run_all.py)."""
     device = setup_device(args)
-    if args.child:
-        if len(args.arch) != 1:
-            raise SystemExit("--child measures one architecture")
-        print(_RESULT_PREFIX + json.dumps(measure_child(args.arch[0], args.variant, args.steps, device)), flush=True)
-        return 0
     t_start = time.perf_counter()
     result = result_header("memory", device, {"architectures": args.arch, "steps": args.steps,
                                               "repeats": args.repeats, "quick": args.quick})
@@ -211,6 +206,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name} failed: {exc}", file=sys.stderr)
             result["architectures"].append({"architecture": name, "error": str(exc)})
     finish(result, args.json, t_start)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        if len(args.arch) != 1:
+            raise SystemExit("--child measures one architecture")
+        device = setup_device(args)
+        print(_RESULT_PREFIX + json.dumps(measure_child(args.arch[0], args.variant, args.steps, device)), flush=True)
+        return 0
+    result = run(args)
     print()
     print(markdown(result))
     return 1 if any("error" in a for a in result["architectures"]) else 0

@@ -126,8 +126,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every architecture in `args.arch`; the section's result (see run_all.py)."""
     device = setup_device(args)
     t_start = time.perf_counter()
     result = result_header("sample_speed", device, {"architectures": args.arch, "images": args.images,
@@ -143,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             result["architectures"].append({"architecture": name, "error": f"{type(exc).__name__}: {exc}"})
     finish(result, args.json, t_start)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    result = run(parse_args(argv))
     print()
     print(markdown(result))
     return 1 if any("error" in a for a in result["architectures"]) else 0

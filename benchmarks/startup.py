@@ -71,22 +71,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_common_args(parser)
     parser.add_argument("--rounds", type=int, default=None, help="runs of each command (default 10, --quick 2)")
+    parser.add_argument("--warmup", type=int, default=1,
+                        help="untimed runs of each command first (file-system cache, byte-code files)")
     args = parser.parse_args(argv)
     args.rounds = args.rounds if args.rounds is not None else (2 if args.quick else 10)
-    check_args(parser, args, positive=("rounds",))
+    check_args(parser, args, positive=("rounds",), non_negative=("warmup",))
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time the commands; the section's result (see run_all.py)."""
     device = setup_device(args)  # the commands themselves do not use it; recorded with the machine
     t_start = time.perf_counter()
     cmds = commands()
-    result = result_header("startup", device, {"rounds": args.rounds, "commands": cmds, "quick": args.quick})
+    result = result_header("startup", device, {"rounds": args.rounds, "warmup": args.warmup, "commands": cmds,
+                                              "quick": args.quick})
     print(f"torch {torch.__version__}; load average {result['load_average_before']}")
     names = list(cmds)
-    for name in names:  # one untimed run each: the file-system cache and byte-code files
-        time_command(cmds[name])
+    for _ in range(args.warmup):  # untimed: the file-system cache and byte-code files
+        for name in names:
+            time_command(cmds[name])
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(args.rounds):
         shift = r % len(names)
@@ -98,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
                "runs_s": [round(x, 4) for x in t], **({"target_s": TARGET_S} if name.startswith("ganzoo") else {})}
         for name, t in times.items()}
     finish(result, args.json, t_start)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    result = run(parse_args(argv))
     print()
     print(markdown(result))
     return 0

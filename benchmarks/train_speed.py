@@ -338,8 +338,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every architecture in `args.arch`; the section's result (see run_all.py)."""
     device = setup_device(args)
     t_start = time.perf_counter()
     result = result_header("train_speed", device, {
@@ -361,6 +361,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name} failed: {message}", file=sys.stderr)
                 result["architectures"].append({"architecture": name, "error": message})
     finish(result, args.json, t_start)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    result = run(parse_args(argv))
     print()
     print(markdown(result))
     ok = [a for a in result["architectures"] if "ratio_to_plain" in a]
