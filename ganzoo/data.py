@@ -200,10 +200,13 @@ def _fit(images: torch.Tensor, img_size: int) -> torch.Tensor:
     """Resize (shorter side -> img_size, antialiased) and centre-crop to img_size x img_size.
 
     Accepts (C, H, W) or (N, C, H, W) uint8; large batches are resized in chunks to bound memory.
+    torchvision's transforms are imported only when needed: the import takes seconds.
     """
+    height, width = images.shape[-2:]
+    if (height, width) == (img_size, img_size):
+        return images
     from torchvision.transforms.v2 import functional as F
 
-    height, width = images.shape[-2:]
     if min(height, width) != img_size:
         if images.ndim == 4 and images.shape[0] > _RESIZE_CHUNK:
             parts = [
@@ -220,8 +223,6 @@ def _fit(images: torch.Tensor, img_size: int) -> torch.Tensor:
 
 def _to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     """Convert (…, C, H, W) uint8 images to `channels` (1 or 3), dropping any alpha channel."""
-    from torchvision.transforms.v2 import functional as F
-
     have = images.shape[-3]
     if have in (2, 4):  # gray+alpha / RGB+alpha
         images = images[..., : have - 1, :, :]
@@ -230,6 +231,8 @@ def _to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
         return images
     if channels == 3:
         return images.expand(*images.shape[:-3], 3, *images.shape[-2:])
+    from torchvision.transforms.v2 import functional as F
+
     return F.rgb_to_grayscale(images, num_output_channels=1)
 
 
