@@ -64,6 +64,7 @@ SECTIONS = [
     Section("memory", "Peak memory of training", "memory", quick_args="--steps 1"),
     Section("quality", "Quality at a fixed CPU budget", "quality",
             quick_args="--cpu-minutes 0.02 --num-samples 100 --real-images 300"),
+    Section("ddp", "Distributed scaling: 2 processes against 1", "ddp_scaling", per_architecture=False),
 ]
 
 
