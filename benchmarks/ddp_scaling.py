@@ -140,10 +140,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--arch", default="dcgan", help="architecture (see `ganzoo list`)")
     parser.add_argument("--batch-size", type=int, default=64, help="global batch size (even)")
     parser.add_argument("--img-size", type=int, default=32, help="image size")
-    parser.add_argument("--rounds", type=int, default=4, help="timed rounds per launch")
-    parser.add_argument("--steps", type=int, default=10, help="training steps per round")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per launch")
-    parser.add_argument("--repeats", type=int, default=2, help="launches per set-up (set-ups take turns)")
+    parser.add_argument("--rounds", type=int, default=None, help="timed rounds per launch (default 4, --quick 2)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps per round (default 10, --quick 3)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per launch (default 3, --quick 1)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="launches per set-up, set-ups taking turns (default 2, --quick 1)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 1 launch, 2 rounds of 3 steps")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="cpu: processes over gloo; cuda: one GPU per process over NCCL (needs 2 GPUs)")
@@ -152,6 +153,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for name, default, quick in (("rounds", 4, 2), ("steps", 10, 3), ("warmup", 3, 1), ("repeats", 2, 1)):
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else default)
     for name in ("batch_size", "img_size", "rounds", "steps", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
@@ -161,8 +165,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--batch-size {args.batch_size} does not split over 2 processes; use an even batch size")
     if args.worker:
         return args
-    if args.quick:
-        args.rounds, args.steps, args.warmup, args.repeats = 2, 3, 1, 1
     import torch
 
     import ganzoo

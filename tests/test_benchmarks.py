@@ -16,6 +16,7 @@ TINY = {
     "startup": "--rounds 1 --warmup 0",
     "memory": "--steps 1 --repeats 1",
     "quality": "--cpu-minutes 0.005 --num-samples 40 --real-images 80",
+    "ddp": "--arch gan --img-size 28 --batch-size 8 --rounds 1 --steps 1 --warmup 0 --repeats 1",
 }
 
 
