@@ -6,6 +6,7 @@ A reader never sees a half-written file, and a crash mid-write leaves the previo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -103,3 +104,12 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
 def write_json(target: str | os.PathLike[str], obj: Any) -> None:
     """Atomically replace `target` with `obj` as indented JSON."""
     write_text(target, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -9,7 +9,6 @@ weight file); a Hub repository id (`user/repo`, also written `hf-hub:user/repo`)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ganzoo import __version__
+from ganzoo._io import sha256_of
 from ganzoo.errors import GanzooError, GanzooUsageError, UnknownNameError, WeightsError, unknown_name
 
 if TYPE_CHECKING:
@@ -128,15 +128,6 @@ def _not_published(entry: PretrainedCfg, architecture: str) -> NotPublishedError
 
 # ---------------------------------------------------------------------------------------------------------------------
 # downloading
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _hub_error(exc: Exception, repo_id: str, revision: str | None) -> GanzooError:

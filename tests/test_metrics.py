@@ -304,11 +304,27 @@ def test_evaluation_during_training_logs_keeps_the_best_and_resumes(tmp_path):
     assert [line["step"] for line in evals] == [2, 4, 6]
 
 
-def test_keep_best_must_be_an_evaluated_metric(tmp_path):
-    result = CliRunner().invoke(cli, ["train", "--arch", "dcgan", "--eval-every", "5", "--keep-best", "kid",
-                                      "--out", str(tmp_path / "r"), "--steps", "1"])
+@pytest.mark.parametrize("args, fragment", [
+    (["--keep-best", "kid"], "the evaluation reports fid"),  # not evaluated
+    (["--eval-metrics", "pr", "--keep-best", "pr"], "reports precision, recall"),  # a metric, not one of its values
+    (["--eval-metrics", "bogus"], "unknown metric 'bogus'"),
+    (["--eval-extractor", "nosuch"], "unknown feature extractor 'nosuch'"),
+])
+def test_bad_evaluation_options_fail_before_a_run_folder_exists(tmp_path, args, fragment):
+    out = tmp_path / "r"
+    result = CliRunner().invoke(cli, ["train", "--arch", "dcgan", "--eval-every", "5", *args, "--out", str(out),
+                                      "--steps", "1"])
     assert result.exit_code == 2, result.output
-    assert "keep_best" in result.output and "Traceback" not in result.output
+    assert fragment in result.output and "Traceback" not in result.output
+    assert not (out / "config.json").exists()  # a retry with fixed options is not refused
+
+
+def test_keep_best_on_a_value_of_a_metric_with_two(tmp_path):
+    run = tmp_path / "run"
+    tiny_train("dcgan", run, steps=2, config={"img_size": 28}, eval_every=1, eval_samples=32, eval_metrics="pr",
+               keep_best="precision")
+    best = json.loads((run / "best" / "config.json").read_text())
+    assert {m["name"] for m in best["metrics"]} == {"precision", "recall"}
 
 
 def test_timm_extractor_features_logits_and_provenance(monkeypatch):
@@ -350,3 +366,24 @@ def test_timm_extractor_offline_and_not_cached_is_one_line(monkeypatch, tmp_path
     assert "\n" not in str(err.value) and "--extractor digits" in str(err.value)
     with pytest.raises(GanzooUsageError, match="unknown timm model"):
         get_extractor("timm:no_such_model_anywhere")
+
+
+def test_a_headless_timm_model_gives_features_only(monkeypatch):
+    import timm
+
+    from ganzoo.metrics import extractors
+
+    create = timm.create_model
+    monkeypatch.setattr(timm, "create_model",
+                        lambda name, pretrained=False, **kw: create(name, pretrained=False, num_classes=0, **kw))
+    extractors._build.cache_clear()
+    try:
+        extractor = get_extractor("timm:test_vit.r160_in1k")
+        assert not extractor.has_logits
+        assert set(extractor(torch.zeros(2, 3, 32, 32, dtype=torch.uint8))) == {"features"}
+        data = _subset(40)
+        gan = ganzoo.create("dcgan", seed=0, **tiny_config("dcgan", img_size=28))
+        with pytest.raises(GanzooUsageError, match="Inception Score needs class logits"):
+            Evaluator(data, metrics="is", extractor="timm:test_vit.r160_in1k", num_samples=8).evaluate(gan)
+    finally:
+        extractors._build.cache_clear()

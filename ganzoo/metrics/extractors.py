@@ -205,11 +205,14 @@ def _weights_only_loads() -> Iterator[None]:
             os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
-def inception_weights() -> Path:
-    """The Inception-v3 weights file in ganzoo's cache, downloaded and checked on first use."""
+def inception_weights() -> tuple[Path, str]:
+    """The Inception-v3 weights file in ganzoo's cache (downloaded and checked on first use) and its sha256."""
+    from ganzoo._io import sha256_of
+    from ganzoo.hub import _offline
+
     target = _home() / "extractors" / INCEPTION_URL.rsplit("/", 1)[1]
     if not target.is_file():
-        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        if _offline():
             raise GanzooError(f"the inception extractor's weights are not cached ({target}) and HF_HUB_OFFLINE is "
                               "set; run once online, or use --extractor digits")
         from torch.hub import download_url_to_file
@@ -223,22 +226,22 @@ def inception_weights() -> Path:
         except OSError as exc:
             raise GanzooError(f"cannot download the inception extractor's weights ({exc}); check the connection, "
                               "or use --extractor digits, which works offline") from None
-    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    digest = sha256_of(target)
     if not digest.startswith(INCEPTION_SHA256_PREFIX):
         raise WeightsError(f"{target} has sha256 {digest[:12]}..., expected {INCEPTION_SHA256_PREFIX}...; delete the "
                            "file to download it again")
-    return target
+    return target, digest
 
 
 def _inception(device: torch.device) -> Extractor:
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    path = inception_weights()
+    path, digest = inception_weights()
     with _weights_only_loads():
         network = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                               feature_extractor_weights_path=str(path))
     network = _GrayToRGB(network).to(device)
-    return Extractor("inception", network, "2048", "logits_unbiased", hashlib.sha256(path.read_bytes()).hexdigest(),
+    return Extractor("inception", network, "2048", "logits_unbiased", digest,
                      "gray repeated to RGB, TF1-compatible bilinear resize to 299x299", device)
 
 
@@ -272,6 +275,8 @@ def timm_class(model_name: str) -> type:
             from timm.data import resolve_model_data_config
 
             self.model = timm.create_model(model_name, pretrained=True).eval().requires_grad_(False)
+            if not self.model.num_classes:  # a headless model (DINOv2's backbone, say): features only
+                self.features_list = [f for f in self.features_list if f != "logits"]
             cfg = resolve_model_data_config(self.model)
             self.size = tuple(cfg["input_size"][-2:])
             self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
@@ -320,20 +325,14 @@ def _timm(model_name: str, device: torch.device) -> Extractor:
                            hint="see timm.list_models(pretrained=True)")
     cls = timm_class(model_name)
     try:
-        probe = timm.create_model(model_name, pretrained=False)
-    except Exception as exc:  # noqa: BLE001 - timm raises many kinds; one line for the user
-        raise GanzooUsageError(f"cannot build timm model {model_name}: {exc}") from None
-    features = ["pooled", "logits"] if getattr(probe, "num_classes", 0) else ["pooled"]
-    del probe
-    try:
-        network = cls(f"ganzoo-timm-{model_name}", features)
+        network = cls(f"ganzoo-timm-{model_name}", ["pooled", "logits"])
     except Exception as exc:  # noqa: BLE001 - download/offline errors from huggingface_hub or timm
         raise GanzooError(f"cannot load the pretrained weights of timm model {model_name} ({type(exc).__name__}: "
                           f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); connect to the Hub once so "
                           "they are cached, or use --extractor digits") from None
     network = network.to(device)
     cfg = network.model.pretrained_cfg
-    return Extractor(f"timm:{model_name}", network, "pooled", "logits" if "logits" in features else None,
+    return Extractor(f"timm:{model_name}", network, "pooled", "logits" if "logits" in network.features_list else None,
                      state_dict_sha256(network.model),
                      f"RGB (gray repeated), bicubic antialiased resize to {network.size[0]}x{network.size[1]}, "
                      f"normalised with mean {cfg.get('mean')} std {cfg.get('std')}", device)
