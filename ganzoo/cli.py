@@ -328,8 +328,9 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @click.option("--eval-extractor", help="Feature extractor for --eval-every (see `ganzoo eval --help`).  "
                                        "[default: digits]")
 @click.option("--eval-samples", type=click.IntRange(min=1), help="Generated images per evaluation.  [default: 2000]")
-@click.option("--keep-best", metavar="METRIC",
-              help="Export RUN/best whenever METRIC (one of --eval-metrics) improves.")
+@click.option("--keep-best", metavar="VALUE",
+              help="Export RUN/best whenever VALUE improves: a value the evaluated metrics report (fid, kid, is, "
+                   "precision, recall).")
 @click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
               help="Processes to train in on this machine (distributed data parallel, as `torchrun "
                    "--nproc_per_node N -m ganzoo train ...` would start them): one per GPU, or CPU processes.")

@@ -1,7 +1,8 @@
 """One process of a distributed test run (started by tests/test_distributed.py, which sets torchrun's variables).
 
 Trains a tiny config with the shared `Trainer` for a few steps and writes, into OUT:
-- `rank<R>.json`: after every step, a sha256 over every parameter and buffer of G, D and the EMA generator;
+- `rank<R>.json`: after every step, a sha256 over every parameter and buffer of G, D and the EMA generator, and
+  the kinds of BatchNorm layer G has after the run (`Trainer.release`);
 - `rank<R>.safetensors`: the final G, D and EMA state.
 
     python tests/ddp_worker.py OUT --arch dcgan --steps 3 --batch-size 8 [--config JSON] [--recipe JSON]
@@ -69,10 +70,14 @@ def main() -> None:
         trainer.train_step()
         digests.append(digest(state(trainer)))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"rank{rank}.json").write_text(json.dumps(digests))
     save_file(state(trainer), str(args.out / f"rank{rank}.safetensors"))
+    trainer.release()
     if world is not None:
         world.close()
+    # after the run the generator is the model it was built as, usable without a process group
+    norms = sorted({type(m).__name__ for m in trainer.G.modules() if "BatchNorm" in type(m).__name__})
+    trainer.G.train()(trainer.G.sample_latents(4), None)
+    (args.out / f"rank{rank}.json").write_text(json.dumps({"digests": digests, "norms": norms}))
 
 
 if __name__ == "__main__":

@@ -47,8 +47,8 @@ def run_workers(out: Path, processes: int, *args: str) -> list[dict[str, object]
     for proc in procs:
         output, _ = proc.communicate(timeout=TIMEOUT)
         assert proc.returncode == 0, output[-3000:]
-    return [{"digests": json.loads((out / f"rank{r}.json").read_text()),
-             "state": load_file(str(out / f"rank{r}.safetensors"))} for r in range(processes)]
+    return [{**json.loads((out / f"rank{r}.json").read_text()), "state": load_file(str(out / f"rank{r}.safetensors"))}
+            for r in range(processes)]
 
 
 @pytest.mark.parametrize("arch, config, recipe", [
@@ -63,6 +63,7 @@ def test_every_rank_holds_identical_weights_after_every_step(tmp_path, arch, con
     ranks = run_workers(tmp_path, 2, *args)
     assert ranks[0]["digests"] == ranks[1]["digests"]
     assert len(set(ranks[0]["digests"])) == 3  # the weights changed at every step
+    assert all("GlobalBatchNorm" not in r["norms"] for r in ranks)  # released: plain BatchNorm again
 
 
 def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float) -> None:
@@ -149,10 +150,21 @@ def test_nproc_errors_are_reported_once(tmp_path):
     assert "Traceback" not in odd.stderr
     assert not (tmp_path / "r" / "config.json").exists()
 
-    missing = _ganzoo("train", "--nproc", "2", *TINY, "--steps", "2", "--data", str(tmp_path / "nowhere"),
-                      "--out", str(tmp_path / "r2"), cwd=tmp_path)
-    assert missing.returncode == 2, missing.stderr
-    assert len([line for line in missing.stderr.splitlines() if line.startswith("Error: ")]) == 1, missing.stderr
+    def one_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+        assert result.returncode == code, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+        return errors[0]
+
+    one_error(_ganzoo("train", "--nproc", "2", *TINY, "--steps", "2", "--data", str(tmp_path / "nowhere"),
+                      "--out", str(tmp_path / "r2"), cwd=tmp_path), 2)
+    assert "keep_best" in one_error(_ganzoo("train", "--nproc", "2", *TINY, "--steps", "2", "--eval-every", "1",
+                                            "--keep-best", "kid", "--out", str(tmp_path / "r3"), cwd=tmp_path), 2)
+    assert not (tmp_path / "r3" / "config.json").exists()
+    run = tmp_path / "r4"
+    assert _ganzoo("train", "--nproc", "2", *TINY, "--steps", "1", "--out", str(run), cwd=tmp_path).returncode == 0
+    assert "cannot change batch_size" in one_error(_ganzoo("train", "--nproc", "2", "--resume", "--out", str(run),
+                                                           "--batch-size", "16", cwd=tmp_path), 2)
 
 
 def test_ctrl_c_stops_every_process_after_the_same_step(tmp_path):

@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -40,9 +40,13 @@ from ganzoo.errors import GanzooError, GanzooUsageError
 __all__ = ["PeerFailed", "PeerUsageFailed", "World", "convert_batchnorm", "launch", "launched_world_size"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 #: how long a process waits at a collective for the others (rank 0 may be evaluating or writing a checkpoint)
 TIMEOUT = timedelta(minutes=30)
+#: seconds `launch` gives the processes after an interrupt (a checkpoint and an export) before killing them
+SHUTDOWN_TIMEOUT_S = 300
 
 
 class PeerFailed(GanzooError):
@@ -248,7 +252,31 @@ class World:
             dist.broadcast(payload, src=0)
         return payload.numpy().tobytes()
 
-    def on_main(self, fn: Callable[[], str]) -> str:
+    def once(self, error: E) -> E:
+        """`error`, raised by every process alike, marked so that only rank 0 prints it."""
+        if not self.is_main:
+            error.reported_by_rank0 = True  # type: ignore[attr-defined]
+        return error
+
+    def checked(self, fn: Callable[[], T]) -> T:
+        """Run `fn` in every process; when it fails in any of them, every process fails, and the error is printed
+        once: rank 0's own when it failed, else each failing rank's own, the others exiting quietly."""
+        error: BaseException | None = None
+        try:
+            value = fn()
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the others have been told
+            error = exc
+        usage = isinstance(error, GanzooUsageError)
+        main_failed, failed, usage_failed = self.sum_on_cpu(
+            [float(error is not None and self.is_main), float(error is not None), float(usage)])
+        if not failed:
+            return value
+        if error is not None and (self.is_main or not main_failed):
+            raise error
+        kind = PeerUsageFailed if usage_failed else PeerFailed
+        raise kind("another process of the run failed; it reported the reason")
+
+    def on_main(self, fn: Callable[[], str | None]) -> str | None:
         """Run `fn` on rank 0 only and hand its result to every process.
 
         When `fn` fails on rank 0, rank 0 raises its error and the others raise `PeerFailed` (or
@@ -374,8 +402,9 @@ def convert_batchnorm(module: nn.Module) -> Callable[[], None]:
 def launch(nproc: int, command: Sequence[str]) -> int:
     """Run `python -m ganzoo COMMAND...` in `nproc` processes on this machine, as torchrun --standalone would.
 
-    Returns the exit code of the run: 0, the code rank 0 (or else the first failing rank) exited with, or 130
-    when interrupted (every process got the interrupt and saved a checkpoint first).
+    Returns the exit code of the run: 0, the first code in rank order that a process exited with by itself (the
+    launcher stops the others with a signal once one fails), or 130 when interrupted. Processes get
+    `shutdown_timeout` seconds to save a checkpoint after an interrupt before they are killed.
     """
     import sys
 
@@ -389,18 +418,19 @@ def launch(nproc: int, command: Sequence[str]) -> int:
         from torch.distributed.elastic.multiprocessing import SignalException
     if "OMP_NUM_THREADS" not in os.environ:  # torchrun would pick 1 and warn; share the cores instead
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
-    args = get_args_parser().parse_args(["--standalone", "--nproc_per_node", str(nproc), "--module", "ganzoo",
-                                         *command])
+    # torchrun kills the processes 30 s after an interrupt by default: too short for a checkpoint and an export
+    shutdown = os.environ.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(SHUTDOWN_TIMEOUT_S))
+    args = get_args_parser().parse_args(["--standalone", "--nproc_per_node", str(nproc), "--shutdown-timeout",
+                                         shutdown, "--module", "ganzoo", *command])
     elastic = logging.getLogger("torch.distributed.elastic")
     level = elastic.level
     elastic.setLevel(logging.CRITICAL)  # the processes report their own errors, one line each
     try:
         run_torchrun(args)
     except ChildFailedError as exc:
-        failures = exc.failures
-        first = failures.get(0) or failures[min(failures)]
-        code = first.exitcode
-        return code if 0 < code < 256 else 1
+        # negative codes are deaths by signal: the processes the launcher stopped after the first failure
+        codes = [failure.exitcode for _, failure in sorted(exc.failures.items()) if 0 < failure.exitcode < 256]
+        return codes[0] if codes else 1
     except SignalException:
         return 130
     finally:

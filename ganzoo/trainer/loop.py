@@ -86,12 +86,16 @@ class RunOptions(JsonConfig):
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.eval_every < 0:
             raise ConfigError(f"eval_every must be 0 (no evaluation) or a number of steps, got {self.eval_every}")
-        if self.keep_best is not None:
-            names = [m.strip() for m in self.eval_metrics.split(",")]
-            if self.keep_best not in names:
-                raise ConfigError(f"keep_best is {self.keep_best!r} but the evaluation computes {', '.join(names)}; "
-                                  "add it to the evaluated metrics")
-            if not self.eval_every:
+        if self.eval_every or self.keep_best is not None:  # names checked before a run folder is made
+            from ganzoo.metrics import METRICS, parse_metrics
+            from ganzoo.metrics.extractors import canonical_name
+
+            canonical_name(self.eval_extractor)
+            values = [v for m in parse_metrics(self.eval_metrics) for v in METRICS[m][0]]
+            if self.keep_best is not None and self.keep_best not in values:
+                raise ConfigError(f"keep_best is {self.keep_best!r} but the evaluation reports {', '.join(values)}; "
+                                  "pick one of those, or add its metric to the evaluated metrics")
+            if self.keep_best is not None and not self.eval_every:
                 raise ConfigError("keep_best needs evaluations during training: set eval_every")
 
 
@@ -199,12 +203,12 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         self.G = model.generator.train()
         self.D = model.discriminator.train()
+        self._restore: list[Callable[[], None]] = []  # undoes what training changed in the modules (release())
         if world is not None and recipe.sync_batchnorm:
             from ganzoo.trainer.distributed import convert_batchnorm
 
             # shares the layers' parameters and buffers, so state-dict keys and the exported model are unchanged
-            convert_batchnorm(self.G)
-            convert_batchnorm(self.D)
+            self._restore = [convert_batchnorm(self.G), convert_batchnorm(self.D)]
         self.G_fn: Callable[..., torch.Tensor] = torch.compile(self.G) if options.compile else self.G
         self.D_fn: Callable[..., torch.Tensor] = torch.compile(self.D) if options.compile else self.D
         self.opt_G = _make_optimizer(recipe, self.G.parameters(), recipe.g_lr)
@@ -384,10 +388,14 @@ class Trainer:
         self.last_eval = ckpt.meta.get("last_eval")
         self.elapsed = float(ckpt.meta.get("elapsed", 0.0))
 
+    def checkpoint_path(self) -> Path:
+        """Where the checkpoint of the current step goes."""
+        return self.checkpoint_dir / f"step-{self.step:07d}.safetensors"
+
     def save_checkpoint(self) -> Path:
         """Write a checkpoint (rank 0 of a distributed run; every process calls this at the same step)."""
         self._check_finite()
-        path = self.checkpoint_dir / f"step-{self.step:07d}.safetensors"
+        path = self.checkpoint_path()
 
         def write() -> None:
             self.state().save(path)
@@ -397,12 +405,24 @@ class Trainer:
         self._on_main(write)
         return path
 
-    def _on_main(self, write: Callable[[], object]) -> str:
-        """Run `write` in the process that writes the run folder and return its result as a string; in a
-        distributed run the others get that string, or raise when it failed, so none waits for a stopped rank 0."""
+    def _on_main(self, write: Callable[[], object]) -> None:
+        """Run `write` in the process that writes the run folder; in a distributed run the others wait for it and
+        raise when it failed, so that none waits for a rank 0 that has stopped."""
         if self.world is None:
-            return str(write())
-        return self.world.on_main(lambda: str(write()))
+            write()
+            return
+
+        def call() -> None:
+            write()
+
+        self.world.on_main(call)
+
+    def release(self) -> None:
+        """Give the modules back as they were built: BatchNorm layers that a distributed run made global become
+        plain BatchNorm again (sharing the trained weights), so the model works without a process group."""
+        for restore in self._restore:
+            restore()
+        self._restore = []
 
     # ----------------------------------------------------------------------------------------------------------------
     # outputs
@@ -442,20 +462,14 @@ class Trainer:
     def evaluate(self) -> list[dict[str, Any]]:
         """Evaluate the sampling generator, log the result to metrics.jsonl, export `out/best` when it improves."""
         assert self.evaluator is not None
-        G = self.model.sampler
-        was_training = G.training
-        G.eval()
-        try:
-            results = self.evaluator(self.model)
-        finally:
-            G.train(was_training)
+        results = self.evaluator(self.model)  # GANModel.sample puts the generator in eval mode
         self.last_eval = [{k: v for k, v in r.items() if k != "higher_is_better"} for r in results]
         record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3),
                   "time_s": round(self.elapsed + self._session_time(), 2), "eval": self.last_eval}
         self._append_metrics(record)
         metric = self.options.keep_best
         if metric is not None:
-            result = next(r for r in results if r["name"] == metric)
+            result = next(r for r in results if r["name"] == metric)  # RunOptions.validate checked the name
             value, higher = float(result["value"]), bool(result["higher_is_better"])
             best = self.best["value"] if self.best is not None else None
             if best is None or (value > best if higher else value < best):
@@ -491,8 +505,9 @@ class Trainer:
     def _diverged(self, what: str) -> TrainingDiverged:
         last = find_checkpoints(self.checkpoint_dir)
         where = f"last good checkpoint: {last[-1][1]}" if last else "no checkpoint was written yet"
-        return TrainingDiverged(f"training diverged: {what} near step {self.step} ({where}); "
-                                "lower the learning rates or change the loss")
+        error = TrainingDiverged(f"training diverged: {what} near step {self.step} ({where}); "
+                                 "lower the learning rates or change the loss")
+        return error if self.world is None else self.world.once(error)  # every process stops at the same step
 
     def _check_finite(self) -> None:
         """Raise `TrainingDiverged` when a loss since the last log line, or a weight or buffer, is NaN or infinite.
@@ -533,24 +548,32 @@ class Trainer:
 
     @contextlib.contextmanager
     def _graceful_interrupt(self) -> Iterator[None]:
-        """First Ctrl-C: finish the step, save, stop. Second Ctrl-C: stop at once."""
+        """First Ctrl-C (or SIGTERM, as schedulers and launchers send before killing): finish the step, save, stop.
+        A second one: stop at once."""
         def handler(signum: int, frame: Any) -> None:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
         try:
-            previous = signal.signal(signal.SIGINT, handler)
+            previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
         except ValueError:  # not the main thread: leave signals alone
             yield
             return
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
     def run(self, progress: ProgressFn | None = None, resume_from: Checkpoint | None = None) -> GANModel:
         """Train until `recipe.steps`; returns the model (also exported to `out/model`)."""
+        try:
+            return self._run(progress, resume_from)
+        finally:
+            self.release()
+
+    def _run(self, progress: ProgressFn | None, resume_from: Checkpoint | None) -> GANModel:
         torch.manual_seed(self.options.seed)
         if resume_from is not None:
             self.load_state(resume_from)
@@ -574,12 +597,14 @@ class Trainer:
                     self.step % self.options.eval_every == 0 or self.step == total)
                 if evaluate_now:
                     self._on_main(self.evaluate)
-                if self.step % self.options.checkpoint_every == 0 and self.step < total:
+                saved = self.step % self.options.checkpoint_every == 0 and self.step < total
+                if saved:
                     self.save_checkpoint()
                 if progress is not None:
                     progress(self.step, total, record)
-                if self._stop_requested if self.world is None else self._stop_agreed:
-                    path = self.save_checkpoint()
+                stop = self._stop_requested if self.world is None else self._stop_agreed
+                if stop and self.step < total:  # an interrupt during the last step lets the run finish
+                    path = self.checkpoint_path() if saved else self.save_checkpoint()
                     self._on_main(self.export)
                     raise TrainingInterrupted(f"interrupted at step {self.step}; checkpoint saved to {path}",
                                               self.step, path)

@@ -130,7 +130,7 @@ def _on_main(world: World | None, fn: Callable[[], str | None]) -> str:
     def call() -> str:
         return fn() or ""
 
-    return call() if world is None else world.on_main(call)
+    return call() if world is None else world.on_main(call) or ""
 
 
 def _resume_point(world: World | None, folder: Path) -> Checkpoint | None:
@@ -183,11 +183,12 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
 
     if world is None:
         arch, options, cfg, rec, dataset, hooks = _setup(plan, world)
-    else:  # rank 0 first, so that a bad plan or missing data is reported once, by rank 0
-        done: dict[str, Any] = {}
-        _on_main(world, lambda: done.update(parts=_setup(plan, world)))
-        arch, options, cfg, rec, dataset, hooks = done["parts"] if world.is_main else _setup(plan, world)
-    _on_main(world, lambda: write_json(out / RUN_CONFIG, plan))
+    else:  # every process loads its data; a failure anywhere stops all of them, reported once
+        arch, options, cfg, rec, dataset, hooks = world.checked(lambda: _setup(plan, world))
+        sizes = world.sum_on_cpu([len(dataset), len(dataset) ** 2])
+        if sizes[1] * world.world_size != sizes[0] ** 2:  # the sizes differ between processes
+            raise world.once(GanzooUsageError(f"the processes loaded different numbers of images from "
+                                              f"{options.data}; every machine must see the same data"))
 
     torch.manual_seed(options.seed)  # weights initialise the same way for the same seed
     model = build_model(arch.name, cfg)
@@ -202,8 +203,13 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
                               num_samples=options.eval_samples, seed=options.seed)
     if world is not None:
         run_info["processes"] = world.world_size
-    trainer = Trainer(model, rec, dataset, options, out, hooks=hooks, run_info=run_info,
-                      evaluator=evaluator, world=world)
+
+    def make_trainer() -> Trainer:  # places the model on its device: the last thing that can refuse the plan
+        return Trainer(model, rec, dataset, options, out, hooks=hooks, run_info=run_info, evaluator=evaluator,
+                       world=world)
+
+    trainer = make_trainer() if world is None else world.checked(make_trainer)
+    _on_main(world, lambda: write_json(out / RUN_CONFIG, plan))
     ckpt = _resume_point(world, trainer.checkpoint_dir) if resume else None
     if resume and ckpt is None:
         logger.warning("no readable checkpoint in %s; starting from step 0", out)
@@ -262,41 +268,43 @@ def _train(architecture: str | None, data: str | None, steps: int | None, out: s
         if value is not None:
             options[key] = value
 
+    # Planning reads and prepares the run folder: rank 0 alone does it, and its errors are reported once.
     if resume:
         if out is None:
             raise GanzooUsageError("resuming needs the run folder: pass --out RUN")
-        out = Path(out)
+        folder = Path(out)
 
-        def prepare_and_read() -> str:
-            _prepare_out(out, resume=True, overwrite=False)
-            return json.dumps(read_plan(out))
+        def plan_resume() -> str:
+            _prepare_out(folder, resume=True, overwrite=False)
+            plan = read_plan(folder)
+            if architecture is not None and architecture != plan["architecture"]:
+                raise GanzooUsageError(f"{folder} is a {plan['architecture']} run, not {architecture}")
+            changed = sorted(set(config or {}) | (set(recipe) - {"steps"}))
+            changed += [k for k, v in options.items() if k not in _RESUMABLE_OPTIONS and plan["options"].get(k) != v]
+            if preset is not None and preset != plan.get("preset"):
+                changed.append("preset")
+            if changed:
+                raise GanzooUsageError(f"cannot change {', '.join(changed)} when resuming; "
+                                       "start a new run to train with other settings")
+            if "steps" in recipe:
+                plan["recipe"]["steps"] = recipe["steps"]
+            plan["options"].update(options)
+            RunOptions.from_dict(plan["options"])  # validate
+            return json.dumps(plan)
 
-        plan = json.loads(_on_main(world, prepare_and_read))
-        if architecture is not None and architecture != plan["architecture"]:
-            raise GanzooUsageError(f"{out} is a {plan['architecture']} run, not {architecture}")
-        changed = sorted(set(config or {}) | (set(recipe) - {"steps"}))
-        changed += [k for k, v in options.items() if k not in _RESUMABLE_OPTIONS and plan["options"].get(k) != v]
-        if preset is not None and preset != plan.get("preset"):
-            changed.append("preset")
-        if changed:
-            raise GanzooUsageError(f"cannot change {', '.join(changed)} when resuming; "
-                                   "start a new run to train with other settings")
-        if "steps" in recipe:
-            plan["recipe"]["steps"] = recipe["steps"]
-        plan["options"].update(options)
-        RunOptions.from_dict(plan["options"])  # validate
-        return _run_from_plan(plan, out, resume=True, progress=progress, world=world)
+        plan = json.loads(_on_main(world, plan_resume))
+        return _run_from_plan(plan, folder, resume=True, progress=progress, world=world)
 
     if architecture is None:
         raise GanzooUsageError("name an architecture to train (see `ganzoo list`)")
-    run_options = RunOptions.from_dict(options)
-    plan = json.loads(_on_main(world, lambda: json.dumps(plan_run(
-        architecture, run_options.data, preset=preset, config=config or {}, recipe=recipe, options=run_options))))
 
-    def prepare() -> str:
+    def plan_new() -> str:
+        run_options = RunOptions.from_dict(options)
+        plan = plan_run(architecture, run_options.data, preset=preset, config=config or {}, recipe=recipe,
+                        options=run_options)
         folder = Path(out) if out is not None else default_out(plan["architecture"])
         _prepare_out(folder, resume=False, overwrite=overwrite)
-        return str(folder)
+        return json.dumps({"plan": plan, "folder": str(folder)})
 
-    folder = Path(_on_main(world, prepare))
-    return _run_from_plan(plan, folder, resume=False, progress=progress, world=world)
+    planned = json.loads(_on_main(world, plan_new))
+    return _run_from_plan(planned["plan"], Path(planned["folder"]), resume=False, progress=progress, world=world)
