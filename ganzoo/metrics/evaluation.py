@@ -2,8 +2,8 @@
 
 The metric formulas are torch-fidelity's (`fid_statistics_to_metric`, `kid_features_to_metric`,
 `isc_features_to_metric`, `prc_features_to_metric`), applied to features that ganzoo extracts itself, because
-torch-fidelity's own input and caching layer pickles its cache (`torch.load(weights_only=False)`), starts DataLoader
-worker processes and breaks on conditional generators with current NumPy. What ganzoo adds:
+torch-fidelity's own input and caching layer reads its cache in a way that can run code stored in the files and
+starts DataLoader worker processes. What ganzoo adds:
 
 - real features per (dataset content, image size, extractor, weights) cached as safetensors under
   `$GANZOO_HOME/metrics/`, so a second evaluation does not recompute them;
