@@ -75,7 +75,7 @@ class RunOptions(JsonConfig):
     eval_metrics: str = "fid"  # comma-separated metric names
     eval_extractor: str = "digits"
     eval_samples: int = 2000  # generated images per evaluation
-    keep_best: str | None = None  # a metric of eval_metrics: export out/best whenever it improves
+    keep_best: str | None = None  # a value the metrics report (fid, precision, ...): export out/best when it improves
 
     def validate(self) -> None:
         from ganzoo.errors import ConfigError
