@@ -1,15 +1,15 @@
 """Class control of a conditional GAN trained on mnist-5k: does asking for digit k give a k?
 
 Samples N images (default 1,000) with labels cycling 0, 1, ..., 9 (`gan.sample(n, seed=0, labels=...)`), has an
-independent digit classifier (`benchmarks/digit_classifier.py`, trained on real digits only) classify them, and
-prints per class and overall the fraction classified as the requested digit, next to the classifier's own
-accuracy on its 1,000 held-out real digits. Images of another size than 28x28 are resized for the classifier.
+independent digit classifier classify them (the one ganzoo ships for its `digits` metrics, `ganzoo.metrics.digits`:
+trained on real digits only, its weights pinned by sha256 and checked on loading), and prints per class and overall
+the fraction classified as the requested digit, next to the classifier's own accuracy on its 1,000 held-out real
+digits. Images of another size than 28x28 are resized for the classifier.
 
     .venv/bin/python benchmarks/cgan_class_control.py runs/cgan               # a run or model folder
     .venv/bin/python benchmarks/cgan_class_control.py runs/cgan -n 2000 --json out.json
 
-The classifier is read from --classifier (default benchmarks/out/digits-classifier.safetensors) and trained
-there first when the file does not exist. Exit status 1 when the overall accuracy is below --target (0.95).
+Exit status 1 when the overall accuracy is below --target (0.95).
 """
 
 from __future__ import annotations
@@ -23,29 +23,21 @@ from pathlib import Path
 import torch
 
 import ganzoo
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from digit_classifier import (  # noqa: E402  (a sibling script, not a package)
-    DEFAULT_PATH,
-    accuracy,
-    classify,
-    holdout_split,
-    load_classifier,
-    save_classifier,
-    train_classifier,
-)
+from ganzoo.metrics import digits
 
 
-def class_control(model_path: str | Path, classifier_path: Path = DEFAULT_PATH, n: int = 1000,
-                  seed: int = 0) -> dict:
+@torch.no_grad()
+def classify(classifier: torch.nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Predicted classes of images in [-1, 1] (any size, 1 or 3 channels)."""
+    return torch.cat([classifier(digits.to_input(images[i:i + batch_size].float().cpu())).argmax(1)
+                      for i in range(0, len(images), batch_size)])
+
+
+def class_control(model_path: str | Path, n: int = 1000, seed: int = 0) -> dict:
     """Per-class and overall fraction of generated digits classified as the requested class."""
-    if not classifier_path.exists():
-        print(f"no classifier at {classifier_path}; training one (digit_classifier.py)", flush=True)
-        model, acc = train_classifier(log=False)
-        save_classifier(model, classifier_path, acc, seed=0)
-    classifier, metadata = load_classifier(classifier_path)
-    _, _, x_test, y_test = holdout_split()
-    heldout = accuracy(classifier, x_test, y_test)
+    classifier = digits.load_shipped()
+    _, _, x_test, y_test = digits.holdout_split()
+    heldout = digits.accuracy(classifier, x_test, y_test)
 
     gan = ganzoo.load(model_path, device="cpu")
     if gan.num_classes != 10:
@@ -69,9 +61,9 @@ def class_control(model_path: str | Path, classifier_path: Path = DEFAULT_PATH, 
         "class_control_accuracy": hits.float().mean().item(),
         "per_class": per_class,
         "confusion": confusion.tolist(),  # rows: requested class, columns: classified as
-        "classifier": str(classifier_path),
+        "classifier": "ganzoo.metrics.digits (shipped)",
+        "classifier_sha256": digits.SHA256,
         "classifier_heldout_accuracy": heldout,
-        "classifier_metadata": metadata,
         "sample_time_s": round(sample_s, 2),
     }
 
@@ -81,12 +73,11 @@ def main() -> None:
     parser.add_argument("model", help="a cgan run folder or model folder (anything ganzoo.load accepts)")
     parser.add_argument("-n", "--samples", type=int, default=1000, help="images in all, labels cycling 0..9")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--classifier", type=Path, default=DEFAULT_PATH)
     parser.add_argument("--target", type=float, default=0.95)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    result = class_control(args.model, args.classifier, args.samples, args.seed)
+    result = class_control(args.model, args.samples, args.seed)
     print(f"{result['architecture']} at {args.model}: {args.samples} samples (seed {args.seed}), "
           f"images {tuple(result['img_shape'])}")
     print("class  classified as requested")
