@@ -254,6 +254,7 @@ def test_eval_command_prints_records_and_updates_the_card(tmp_path):
     assert saved["provenance"]["fake_images"] == 100
     line = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert {r["name"] for r in line["eval"]} >= {"fid", "kid", "is", "precision", "recall"}
+    assert line["step"] == 2 and line["kimg"] > 0 and line["diagnostics"]["classes_covered"] >= 1
     meta = json.loads((run / "model" / "config.json").read_text())
     assert {m["name"] for m in meta["metrics"]} >= {"fid", "recall"}
     card = (run / "model" / "README.md").read_text()
@@ -317,6 +318,19 @@ def test_bad_evaluation_options_fail_before_a_run_folder_exists(tmp_path, args, 
     assert result.exit_code == 2, result.output
     assert fragment in result.output and "Traceback" not in result.output
     assert not (out / "config.json").exists()  # a retry with fixed options is not refused
+
+
+def test_trainer_and_eval_command_log_evaluations_alike(tmp_path):
+    run = tmp_path / "run"
+    tiny_train("cgan", run, steps=2, eval_every=2, eval_samples=40)
+    assert CliRunner().invoke(cli, ["eval", str(run), "-n", "40", "--device", "cpu"]).exit_code == 0
+    by_trainer, by_command = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()
+                              if '"eval"' in line]
+    assert set(by_trainer) - {"time_s"} == set(by_command) == {"step", "kimg", "eval", "diagnostics"}
+    assert by_trainer["step"] == by_command["step"] and by_trainer["kimg"] == by_command["kimg"]
+    assert by_trainer["diagnostics"].keys() == by_command["diagnostics"].keys() and by_command["diagnostics"]
+    for line in (by_trainer, by_command):
+        assert [set(r) for r in line["eval"]] == [{"name", "value", "provenance"}]
 
 
 def test_keep_best_on_a_value_of_a_metric_with_two(tmp_path):

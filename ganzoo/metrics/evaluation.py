@@ -161,6 +161,15 @@ class EvalResult:
         return [{"name": name, "value": round(value, 6), "provenance": self.provenance,
                  "higher_is_better": higher_is_better(name)} for name, value in self.values.items()]
 
+    def stored_records(self) -> list[dict[str, Any]]:
+        """`records()` as config.json and the model card keep them: {"name", "value", "provenance"} per value."""
+        return [{k: v for k, v in r.items() if k != "higher_is_better"} for r in self.records()]
+
+    def log_line(self, step: int, **extra: Any) -> dict[str, Any]:
+        """The run's metrics.jsonl line for this result, the same whoever writes it (the trainer or `record`):
+        {"step", **extra (kimg, time_s), "eval": stored_records(), "diagnostics"}."""
+        return {"step": step, **extra, "eval": self.stored_records(), "diagnostics": self.diagnostics}
+
     def to_dict(self) -> dict[str, Any]:
         return {"values": self.values, "diagnostics": self.diagnostics, "provenance": self.provenance}
 
@@ -294,14 +303,9 @@ class Evaluator:
             result["class_control"] = round(float((fake["logits"].argmax(1) == labels).float().mean()), 4)
         return result
 
-    def __call__(self, model: GANModel) -> list[dict[str, Any]]:
-        """The trainer's evaluator interface: result records with their provenance."""
-        result = self.evaluate(model)
-        records = result.records()
-        if result.diagnostics:
-            for record in records:
-                record["diagnostics"] = result.diagnostics
-        return records
+    def __call__(self, model: GANModel) -> EvalResult:
+        """The trainer's evaluator interface (`evaluate`)."""
+        return self.evaluate(model)
 
 
 def evaluate(model: GANModel | str | Path, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
@@ -348,13 +352,14 @@ def record(result: EvalResult, path: str | Path) -> list[Path]:
     folder = path / "model" if run is not None else path
     if not is_model_folder(folder):
         raise GanzooUsageError(f"{path} is neither a run folder nor a model folder; results are stored only there")
-    records = [{k: v for k, v in r.items() if k != "higher_is_better"} for r in result.records()]
+    records = result.stored_records()
     written = []
     if run is not None:
-        meta = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
-        step = int(meta.get("training", {}).get("steps", 0))
+        training = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8")).get("training", {})
+        extra = {"kimg": round(training["images_seen"] / 1000, 3)} if "images_seen" in training else {}
+        line = result.log_line(int(training.get("steps", 0)), **extra)
         with open(run / "metrics.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"step": step, "eval": records, "diagnostics": result.diagnostics}) + "\n")
+            fh.write(json.dumps(line) + "\n")
         written.append(run / "metrics.jsonl")
 
     def same(a: dict[str, Any], b: dict[str, Any]) -> bool:

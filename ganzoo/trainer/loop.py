@@ -35,6 +35,7 @@ from ganzoo.trainer.checkpoint import Checkpoint, find_checkpoints, flatten_opti
 from ganzoo.trainer.ema import ema_beta, update_ema
 
 if TYPE_CHECKING:
+    from ganzoo.metrics.evaluation import EvalResult
     from ganzoo.trainer.distributed import World
 
 __all__ = ["RunOptions", "Trainer", "TrainingDiverged", "TrainingInterrupted"]
@@ -162,8 +163,8 @@ def _make_optimizer(recipe: Recipe, params: Iterator[nn.Parameter], lr: float) -
 
 
 ProgressFn = Callable[[int, int, dict[str, float] | None], None]  # (step, total steps, logged values)
-#: evaluates a model: a list of {"name", "value", "provenance", "higher_is_better"} (see ganzoo.metrics.Evaluator)
-EvaluatorFn = Callable[[GANModel], list[dict[str, Any]]]
+#: evaluates a model: values, provenance and diagnostics (`ganzoo.metrics.Evaluator` is one)
+EvaluatorFn = Callable[[GANModel], "EvalResult"]
 
 
 class Trainer:
@@ -459,24 +460,24 @@ class Trainer:
             self.model.info["metrics"] = self.last_eval
         return save_model_folder(self.model, self.out / name, training=self.model.info["training"])
 
-    def evaluate(self) -> list[dict[str, Any]]:
+    def evaluate(self) -> EvalResult:
         """Evaluate the sampling generator, log the result to metrics.jsonl, export `out/best` when it improves."""
         assert self.evaluator is not None
-        results = self.evaluator(self.model)  # GANModel.sample puts the generator in eval mode
-        self.last_eval = [{k: v for k, v in r.items() if k != "higher_is_better"} for r in results]
-        record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3),
-                  "time_s": round(self.elapsed + self._session_time(), 2), "eval": self.last_eval}
-        self._append_metrics(record)
+        result = self.evaluator(self.model)  # GANModel.sample puts the generator in eval mode
+        self.last_eval = result.stored_records()
+        self._append_metrics(result.log_line(self.step, kimg=round(self.images_seen / 1000, 3),
+                                             time_s=round(self.elapsed + self._session_time(), 2)))
         metric = self.options.keep_best
         if metric is not None:
-            result = next(r for r in results if r["name"] == metric)  # RunOptions.validate checked the name
-            value, higher = float(result["value"]), bool(result["higher_is_better"])
+            # RunOptions.validate checked that the evaluation reports this value
+            chosen = next(r for r in result.records() if r["name"] == metric)
+            value, higher = float(chosen["value"]), bool(chosen["higher_is_better"])
             best = self.best["value"] if self.best is not None else None
             if best is None or (value > best if higher else value < best):
                 self.best = {"metric": metric, "value": value, "step": self.step}
                 self.export("best")
                 logger.info("new best %s %.4g at step %d: exported %s", metric, value, self.step, self.out / "best")
-        return results
+        return result
 
     def _log(self, t_last: float, steps_since: int) -> dict[str, float]:
         means = {k: v / self._counts[k] for k, v in self._stats.items()}
