@@ -180,10 +180,15 @@ def list_cmd(pattern: str | None, pretrained: bool) -> None:
     from ganzoo import registry
 
     if pretrained:
+        rows = [("name", "architecture", "dataset", "size", "Hub repo", "weights")]
         for name in registry.list_pretrained(pattern):
             arch, cfg = registry.get_pretrained(name)
-            state = "published" if cfg.published else "not published yet"
-            click.echo(f"{name:<24} {arch:<14} {cfg.dataset:<12} {state}")
+            state = f"published ({cfg.revision[:7]})" if cfg.published else "not published yet"
+            rows.append((name, arch, cfg.dataset, f"{cfg.resolution}px" if cfg.resolution else "", cfg.repo_id, state))
+        if len(rows) > 1:
+            widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+            for row in rows:
+                click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
         return
     records = {r.name: r for r in registry.plugin_records()}
     for name in registry.list_models(pattern):

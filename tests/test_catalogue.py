@@ -72,3 +72,17 @@ def test_an_unpublished_entry_says_so_and_how_to_train_it(name, network, hub, mo
     assert str(info.value) == expected
     result = CliRunner().invoke(cli, ["pull", name])
     assert result.exit_code == 1 and result.stderr == f"Error: {expected}\n"
+
+
+def test_list_pretrained_shows_every_entry_with_its_repo_and_state():
+    result = CliRunner().invoke(cli, ["list", "--pretrained"])
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert header.split()[:3] == ["name", "architecture", "dataset"] and "Hub repo" in header
+    assert [row.split()[0] for row in rows] == ENTRIES
+    for row in rows:
+        architecture, entry = get_pretrained(row.split()[0])
+        assert row.split()[1:5] == [architecture, entry.dataset, f"{entry.resolution}px", entry.repo_id]
+        assert row.endswith(f"published ({entry.revision[:7]})" if entry.published else "not published yet")
+    only = CliRunner().invoke(cli, ["list", "--pretrained", "wgan*"]).stdout.splitlines()
+    assert [row.split()[0] for row in only[1:]] == ["wgan-mnist-5k"]
