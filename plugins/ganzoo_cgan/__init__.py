@@ -74,7 +74,9 @@ def _check_labels(labels: torch.Tensor | None, n: int, num_classes: int, who: st
     if labels.dim() != 1 or labels.shape[0] != n:
         raise GanzooUsageError(f"the cgan {who} needs one label per image: got labels of shape "
                                f"{tuple(labels.shape)} for {n} images")
-    if labels.device.type == "cpu" and labels.numel():  # on an accelerator, an embedding lookup asserts anyway
+    # on an accelerator the check would wait for the device, and an embedding lookup asserts anyway; compiled,
+    # it would split the graph in two (torch.compile cannot trace reading a tensor's value)
+    if labels.device.type == "cpu" and labels.numel() and not torch.compiler.is_compiling():
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= num_classes:
             bad = low if low < 0 else high
