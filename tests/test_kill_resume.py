@@ -48,16 +48,23 @@ def error_line(result, code):
 
 def test_sigkill_at_every_kind_of_moment_then_resume_is_bit_identical(tmp_path):
     kill_resume = harness()
-    lines = []
-    report = kill_resume.kill_and_resume(tmp_path / "work", kills=4, steps=16, seed=3,
-                                         modes=["startup", "write", "step", "export"], log=lines.append)
+    # The harness finds its moments by polling the run folder; on a heavily loaded machine the tiny run can finish
+    # a whole write (the export, typically) between two polls and end before the planned kill. Such a try proves
+    # nothing either way, so it is repeated with other random moments, at most twice.
+    for attempt, seed in enumerate((3, 11, 19)):
+        lines = []
+        work = tmp_path / f"work-{attempt}"
+        report = kill_resume.kill_and_resume(work, kills=4, steps=16, seed=seed,
+                                             modes=["startup", "write", "step", "export"], log=lines.append)
+        if report.finished_early == 0 or report.unreadable:
+            break
     summary = "\n".join(lines)
     assert not report.unreadable, summary + "\n" + "\n".join(report.unreadable)
     assert report.identical, summary + "\n" + "\n".join(report.differences)
     assert report.kills == 4 and report.finished_early == 0, summary
     assert report.records[-1].step_at_kill == 16, summary  # the export kill came after the last step
     # each leftover temporary file was cleared away by the next resume
-    assert kill_resume.temp_files(tmp_path / "work" / "run") == []
+    assert kill_resume.temp_files(work / "run") == []
 
 
 def test_the_harness_sees_a_difference(tmp_path):
