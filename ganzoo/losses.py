@@ -46,7 +46,8 @@ def gradient_penalty(D: DFn, real: torch.Tensor, fake: torch.Tensor, labels: tor
     """E[(||grad D(x_hat)|| - target)^2] at random interpolates x_hat between real and fake images."""
     ones = [1] * (real.dim() - 1)
     eps = draw_rows(real.shape[0], lambda m: torch.rand(m, *ones, device=real.device, dtype=real.dtype))
-    x_hat = torch.lerp(fake.detach(), real.detach(), eps).requires_grad_(True)
+    # under bf16 autocast G's fakes come out in bf16: interpolate in the real images' precision
+    x_hat = torch.lerp(fake.detach().to(real.dtype), real.detach(), eps).requires_grad_(True)
     grad = _input_grad(D(x_hat, labels), x_hat)
     return (grad.norm(2, dim=1) - target).square().mean()
 
@@ -87,20 +88,25 @@ class GANLoss:
         raise NotImplementedError
 
     def d_loss(self, D: DFn, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
-               step: int = 0) -> tuple[torch.Tensor, Stats]:
-        """D's loss on a real and a fake batch (fake is detached here), with its regularisers."""
+               step: int = 0, penalty_D: DFn | None = None) -> tuple[torch.Tensor, Stats]:
+        """D's loss on a real and a fake batch (fake is detached here), with its regularisers.
+
+        `penalty_D` is the D the gradient penalty and R1 call (default `D`). They differentiate a gradient (double
+        backward), which a `torch.compile`d module does not support, so the trainer passes the uncompiled D there.
+        """
         fake = fake.detach()
+        penalty_D = penalty_D or D
         real_logits = D(real, labels)
         fake_logits = D(fake, labels)
         loss, stats = self.d_adversarial(real_logits, fake_logits)
         stats["d_real"] = real_logits.detach().mean()
         stats["d_fake"] = fake_logits.detach().mean()
         if self.gp_weight > 0:
-            gp = gradient_penalty(D, real, fake, labels)
+            gp = gradient_penalty(penalty_D, real, fake, labels)
             loss = loss + self.gp_weight * gp
             stats["gradient_penalty"] = gp.detach()
         if self.r1_gamma > 0 and step % self.r1_interval == 0:
-            r1 = r1_penalty(D, real, labels)
+            r1 = r1_penalty(penalty_D, real, labels)
             loss = loss + (self.r1_gamma / 2) * self.r1_interval * r1
             stats["r1_penalty"] = r1.detach()
         if self.drift > 0:

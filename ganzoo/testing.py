@@ -1,13 +1,14 @@
 """A test kit for architecture plugins: the checks ganzoo runs on its own architectures, for yours too.
 
-    from ganzoo.testing import check_architecture, check_resume
+    from ganzoo.testing import check_architecture, check_fast_paths, check_resume
 
     def test_my_arch(tmp_path):
         check_architecture("my-arch", tmp_path)
         check_resume("my-arch", tmp_path / "resume")
+        check_fast_paths("my-arch", tmp_path / "fast")
 
 Each check uses the architecture's `test_config` (a tiny config) and the embedded mnist-5k data, so it runs in
-seconds on a CPU.
+seconds on a CPU (`check_fast_paths` with torch.compile: a minute or so).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["assert_same_state", "check_architecture", "check_resume", "tiny_config", "tiny_train"]
+__all__ = ["assert_same_state", "check_architecture", "check_fast_paths", "check_resume", "tiny_config", "tiny_train"]
 
 
 def tiny_config(architecture: str, **overrides: Any) -> dict[str, Any]:
@@ -91,3 +92,30 @@ def check_resume(architecture: str, tmp_path: Path, steps: int = 10) -> None:
 
     missing = logged("whole") - logged("split")
     assert not missing, f"the resumed run's metrics.jsonl lacks steps {sorted(missing)}"
+
+
+#: the trainer's fast-path options, and how closely the first step's logged values must match the default run's
+FAST_PATHS = {"channels_last": 1e-4, "compile": 1e-3, "amp": 5e-2}
+
+
+def check_fast_paths(architecture: str, tmp_path: Path, options: tuple[str, ...] = tuple(FAST_PATHS)) -> None:
+    """Each fast-path option of the trainer (`ganzoo train --channels-last / --compile / --amp`) trains the
+    architecture, and the values logged after the first step (same weights, same random draws: losses, D's
+    outputs, penalties) agree with a default run's, within float noise, or bf16's precision for `amp`."""
+    import json
+
+    tmp_path = Path(tmp_path)
+
+    def first_step(name: str, **option: bool) -> dict[str, float]:
+        tiny_train(architecture, tmp_path / name, steps=1, log_every=1, **option)
+        line = (tmp_path / name / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0]
+        return {k: v for k, v in json.loads(line).items() if k not in ("time_s", "img_per_s")}
+
+    default = first_step("default")
+    for option in options:
+        tolerance = FAST_PATHS[option]
+        got = first_step(option, **{option: True})
+        assert got.keys() == default.keys(), f"{option}: logs {sorted(got)}, the default run {sorted(default)}"
+        for key, value in default.items():
+            assert abs(got[key] - value) <= tolerance * max(1.0, abs(value)), \
+                f"{option}: {key} is {got[key]} after the first step, {value} without it"

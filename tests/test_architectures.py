@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import ganzoo
-from ganzoo.testing import check_architecture, check_resume
+from ganzoo.testing import check_architecture, check_fast_paths, check_resume
 
 ARCHITECTURES = ganzoo.list_models()
 
@@ -23,6 +23,11 @@ def test_builds_trains_saves_reloads_and_samples_identically(arch, tmp_path):
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_resume_is_exact(arch, tmp_path):
     check_resume(arch, tmp_path, steps=10)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_fast_paths_train_and_agree_with_the_default(arch, tmp_path):
+    check_fast_paths(arch, tmp_path)
 
 
 @pytest.mark.parametrize("size", [28, 32, 64, 128])

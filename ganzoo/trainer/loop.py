@@ -210,8 +210,11 @@ class Trainer:
 
             # shares the layers' parameters and buffers, so state-dict keys and the exported model are unchanged
             self._restore = [convert_batchnorm(self.G), convert_batchnorm(self.D)]
-        self.G_fn: Callable[..., torch.Tensor] = torch.compile(self.G) if options.compile else self.G
-        self.D_fn: Callable[..., torch.Tensor] = torch.compile(self.D) if options.compile else self.D
+        # fallback_random: compiled code draws dropout masks and noise from torch's generator as eager code does,
+        # so a compiled run makes the same random draws as an eager one and resumes from the same RNG state
+        compiled = {"options": {"fallback_random": True}}
+        self.G_fn: Callable[..., torch.Tensor] = torch.compile(self.G, **compiled) if options.compile else self.G
+        self.D_fn: Callable[..., torch.Tensor] = torch.compile(self.D, **compiled) if options.compile else self.D
         self.opt_G = _make_optimizer(recipe, self.G.parameters(), recipe.g_lr)
         self.opt_D = _make_optimizer(recipe, self.D.parameters(), recipe.d_lr)
         self.loss = loss_from_recipe(recipe)
@@ -263,6 +266,10 @@ class Trainer:
     def _D(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.D_fn(self._d_input(images), labels)
 
+    def _D_eager(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """`_D` without torch.compile, for the penalties' double backward (see `GANLoss.d_loss`)."""
+        return self.D(self._d_input(images), labels)
+
     def _latents(self, n: int) -> torch.Tensor:
         return draw_rows(n, self.G.sample_latents).to(self.device, non_blocking=True)
 
@@ -312,7 +319,8 @@ class Trainer:
                 # the last D step's fakes keep their graph and are reused for the G step
                 with torch.set_grad_enabled(last):
                     fake = self.G_fn(z, labels)
-                d_loss, d_stats = self.loss.d_loss(self._D, real, fake, labels, step=self.step * recipe.d_steps + i)
+                d_loss, d_stats = self.loss.d_loss(self._D, real, fake, labels, step=self.step * recipe.d_steps + i,
+                                                   penalty_D=self._D_eager if self.options.compile else None)
             self.opt_D.zero_grad(set_to_none=True)
             d_loss.backward()
             self._average_gradients(self.D)
