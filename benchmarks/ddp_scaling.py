@@ -84,15 +84,21 @@ def worker(args: argparse.Namespace) -> None:
         torch.manual_seed(0)
         for _ in range(args.warmup):
             trainer.train_step()
-        times = []
-        for _ in range(args.rounds):
+
+        def settle() -> None:
+            """Every process's queued GPU work done, then all processes at the same point."""
+            if trainer.device.type == "cuda":
+                torch.cuda.synchronize(trainer.device)
             if world is not None:
                 world.barrier()
+
+        times = []
+        for _ in range(args.rounds):
+            settle()
             cpu0, t0 = time.process_time(), time.perf_counter()
             for _ in range(args.steps):
                 trainer.train_step()
-            if world is not None:
-                world.barrier()
+            settle()
             times.append((time.perf_counter() - t0, time.process_time() - cpu0))
     if world is not None:
         world.close()
@@ -129,9 +135,9 @@ def launch(setup: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def setups(device: str) -> dict[str, tuple[int, int]]:
-    """name: (processes, threads per process); on CUDA every process has its own GPU."""
+    """name: (processes, threads per process); on CUDA every process has its own GPU and half the CPU cores."""
     if device == "cuda":
-        return {"1 GPU": (1, 0), "2 GPUs": (2, 0)}
+        return {"1 GPU": (1, 0), "2 GPUs": (2, max(1, (os.cpu_count() or 2) // 2))}
     return SETUPS
 
 

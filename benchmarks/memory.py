@@ -5,7 +5,8 @@ train_speed.py), records its memory, then builds the trainer (or the plain loop)
 figure is the growth of the peak over that starting point: on the CPU the peak resident set size (VmHWM, reset
 through /proc/self/clear_refs after set-up, so start-up transients do not count), on CUDA
 `torch.cuda.max_memory_allocated`. It covers what training adds: optimiser state, gradients, activations, the
-trainer's EMA copy of G and its other buffers, and the allocator's caching of all of these.
+trainer's EMA copy of G and its other buffers, and on the CPU the allocator's caching of all of these (on CUDA
+the caching allocator's reserve is not counted).
 
     .venv/bin/python benchmarks/memory.py                   # all architectures, 3 runs each, about 2 minutes
     .venv/bin/python benchmarks/memory.py --device cuda
@@ -78,6 +79,11 @@ def measure_child(name: str, variant: str, steps: int, device: torch.device) -> 
     gc.collect()
     out: dict[str, Any] = {"architecture": name, "variant": variant, "steps": steps}
     if device.type == "cuda":
+        # the weights and the data on the GPU before the starting point, as they are in memory on the CPU
+        setup.model.to(device)
+        setup.dataset.images = setup.dataset.images.to(device)
+        if setup.dataset.labels is not None:
+            setup.dataset.labels = setup.dataset.labels.to(device)
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)

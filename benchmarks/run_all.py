@@ -1,7 +1,7 @@
 """Every benchmark section in one command, and `benchmarks/RESULTS.md` written from what it measured.
 
     .venv/bin/python benchmarks/run_all.py                   # everything: about 25-30 minutes on 2 idle cores
-    .venv/bin/python benchmarks/run_all.py --quick           # smoke run: checks the scripts, figures mean little
+    .venv/bin/python benchmarks/run_all.py --quick           # smoke run (written to the temporary folder)
     .venv/bin/python benchmarks/run_all.py --only train,memory --arch dcgan
     .venv/bin/python benchmarks/run_all.py --device cuda
     .venv/bin/python benchmarks/run_all.py --args train="--compile --rounds 7" --args quality="--cpu-minutes 5"
@@ -29,6 +29,7 @@ import resource
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -155,9 +156,9 @@ def render(meta: dict[str, Any], parts: list[dict[str, Any]]) -> str:
                 f"*`{part['module']}.py {shlex.join(part['argv'])}`: {part['elapsed_s']:.0f} s wall, "
                 f"{part['cpu_s']:.0f} CPU s; load average before {part['load_average_before']}, after "
                 f"{part['load_average_after']}.*"]
-    skipped = [s.key for s in SECTIONS if s.key not in {p["key"] for p in parts}]
-    if skipped:
-        out += ["", f"Not run this time (`--only`): {', '.join(skipped)}."]
+    left_out = meta.get("left_out", {})
+    if left_out:
+        out += ["", "Not run this time: " + "; ".join(f"{key} ({why})" for key, why in left_out.items()) + "."]
     return "\n".join(out) + "\n"
 
 
@@ -178,7 +179,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="every section's smoke-run settings")
     parser.add_argument("--args", action="append", default=[], metavar="SECTION=ARGS",
                         help="more options for one section, e.g. train=\"--compile --rounds 7\" (repeatable)")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "RESULTS.md", help="the Markdown file to write")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="the Markdown file to write (default: benchmarks/RESULTS.md; with --quick "
+                             "ganzoo-benchmarks-quick/RESULTS.md in the temporary folder, so a smoke run does not "
+                             "replace the real figures)")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH",
                         help="where every number goes (default: RESULTS.json next to --out)")
     args = parser.parse_args(argv)
@@ -200,6 +204,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--threads must be at least 0")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda was asked for but CUDA is not available here")
+    args.left_out = {s.key: "`--only`" for s in SECTIONS if s not in args.sections}
+    if args.device == "cuda" and torch.cuda.device_count() < 2 and any(s.key == "ddp" for s in args.sections):
+        # the scaling section compares 1 GPU with 2; on one GPU it has nothing to compare (--device auto runs it
+        # on the CPU instead)
+        args.sections = [s for s in args.sections if s.key != "ddp"]
+        args.left_out["ddp"] = f"it needs 2 GPUs with `--device cuda`, this machine has {torch.cuda.device_count()}"
+    if args.out is None:
+        args.out = (Path(tempfile.gettempdir()) / "ganzoo-benchmarks-quick" if args.quick else RESULTS_DIR) / "RESULTS.md"
     if args.json is None:
         args.json = args.out.with_suffix(".json")
     return args
@@ -226,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     meta: dict[str, Any] = {"date": now_iso(), "command": command_line(), "quick": args.quick,
                             "ganzoo_version": ganzoo.__version__, "git": git_revision(),
                             "torch_version": torch.__version__, "machine": machine_info(device),
-                            "load_average_before": load_average()}
+                            "load_average_before": load_average(), "left_out": args.left_out}
     parts: list[dict[str, Any]] = []
     for number, (section, module, section_args, parsed) in enumerate(planned, 1):
         print(f"\n=== {number}/{len(planned)} {section.key}: {section.title} ===", flush=True)

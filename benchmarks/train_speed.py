@@ -104,7 +104,8 @@ def measure_peaks(device: torch.device, quick: bool) -> dict[str, Any]:
             "conv_gflops": round(conv[best_fmt] / 1e9, 1), "conv_memory_format": best_fmt,
             "conv_shape": [batch, channels, size, size], "conv_gflops_by_format": {k: round(v / 1e9, 1)
                                                                                   for k, v in conv.items()},
-            "dtype": "float32", "tf32": bool(cuda and torch.backends.cuda.matmul.allow_tf32)}
+            "dtype": "float32", "tf32": bool(cuda and torch.backends.cuda.matmul.allow_tf32),
+            "tf32_conv": bool(cuda and torch.backends.cudnn.allow_tf32)}
 
 
 class _NoModuleTracking:
@@ -233,7 +234,13 @@ def markdown(result: dict[str, Any]) -> str:
     """The section's tables for RESULTS.md."""
     peaks = result["peaks"]
     archs = [a for a in result["architectures"] if "skipped" not in a and "error" not in a]
-    out = [f"Measured peak (fp32, {result['machine']['torch_threads']} threads on the CPU): matrix multiply "
+    machine = result["machine"]
+    if "gpu" in machine:  # cuDNN convolutions run in TF32 unless turned off, the trainer's as well as the peak's
+        where = f"{machine['gpu']}" + (", TF32 convolutions" if peaks.get("tf32_conv") else "") + (
+            ", TF32 matrix multiplies" if peaks.get("tf32") else "")
+    else:
+        where = f"{machine['torch_threads']} threads on the CPU"
+    out = [f"Measured peak (fp32, {where}): matrix multiply "
            f"{peaks['matmul_gflops']:.0f} GFLOP/s ({peaks['matmul_size']}x{peaks['matmul_size']}), 3x3 convolution "
            f"{peaks['conv_gflops']:.0f} GFLOP/s ({peaks['conv_memory_format']}, input "
            f"{'x'.join(map(str, peaks['conv_shape']))}).", ""]

@@ -78,7 +78,10 @@ class GANModel(nn.Module):
     def latents(self, n: int, seed: int | None = None) -> torch.Tensor:
         """`n` latents on this model's device; the same seed gives the same latents on every device."""
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        return self.sampler.sample_latents(n, generator=gen).to(self.device)
+        z = self.sampler.sample_latents(n, generator=gen)
+        if self.device.type == "cuda":  # a copy that does not wait for the GPU's queued work
+            return z.pin_memory().to(self.device, non_blocking=True)
+        return z.to(self.device)
 
     def _labels(self, n: int, labels: int | Sequence[int] | torch.Tensor | None) -> torch.Tensor | None:
         if self.num_classes == 0:
