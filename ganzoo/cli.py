@@ -712,9 +712,9 @@ def _launched_by_torchrun() -> bool:
 
 def _leave_now(code: int) -> None:
     """End a process of a distributed run once its work is done and its output flushed, without the interpreter's
-    clean-up: rarely (about one process exit in 20-40 on this machine) a gloo thread still alive in that clean-up
-    aborted the process ("terminate called without an active exception") after the run had finished and written
-    everything, and the launcher then reported the whole run as failed. Every file ganzoo writes is complete and
+    clean-up: rarely (once in a full test run, not in 40 further process exits) a native thread torn down in that
+    clean-up aborted a process ("terminate called without an active exception") after the run had finished and
+    written everything, and the launcher then reported the whole run as failed. Every file ganzoo writes is complete and
     fsynced before its command returns, so nothing is lost by skipping it."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
