@@ -23,7 +23,21 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     assert not torch.equal(a.generator.net[0].weight, c.generator.net[0].weight)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_exactly(tmp_path):
+@pytest.fixture
+def sigint_handler():
+    """A known SIGINT handler for the test (the suite may run with SIGINT ignored, as a background job does);
+    the handler the suite had is put back afterwards."""
+    marker = []
+
+    def handler(signum, frame):  # never reached: the trainer's own handler is installed over it during the run
+        marker.append(signum)
+
+    before = signal.signal(signal.SIGINT, handler)
+    yield handler
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_exactly(tmp_path, sigint_handler):
     def interrupt_at_3(step, total, record):
         if step == 3:
             os.kill(os.getpid(), signal.SIGINT)
@@ -32,11 +46,38 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_exactly(tmp_path):
         tiny_train("gan", tmp_path / "run", steps=6, progress=interrupt_at_3)
     assert info.value.step == 3 and info.value.checkpoint.is_file()
     assert (tmp_path / "run" / "model" / "generator.safetensors").is_file()  # exported on the way out
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is sigint_handler  # the handler from before the run, restored
     resumed = ganzoo.train(out=tmp_path / "run", resume=True)
     whole = tiny_train("gan", tmp_path / "whole", steps=6)
     assert_same_state(whole.generator, resumed.generator)
     assert_same_state(whole.discriminator, resumed.discriminator)
+
+
+def test_an_ignored_sigint_stays_ignored_and_sigterm_still_stops(tmp_path):
+    """Started with SIGINT ignored (a background job, a CI runner), the run does not take Ctrl-C over: a SIGINT
+    changes nothing and SIG_IGN is still there afterwards; SIGTERM still stops it with a checkpoint."""
+    before_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    before_term = signal.getsignal(signal.SIGTERM)
+    try:
+        def interrupt_at_2(step, total, record):
+            if step == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        model = tiny_train("gan", tmp_path / "ignored", steps=4, progress=interrupt_at_2)
+        assert model.info["training"]["steps"] == 4  # ran to the end
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+        def terminate_at_2(step, total, record):
+            if step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        with pytest.raises(TrainingInterrupted) as info:
+            tiny_train("gan", tmp_path / "term", steps=4, progress=terminate_at_2)
+        assert info.value.step == 2 and info.value.checkpoint.is_file()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is before_term
+    finally:
+        signal.signal(signal.SIGINT, before_int)
 
 
 def test_non_finite_losses_stop_training_with_the_step(tmp_path):

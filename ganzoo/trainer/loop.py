@@ -558,14 +558,22 @@ class Trainer:
     @contextlib.contextmanager
     def _graceful_interrupt(self) -> Iterator[None]:
         """First Ctrl-C (or SIGTERM, as schedulers and launchers send before killing): finish the step, save, stop.
-        A second one: stop at once."""
+        A second one: stop at once.
+
+        A signal the process was told to ignore (SIG_IGN: a background job of a non-interactive shell, `nohup`,
+        a CI runner) stays ignored, as the shell that started us asked. Whatever handlers were there before
+        are put back afterwards.
+        """
         def handler(signum: int, frame: Any) -> None:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
+        previous: dict[int, Any] = {}
         try:
-            previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is not signal.SIG_IGN:
+                    previous[sig] = signal.signal(sig, handler)
         except ValueError:  # not the main thread: leave signals alone
             yield
             return
