@@ -693,36 +693,7 @@ def push(model: Path, repo_id: str, private: bool, branch: str | None, message: 
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        cli(prog_name="ganzoo")
-    except SystemExit as exc:
-        if not _launched_by_torchrun():
-            raise
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        _leave_now(code)
-
-
-def _launched_by_torchrun() -> bool:
-    """Whether this is one process of a distributed run (WORLD_SIZE > 1; read here without importing torch)."""
-    try:
-        return int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
-    except ValueError:
-        return False
-
-
-def _leave_now(code: int) -> None:
-    """End a process of a distributed run once its work is done and its output flushed, without the interpreter's
-    clean-up: rarely (once in a full test run, not in 40 further process exits) a native thread torn down in that
-    clean-up aborted a process ("terminate called without an active exception") after the run had finished and
-    written everything, and the launcher then reported the whole run as failed. Every file ganzoo writes is complete and
-    fsynced before its command returns, so nothing is lost by skipping it."""
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing left to deliver
-            continue
-    os._exit(code)
+    cli(prog_name="ganzoo")
 
 
 if __name__ == "__main__":

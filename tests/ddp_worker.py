@@ -1,8 +1,9 @@
 """One process of a distributed test run (started by tests/test_distributed.py, which sets torchrun's variables).
 
 Trains a tiny config with the shared `Trainer` for a few steps and writes, into OUT:
-- `rank<R>.json`: after every step, a sha256 over every parameter and buffer of G, D and the EMA generator, and
-  the kinds of BatchNorm layer G has after the run (`Trainer.release`);
+- `rank<R>.json`: after every step, a sha256 over every parameter and buffer of G, D and the EMA generator, the
+  kinds of BatchNorm layer G has after the run (`Trainer.release`), and the names of the native threads still
+  running once the process left the group (Linux; None elsewhere);
 - `rank<R>.safetensors`: the final G, D and EMA state.
 
     python tests/ddp_worker.py OUT --arch dcgan --steps 3 --batch-size 8 [--config JSON] [--recipe JSON]
@@ -43,6 +44,20 @@ def digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def native_threads() -> list[str] | None:
+    """Names of this process's threads, native ones included (Linux only)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    names = []
+    for task in tasks.iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:  # the thread ended while we looked
+            continue
+    return sorted(names)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
@@ -77,7 +92,8 @@ def main() -> None:
     # after the run the generator is the model it was built as, usable without a process group
     norms = sorted({type(m).__name__ for m in trainer.G.modules() if "BatchNorm" in type(m).__name__})
     trainer.G.train()(trainer.G.sample_latents(4), None)
-    (args.out / f"rank{rank}.json").write_text(json.dumps({"digests": digests, "norms": norms}))
+    threads = native_threads()
+    (args.out / f"rank{rank}.json").write_text(json.dumps({"digests": digests, "norms": norms, "threads": threads}))
 
 
 if __name__ == "__main__":

@@ -64,6 +64,17 @@ def test_every_rank_holds_identical_weights_after_every_step(tmp_path, arch, con
     assert ranks[0]["digests"] == ranks[1]["digests"]
     assert len(set(ranks[0]["digests"])) == 3  # the weights changed at every step
     assert all("GlobalBatchNorm" not in r["norms"] for r in ranks)  # released: plain BatchNorm again
+    assert_group_threads_ended(ranks)
+
+
+def assert_group_threads_ended(ranks: list[dict[str, object]]) -> None:
+    """Leaving the group ended its native threads (gloo's loops, the TCPStore server): none is left to be torn
+    down in the interpreter's exit, where that aborted a finished process now and then."""
+    for r in ranks:
+        if r["threads"] is None:  # not Linux: nothing to read
+            continue
+        left = [name for name in r["threads"] if "gloo" in name or "tcpstore" in name]
+        assert not left, f"threads still running after leaving the group: {left}"
 
 
 def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float) -> None:
@@ -80,6 +91,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
     one = run_workers(tmp_path / "one", 1, *args, "--steps", "3")[0]
     two = run_workers(tmp_path / "two", 2, *args, "--steps", "3")[0]
     _assert_close(one["state"], two["state"], atol=1e-5)
+    assert_group_threads_ended([two])
     with pytest.raises(AssertionError):  # training moved the weights far more than that tolerance
         _assert_close(initial["state"], one["state"], atol=1e-3)
 

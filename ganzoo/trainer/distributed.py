@@ -92,6 +92,19 @@ def _groups(tensors: Iterable[torch.Tensor]) -> dict[tuple[torch.device, torch.d
     return groups
 
 
+def _bind_world_defaults_early() -> None:
+    """Import, before the process group exists, the torch module that binds `group.WORLD` as default arguments.
+
+    `torch.distributed.nn.functional` writes `group=group.WORLD` into ten function signatures, evaluated when the
+    module is first imported. Imported after the group is joined (creating the first optimiser imports it, through
+    torch._dynamo), those defaults hold the live group, so `destroy_process_group` cannot free it: its gloo threads
+    and the TCPStore server thread then run on into the interpreter's exit, where tearing them down aborted a
+    process now and then ("terminate called without an active exception") after a run had finished. Imported
+    first, the defaults hold None and leaving the group ends every one of those threads.
+    """
+    import torch.distributed.nn.functional  # noqa: F401
+
+
 @dataclass
 class World:
     """This process's place in a distributed run, and the collectives the trainer needs."""
@@ -113,6 +126,7 @@ class World:
         rank, local_rank = _env_int("RANK"), _env_int("LOCAL_RANK", 0)
         owns = False
         if not dist.is_initialized():
+            _bind_world_defaults_early()
             cuda = torch.cuda.is_available() and dist.is_nccl_available()
             backend = "cpu:gloo,cuda:nccl" if cuda else "gloo"
             try:
