@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,6 +21,7 @@ from ganzoo.data import BUILTIN
 from ganzoo.hub import NotPublishedError, availability
 from ganzoo.registry import get_pretrained
 
+ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = ganzoo.list_pretrained()
 MNIST_5K = ["cgan-mnist-5k", "dcgan-mnist-5k", "gan-mnist-5k", "progan-mnist-5k", "stylegan-lite-mnist-5k",
             "wgan-mnist-5k"]
@@ -101,3 +103,17 @@ def test_list_pretrained_shows_where_every_entry_can_be_had_and_what_it_needs():
     only = CliRunner().invoke(cli, ["list", "--pretrained", "wgan*"]).stdout.splitlines()
     assert [row.split()[0] for row in only[1:]] == ["wgan-mnist-5k"]
 
+
+def test_the_readme_table_is_the_catalogue():
+    """README's catalogue table: one row per entry with its data, size, where it can be had and its recipe."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    header = "| name | data | size | where | trained with `ganzoo train` ... |"
+    assert header in text
+    lines = text[text.index(header):].splitlines()[2:]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[:lines.index("")]]
+    assert sorted(row[0].strip("`") for row in rows) == ENTRIES
+    for name, data, size, where, recipe in rows:
+        _, entry = get_pretrained(name.strip("`"))
+        declared = " + ".join(w for w, yes in (("shipped", entry.shipped), ("hub", entry.on_hub)) if yes)
+        assert [data, size, where] == [entry.dataset, str(entry.resolution), declared or "not yet"], name
+        assert f"ganzoo train {recipe.strip('`')}" == entry.recipe
