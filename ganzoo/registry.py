@@ -7,7 +7,6 @@ used. Importing this module does not import torch, so `ganzoo --help` and `ganzo
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import logging
 import re
 import sys
@@ -165,17 +164,17 @@ def package_path(architecture: str, relative: str) -> Path | None:
     if not parts or PurePosixPath(relative).is_absolute() or any(p in ("..", ".") for p in parts) or "\\" in relative:
         raise PluginError(f"plugin {architecture!r} from {record.origin} names the path {relative!r}; it must be a "
                           "relative folder inside the plugin's package, such as 'pretrained/NAME'")
-    get_architecture(architecture)  # imports the module (a no-op once loaded); raises if it cannot be
+    get_architecture(architecture)  # imports the module through its entry point (once); raises if it cannot be
     module_name = record.value.partition(":")[0].strip()
-    module = sys.modules.get(module_name) or importlib.import_module(module_name)
-    package = module_name if hasattr(module, "__path__") else (module.__package__ or "")
-    if not package:
+    module = sys.modules[module_name]  # imported just above, with every package above it
+    package = module if hasattr(module, "__path__") else sys.modules.get(module.__package__ or "")
+    if package is None:
         raise PluginError(f"plugin {architecture!r} from {record.origin} is the top-level module {module_name!r}, "
                           "which has no package folder to ship files in; move it into a package")
     root = resources.files(package)
     if not isinstance(root, Path):
-        logger.info("package %s of plugin %s is not a folder on disk; its shipped files cannot be read", package,
-                    architecture)
+        logger.info("package %s of plugin %s is not a folder on disk; its shipped files cannot be read",
+                    package.__name__, architecture)
         return None
     return root.joinpath(*parts)
 
