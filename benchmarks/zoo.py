@@ -3,39 +3,47 @@
     python benchmarks/zoo.py                      # train and evaluate what can be trained here, into zoo-runs/
     python benchmarks/zoo.py --only 'dcgan*'      # a subset (shell wildcard on catalogue names)
     python benchmarks/zoo.py --push               # also publish each to its repo and print lines to pin
+    python benchmarks/zoo.py --ship --push        # also copy each into its plugin's package, to ship with it
     python benchmarks/zoo.py --only gan-mnist-5k --steps 20 --eval-samples 500   # a smoke run
 
 For each entry the script runs the `recipe` command the catalogue declares (so what is published is exactly
 what the catalogue says), writes the run and its model folder (config, weights, model card, samples), evaluates
 the model against the entry's dataset and stores the metrics with their provenance in the model folder's
 config.json and model card (`ganzoo.metrics.evaluation.record`, as `ganzoo eval` does), and prints the sha256 of
-each weight file. Digit datasets are measured in the feature space of ganzoo's digit classifier (offline); other
-datasets with Inception (the network of published FIDs, downloaded once; where it cannot be had the entry is
-reported as not evaluated). With --push it publishes each evaluated model folder to the entry's repository (or
---namespace/NAME) and prints the `revision=`, `sha256=` and `metrics=` values to paste into the plugin's entry;
-a model that was not evaluated is not published. Entries whose dataset is not available are skipped with the
-reason. Exit status: 0 when every entry that could be trained was trained (and evaluated and pushed when asked),
-1 otherwise, 2 for a bad request.
+each file ganzoo loads (config.json and the weights). Digit datasets are measured in the feature space of ganzoo's
+digit classifier (offline); other datasets with Inception (the network of published FIDs, downloaded once; where it
+cannot be had the entry is reported as not evaluated). With --push it publishes each evaluated model folder to the
+entry's repository (or --namespace/NAME) and prints the `revision=`, `sha256=` and `metrics=` values to paste into
+the plugin's entry; a model that was not evaluated is not published. With --ship it writes the files a push
+publishes (the same bytes, from `ganzoo.hub.repo_files`; the model card names the repository of the push) into the
+entry's shipped folder in its plugin's package (the entry's `files`, else `pretrained/NAME`), replacing the model
+files that were there, and prints the `files=` line to paste as well: one `sha256=` pins both copies. Commit the
+folder with the plugin and check it with `pytest tests/test_shipped.py` (every file ganzoo loads is pinned, 25 MB at
+most for all entries together, each loads offline). Entries whose dataset is not available are skipped with the
+reason. Exit status: 0 when every entry that could be trained was trained (and evaluated, shipped and pushed when
+asked), 1 otherwise, 2 for a bad request.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import ganzoo
+from ganzoo._io import atomic_path, write_bytes
 from ganzoo.data import load_dataset
 from ganzoo.errors import GanzooError
-from ganzoo.hub import push, sha256_of
+from ganzoo.hub import LOADED_FILES, MODEL_FILES, push, repo_files, sha256_of
+from ganzoo.interfaces import PretrainedCfg
 from ganzoo.metrics import parse_metrics
 from ganzoo.metrics.evaluation import EvalResult, record
-from ganzoo.registry import get_pretrained, list_pretrained
+from ganzoo.registry import get_pretrained, list_pretrained, package_path
 
-WEIGHTS = ("generator.safetensors", "discriminator.safetensors")
 #: datasets of handwritten digits, measured with the `digits` extractor (trained on mnist-5k, shipped, offline)
 DIGIT_DATASETS = ("mnist-5k", "mnist")
 DEFAULT_METRICS = "fid,kid,is,pr"
@@ -80,6 +88,48 @@ def evaluate_entry(run: Path, dataset: str, metrics: str, extractor: str, num_sa
     return result
 
 
+def ship_entry(architecture: str, entry: PretrainedCfg, model_folder: Path, repo_id: str) -> tuple[str, Path]:
+    """Write the files `push` publishes to `repo_id` from `model_folder` into the entry's shipped folder.
+
+    Returns the folder's `files=` value (relative to the plugin's package) and the folder. Model files that the new
+    set lacks are removed from the folder, so it holds exactly what the Hub repository would.
+    """
+    relative = entry.files or f"pretrained/{entry.name}"
+    target = package_path(architecture, relative)
+    if target is None:
+        raise GanzooError(f"the {architecture} plugin's package is not a folder on disk, so nothing can ship in it; "
+                          "install the plugin from a source checkout (pip install -e)")
+    files = repo_files(model_folder, repo_id)
+    target.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        if isinstance(content, bytes):
+            write_bytes(target / name, content)
+        else:
+            with atomic_path(target / name) as tmp:
+                shutil.copyfile(content, tmp)
+    for name in MODEL_FILES:
+        if name not in files and (target / name).exists():
+            (target / name).unlink()
+    return relative, target
+
+
+def shipped_bytes(new: Iterable[Path] = ()) -> int:
+    """Bytes of every file shipped for a catalogue entry, the folders in `new` included even before an entry declares
+    them (all together may be at most 25 MB)."""
+    folders = {folder.resolve() for folder in new}
+    for name in list_pretrained():
+        architecture, entry = get_pretrained(name)
+        folder = package_path(architecture, entry.files) if entry.shipped else None
+        if folder is not None and folder.is_dir():
+            folders.add(folder.resolve())
+    return sum(path.stat().st_size for folder in folders for path in folder.rglob("*") if path.is_file())
+
+
+def _keyword(name: str, values: dict[str, object]) -> list[str]:
+    """`name={...},` as lines to paste into a PretrainedCfg(...), one item a line so each stays under 120 chars."""
+    return [f"    {name}={{", *(f"        {key!r}: {value!r}," for key, value in values.items()), "    },"]
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="wildcard on catalogue names, e.g. 'dcgan*'")
@@ -93,6 +143,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", help="where training and evaluation run (default: the trainer's choice)")
     parser.add_argument("--push", action="store_true", help="publish each evaluated model to its Hub repository")
     parser.add_argument("--namespace", help="push to NAMESPACE/<entry name> instead of the entry's repo")
+    parser.add_argument("--ship", action="store_true", help="copy each evaluated model's files (those a push "
+                        "publishes, byte for byte) into its plugin's package, to ship with it")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         parser.error("--steps must be at least 1")
@@ -111,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not names:
         print(f"no catalogue entries match {args.only!r}; see `ganzoo list --pretrained`", file=sys.stderr)
         return 2
-    pins, failed = [], []
+    pins, failed, shipped = [], [], []
     for name in names:
         architecture, entry = get_pretrained(name)
         reason = available(entry.dataset)
@@ -127,10 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  FAILED {name}: training exited with status {code}")
             failed.append(name)
             continue
-        hashes = {f: sha256_of(run / "model" / f) for f in WEIGHTS if (run / "model" / f).is_file()}
         print(f"  {time.perf_counter() - start:.0f} s, model folder {run / 'model'}")
-        for filename, digest in hashes.items():
-            print(f"  sha256 {filename} {digest}")
 
         extractor = args.extractor or extractor_for(entry.dataset)
         start = time.perf_counter()
@@ -144,9 +193,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {time.perf_counter() - start:.0f} s, {result.provenance['fake_images']} generated vs "
               f"{result.provenance['real_images']} real images, {extractor} features: {values}")
         print(f"  metrics and provenance stored in {run / 'model' / 'config.json'} and the model card")
+        # the files ganzoo loads, after `record` rewrote config.json: what a shipped copy and a Hub copy both pin
+        hashes = {f: sha256_of(run / "model" / f) for f in LOADED_FILES if (run / "model" / f).is_file()}
+        for filename, digest in hashes.items():
+            print(f"  sha256 {filename} {digest}")
 
+        repo = f"{args.namespace}/{name}" if args.namespace else entry.repo_id
+        pin = {"architecture": architecture, "name": name, "sha256": hashes, "metrics": result.values}
+        if args.ship:
+            try:
+                pin["files"], folder = ship_entry(architecture, entry, run / "model", repo)
+            except (GanzooError, OSError) as exc:
+                print(f"  NOT SHIPPED {name}: {exc}")
+                failed.append(name)
+                continue
+            print(f"  shipped in {folder}")
+            shipped.append(folder)
         if args.push:
-            repo = f"{args.namespace}/{name}" if args.namespace else entry.repo_id
             try:
                 pushed = push(run / "model", repo, message=f"{name}: {entry.recipe}")
             except GanzooError as exc:
@@ -154,11 +217,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failed.append(name)
                 continue
             print(f"  pushed {pushed['commit_url']}")
-            pins.append((architecture, name, repo, pushed["commit"], hashes, result.values))
-    for architecture, name, repo, commit, hashes, values in pins:
-        rounded = {k: round(v, 4) for k, v in values.items()}
-        print(f"\n# {architecture} plugin, entry {name}:\n    repo_id={repo!r}, revision={commit!r},\n"
-              f"    sha256={hashes!r},\n    metrics={rounded!r},")
+            pin.update(repo_id=repo, revision=pushed["commit"])
+        if args.ship or args.push:
+            pins.append(pin)
+    for pin in pins:
+        rounded = {k: round(v, 4) for k, v in pin["metrics"].items()}
+        lines = [f"# {pin['architecture']} plugin, entry {pin['name']}:"]
+        if "revision" in pin:
+            lines.append(f"    repo_id={pin['repo_id']!r}, revision={pin['revision']!r},")
+        if "files" in pin:
+            lines.append(f"    files={pin['files']!r},")
+        lines += [*_keyword("sha256", pin["sha256"]), *_keyword("metrics", rounded)]
+        print("\n" + "\n".join(lines))
+    if args.ship:
+        print(f"\nall shipped entries together: {shipped_bytes(shipped) / 1e6:.2f} MB (at most 25 MB may ship)")
     if failed:
         print(f"\n{len(failed)} entr{'y' if len(failed) == 1 else 'ies'} not finished: {', '.join(failed)}",
               file=sys.stderr)

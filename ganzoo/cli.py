@@ -173,18 +173,23 @@ def cli(verbose: bool) -> None:
 
 @cli.command("list")
 @click.argument("pattern", required=False)
-@click.option("--pretrained", is_flag=True, help="List the pretrained catalogue instead (imports the plugins).")
+@click.option("--pretrained", is_flag=True,
+              help="List the pretrained catalogue instead: where each entry can be had (shipped in the package, "
+                   "on the Hub, not yet) and what loading it needs (imports the plugins).")
 @_errors_to_exit_codes
 def list_cmd(pattern: str | None, pretrained: bool) -> None:
     """List registered architectures (PATTERN is a wildcard such as '*gan*')."""
     from ganzoo import registry
 
     if pretrained:
-        rows = [("name", "architecture", "dataset", "size", "Hub repo", "weights")]
+        from ganzoo.hub import availability
+
+        rows = [("name", "architecture", "dataset", "size", "Hub repo", "where", "needs")]
         for name in registry.list_pretrained(pattern):
             arch, cfg = registry.get_pretrained(name)
-            state = f"published ({cfg.revision[:7]})" if cfg.published else "not published yet"
-            rows.append((name, arch, cfg.dataset, f"{cfg.resolution}px" if cfg.resolution else "", cfg.repo_id, state))
+            found = availability(name)
+            rows.append((name, arch, cfg.dataset, f"{cfg.resolution}px" if cfg.resolution else "", cfg.repo_id,
+                         found.where, found.needs))
         if len(rows) > 1:
             widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
             for row in rows:
@@ -227,9 +232,11 @@ def info(arch: str) -> None:
         for name, preset in spec.presets.items():
             click.echo(f"  {name:<18} {preset.summary}")
     if spec.pretrained:
-        click.echo("\npretrained:")
+        from ganzoo.hub import availability
+
+        click.echo("\npretrained (where it can be had: shipped, hub or not yet):")
         for cfg in spec.pretrained:
-            click.echo(f"  {cfg.name:<18} {cfg.dataset} ({'published' if cfg.published else 'not published yet'})")
+            click.echo(f"  {cfg.name:<18} {cfg.dataset} ({availability(cfg.name).where})")
 
 
 @cli.command()
@@ -670,10 +677,16 @@ def eval_cmd(model: str, data: str, metrics: str, extractor: str, num_samples: i
 @click.option("--revision", help="Branch, tag or commit id.  [default: the catalogue's pinned commit, else main]")
 @_errors_to_exit_codes
 def pull(name: str, revision: str | None) -> None:
-    """Download a catalogue model or Hub repo into the cache (checksums verified) and print its folder."""
-    from ganzoo.hub import pull as hub_pull
+    """Print the folder of a catalogue model or Hub repo, checksums verified.
 
-    click.echo(str(hub_pull(name, revision)))
+    A catalogue entry shipped in its plugin's package needs no download: its shipped folder is printed. Anything
+    else is downloaded into huggingface_hub's cache (or found there)."""
+    from ganzoo.hub import SHIPPED_PREFIX, locate
+
+    folder, source = locate(name, revision)
+    if source.startswith(SHIPPED_PREFIX):
+        click.echo(f"{name} is shipped in the installed package; nothing to download", err=True)
+    click.echo(str(folder))
 
 
 @cli.command()

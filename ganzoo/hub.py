@@ -1,9 +1,14 @@
-"""The Hugging Face Hub: resolve a model name, download and verify it, publish a model folder.
+"""The Hugging Face Hub and the catalogue: resolve a model name, find and verify its files, publish a model folder.
 
 All Hub traffic and caching go through huggingface_hub. Its settings are read here at call time (endpoint,
 offline mode, cache folder, token), so they can change within one process. A name resolves, in order, to:
-a local run or model folder; a pretrained catalogue entry declared by a plugin (pinned revision, sha256 of each
-weight file); a Hub repository id (`user/repo`, also written `hf-hub:user/repo`).
+a local run or model folder; a pretrained catalogue entry declared by a plugin (sha256 of each pinned file); a Hub
+repository id (`user/repo`, also written `hf-hub:user/repo`).
+
+A catalogue entry's files come from the first of: the model folder shipped in its plugin's package
+(`PretrainedCfg.files`), huggingface_hub's cache, the Hub (at the pinned `revision`). Whatever the source, the
+files pass one check, `_verify`, against the entry's `sha256`. A shipped copy that fails it is refused (reinstalling
+the distribution is the fix), not silently replaced by a download.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ganzoo import __version__
 from ganzoo._io import sha256_of
-from ganzoo.errors import GanzooError, GanzooUsageError, UnknownNameError, WeightsError, unknown_name
+from ganzoo.errors import GanzooError, GanzooUsageError, PluginError, UnknownNameError, WeightsError, unknown_name
 
 if TYPE_CHECKING:
     import torch
@@ -27,24 +32,29 @@ if TYPE_CHECKING:
     from ganzoo.interfaces import PretrainedCfg
     from ganzoo.model import GANModel
 
-__all__ = ["NotPublishedError", "Source", "load", "pull", "push", "resolve", "sha256_of"]
+__all__ = ["Availability", "NotPublishedError", "Source", "availability", "load", "locate", "pull", "push",
+           "repo_files", "resolve", "sha256_of"]
 
 logger = logging.getLogger(__name__)
 
 HF_PREFIX = "hf-hub:"
+#: how `model.info["source"]` starts for a model loaded from the folder shipped in a plugin's package
+SHIPPED_PREFIX = "shipped:"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 #: what a ganzoo model repository holds; nothing else is downloaded or uploaded
 MODEL_FILES = ["config.json", "generator.safetensors", "discriminator.safetensors", "README.md", "samples.png"]
 REQUIRED_FILES = ("config.json", "generator.safetensors")
+#: the files `load` reads; a shipped copy must pin each one it holds (README.md and samples.png are never read)
+LOADED_FILES = ("config.json", "generator.safetensors", "discriminator.safetensors")
 
 
 class NotPublishedError(GanzooError):
-    """A catalogue entry whose weights have not been published yet."""
+    """A catalogue entry whose weights can be had nowhere yet: neither shipped nor on the Hub."""
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where a model name points: kind is 'local', 'catalogue' or 'hub'."""
+    """What a model name points at: kind is 'local', 'catalogue' or 'hub' (nothing is looked up on disk or online)."""
 
     kind: str
     location: str  # a folder for 'local', a repo id otherwise
@@ -115,15 +125,109 @@ def resolve(name: str, revision: str | None = None) -> Source:
     return Source("catalogue", entry.repo_id, revision or entry.revision, entry, architecture)
 
 
-def _not_published(entry: PretrainedCfg, architecture: str) -> NotPublishedError:
-    how = entry.recipe or f"ganzoo train --arch {architecture} --data {entry.dataset or 'DATA'}"
+def _recipe(entry: PretrainedCfg, architecture: str) -> str:
+    return entry.recipe or f"ganzoo train --arch {architecture} --data {entry.dataset or 'DATA'}"
+
+
+def _how_to_train(entry: PretrainedCfg, architecture: str) -> tuple[str, str]:
+    """The command that trains an entry into a run folder, and that folder."""
+    how = _recipe(entry, architecture)
     run = f"runs/{entry.name}"
     if " --out " not in f" {how} " and " -o " not in f" {how} ":
         how += f" --out {run}"
     else:
         run = "its run folder"
+    return how, run
+
+
+def _not_published(entry: PretrainedCfg, architecture: str) -> NotPublishedError:
+    how, run = _how_to_train(entry, architecture)
     return NotPublishedError(f"{entry.name} is in the catalogue but its weights are not published yet; train it "
                              f"yourself with `{how}`, then load {run}")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# files shipped in a plugin's package
+
+
+def _reinstall(architecture: str) -> str:
+    """The command that restores the files of the distribution that registered `architecture`."""
+    from ganzoo.registry import plugin_record
+
+    record = plugin_record(architecture)
+    pin = f"=={record.version}" if record.version else ""
+    return f"`pip install --force-reinstall --no-deps {record.distribution}{pin}`"
+
+
+def _shipped_folder(entry: PretrainedCfg, architecture: str) -> Path | None:
+    """The entry's shipped model folder when the installed package holds it (config.json and the generator).
+
+    None when the entry ships nothing or the files are absent; a malformed `files` is a `PluginError`.
+    """
+    if not entry.shipped:
+        return None
+    from ganzoo.registry import package_path
+
+    folder = package_path(architecture, entry.files)
+    if folder is None or not all((folder / name).is_file() for name in REQUIRED_FILES):
+        return None
+    return folder
+
+
+def _from_package(source: Source) -> Path | None:
+    """A catalogue entry's verified shipped folder, or None when the Hub is the place to look (see `locate`)."""
+    entry, architecture = source.entry, source.architecture
+    if entry is None or architecture is None or not entry.shipped or source.revision != entry.revision:
+        return None  # another revision than the pinned one was asked for: only the Hub has it
+    folder = _shipped_folder(entry, architecture)
+    if folder is not None:
+        _verify(folder, entry, copy=f"the shipped copy in {folder}", fix=f"reinstall with {_reinstall(architecture)}",
+                complete=True)
+        logger.info("%s: using the copy shipped in %s", entry.name, folder)
+        return folder
+    if not entry.on_hub:
+        raise WeightsError(f"{entry.name} ships as {entry.files} in the {architecture} plugin's package, but the "
+                           f"installed package lacks it; reinstall with {_reinstall(architecture)}")
+    logger.warning("%s: the installed package lacks its shipped copy (%s); using the Hub's pinned revision",
+                   entry.name, entry.files)
+    return None
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Where a catalogue entry's weights can be had, and what loading it needs.
+
+    `where` is 'shipped' (in the installed package), 'hub@REV' (pinned on the Hub), 'not yet', 'missing' (declared
+    shipped, not installed, not on the Hub) or 'broken' (the plugin declares its files wrongly); `needs` says what
+    loading takes, in words; `folder` is the shipped folder when there is one.
+    """
+
+    where: str
+    needs: str
+    folder: Path | None = None
+
+
+def availability(name: str) -> Availability:
+    """Where the catalogue entry `name` can be had (looks at the installed files; no network, no hashing)."""
+    from ganzoo.data import BUILTIN
+    from ganzoo.registry import get_pretrained
+
+    architecture, entry = get_pretrained(name)
+    try:
+        folder = _shipped_folder(entry, architecture)
+    except PluginError as exc:
+        return Availability("broken", str(exc))
+    if folder is not None:
+        return Availability("shipped", "nothing: loads offline", folder)
+    if entry.shipped:
+        fix = f"the installed package lacks its shipped copy: reinstall with {_reinstall(architecture)}"
+        if entry.on_hub:
+            return Availability(f"hub@{entry.revision[:7]}", f"a download from {entry.repo_id} ({fix})")
+        return Availability("missing", fix)
+    if entry.on_hub:
+        return Availability(f"hub@{entry.revision[:7]}", f"a download from {entry.repo_id}, cached after")
+    data = "" if entry.dataset in BUILTIN else f"{entry.dataset or 'its data'} (downloaded) + "
+    return Availability("not yet", f"{data}training: {_recipe(entry, architecture)}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -245,16 +349,26 @@ def _download(repo_id: str, revision: str | None) -> Path:
     return folder
 
 
-def _verify(folder: Path, entry: PretrainedCfg) -> None:
+def _verify(folder: Path, entry: PretrainedCfg, *, copy: str, fix: str, complete: bool = False) -> None:
+    """Check a copy of an entry's files against the sha256 the entry pins; the one check for every source.
+
+    `copy` names the copy and `fix` says what restores it, in the one-line error. With `complete`, every file `load`
+    reads that the folder holds must be pinned: a shipped copy has nothing else that fixes its bytes, while a Hub
+    download is also fixed by the commit id it was fetched at.
+    """
     for filename, expected in entry.sha256.items():
         path = folder / filename
         if not path.is_file():
-            raise WeightsError(f"{entry.name}: {filename} is missing from the download of {entry.repo_id}")
+            raise WeightsError(f"{entry.name}: {filename} is missing from {copy}; {fix}")
         actual = sha256_of(path)
         if actual != expected:
             raise WeightsError(f"{entry.name}: sha256 of {filename} is {actual[:12]}..., the catalogue pins "
-                               f"{expected[:12]}...; the cached copy is corrupt or was changed: remove it with "
-                               f"`{_cache_rm(entry.repo_id)}` and pull again")
+                               f"{expected[:12]}...; {copy} is corrupt or was changed: {fix}")
+    if complete:
+        unpinned = [name for name in LOADED_FILES if (folder / name).is_file() and name not in entry.sha256]
+        if unpinned:
+            raise PluginError(f"{entry.name}: the catalogue entry pins no sha256 for {', '.join(unpinned)} of "
+                              f"{copy}; pin every file ganzoo loads (`benchmarks/zoo.py --ship` prints the lines)")
 
 
 def _cache_rm(repo_id: str) -> str:
@@ -271,11 +385,8 @@ def _verify_cache(folder: Path, repo_id: str) -> None:
                                f"differs from the Hub's); remove it with `{_cache_rm(repo_id)}` and pull again")
 
 
-def pull(name: str, revision: str | None = None) -> Path:
-    """Download a catalogue entry or Hub repo into the cache (verified against the catalogue); returns its folder."""
-    source = resolve(name, revision)
-    if source.kind == "local":
-        return Path(source.location)
+def _from_hub(source: Source) -> Path:
+    """A catalogue entry's or Hub repo's files from huggingface_hub's cache or the Hub, verified; their folder."""
     try:
         folder = _download(source.location, source.revision)
     except GanzooError:
@@ -286,12 +397,39 @@ def pull(name: str, revision: str | None = None) -> Path:
             raise _not_published(source.entry, source.architecture) from None
         raise
     _verify_cache(folder, source.location)
-    if source.kind == "catalogue" and source.entry is not None and source.entry.published:
-        if source.revision == source.entry.revision:
-            _verify(folder, source.entry)
+    entry = source.entry
+    if source.kind == "catalogue" and entry is not None and entry.on_hub:
+        if source.revision == entry.revision:
+            _verify(folder, entry, copy="the cached copy", fix=f"remove it with `{_cache_rm(entry.repo_id)}` and pull "
+                    "again")
         else:
-            logger.warning("%s: revision %s is not the pinned one; checksums not verified", name, source.revision)
+            logger.warning("%s: revision %s is not the pinned one; checksums not verified", entry.name,
+                           source.revision)
     return folder
+
+
+def _locate(source: Source) -> tuple[Path, str]:
+    if source.kind == "local":
+        return Path(source.location), source.location
+    shipped = _from_package(source)
+    if shipped is not None:
+        return shipped, f"{SHIPPED_PREFIX}{shipped}"
+    where = f"{HF_PREFIX}{source.location}" + (f"@{source.revision}" if source.revision else "")
+    return _from_hub(source), where
+
+
+def locate(name: str, revision: str | None = None) -> tuple[Path, str]:
+    """The verified folder `name` resolves to, and where it came from.
+
+    The second value is what `model.info["source"]` holds: the path itself for a local folder, `shipped:FOLDER` for
+    the copy shipped in a plugin's package, `hf-hub:REPO@REVISION` for a download (or a copy in the Hub cache).
+    """
+    return _locate(resolve(name, revision))
+
+
+def pull(name: str, revision: str | None = None) -> Path:
+    """The verified folder of a catalogue entry (its shipped copy, else downloaded into the Hub cache) or Hub repo."""
+    return locate(name, revision)[0]
 
 
 def load(name: str, revision: str | None = None, device: str | torch.device | None = None) -> GANModel:
@@ -301,8 +439,9 @@ def load(name: str, revision: str | None = None, device: str | torch.device | No
     source = resolve(name, revision)
     if source.kind == "local":
         return load_local(source.location, device)
-    model = load_model_folder(pull(name, revision), device)
-    model.info["source"] = f"{HF_PREFIX}{source.location}" + (f"@{source.revision}" if source.revision else "")
+    folder, where = _locate(source)
+    model = load_model_folder(folder, device)
+    model.info["source"] = where
     return model
 
 
@@ -321,24 +460,15 @@ def push(model_or_folder: GANModel | str | os.PathLike[str], repo_id: str, *, pr
 
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    from ganzoo.card import model_card
     from ganzoo.model import GANModel
-    from ganzoo.serialization import load_local
 
-    repo_id = repo_id[len(HF_PREFIX):] if repo_id.startswith(HF_PREFIX) else repo_id
-    if not _REPO_ID.match(repo_id):
-        raise GanzooUsageError(f"{repo_id!r} is not a Hub repository id; write it as user/name")
+    repo_id = _repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="ganzoo-push-") as tmp:
         if isinstance(model_or_folder, GANModel):
-            folder = model_or_folder.save_pretrained(Path(tmp) / "model")
-            model = model_or_folder
-        else:
-            model = load_local(model_or_folder)  # validates config and weights before anything is sent
-            folder = Path(model.info["source"])
-        card = model_card(model, model.info.get("training", {}), repo_id=repo_id).encode("utf-8")
-        operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card)]
-        operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name))
-                       for name in MODEL_FILES if name != "README.md" and (folder / name).is_file()]
+            model_or_folder = model_or_folder.save_pretrained(Path(tmp) / "model")
+        files, model = _repo_files(model_or_folder, repo_id)
+        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes)
+                                         else str(content)) for name, content in files.items()]
         api = HfApi(endpoint=_endpoint(), token=token, library_name="ganzoo", library_version=__version__)
         try:
             api.create_repo(repo_id, private=private, exist_ok=True)
@@ -349,6 +479,34 @@ def push(model_or_folder: GANModel | str | os.PathLike[str], repo_id: str, *, pr
         except Exception as exc:
             raise _push_error(exc, repo_id) from None
     return {"repo_id": repo_id, "commit": info.oid, "commit_url": info.commit_url, "revision": branch or "main"}
+
+
+def _repo_id(repo_id: str) -> str:
+    repo_id = repo_id[len(HF_PREFIX):] if repo_id.startswith(HF_PREFIX) else repo_id
+    if not _REPO_ID.match(repo_id):
+        raise GanzooUsageError(f"{repo_id!r} is not a Hub repository id; write it as user/name")
+    return repo_id
+
+
+def _repo_files(folder: str | os.PathLike[str], repo_id: str) -> tuple[dict[str, bytes | Path], GANModel]:
+    from ganzoo.card import model_card
+    from ganzoo.serialization import load_local
+
+    model = load_local(folder)  # validates config and weights before anything is sent or copied
+    folder = Path(model.info["source"])
+    files: dict[str, bytes | Path] = {
+        "README.md": model_card(model, model.info.get("training", {}), repo_id=repo_id).encode("utf-8")}
+    files.update({name: folder / name for name in MODEL_FILES if name != "README.md" and (folder / name).is_file()})
+    return files, model
+
+
+def repo_files(folder: str | os.PathLike[str], repo_id: str) -> dict[str, bytes | Path]:
+    """What `push` publishes from a run or model folder to `repo_id`, by file name, in upload order.
+
+    The model card is regenerated for `repo_id` (bytes); every other model file is the folder's own (a path). A
+    plugin that ships an entry's files copies exactly these, so its shipped copy and the Hub's have one sha256.
+    """
+    return _repo_files(folder, _repo_id(repo_id))[0]
 
 
 def _push_error(exc: Exception, repo_id: str) -> GanzooError:

@@ -313,11 +313,18 @@ class Preset:
 
 @dataclass(frozen=True)
 class PretrainedCfg:
-    """A published set of weights for an architecture: where they live and where they came from."""
+    """A catalogue entry: trained weights for an architecture, where they can be had and where they came from.
+
+    The weights can be had from two places, each optional: a model folder shipped inside the plugin's own package
+    (`files`, a folder relative to the package that holds the plugin's entry-point module) and a Hub repository
+    pinned to a commit (`repo_id` at `revision`). `sha256` pins the files of both: they are the same bytes
+    (`benchmarks/zoo.py --ship --push` writes and publishes one set). `ganzoo.load(name)` prefers the shipped copy,
+    then huggingface_hub's cache, then the Hub.
+    """
 
     name: str  # catalogue name, e.g. "dcgan-mnist"
     repo_id: str  # Hugging Face Hub repository
-    revision: str | None = None  # pinned commit id; None while unpublished
+    revision: str | None = None  # pinned commit id; None while not on the Hub
     sha256: Mapping[str, str] = field(default_factory=dict)  # file name -> sha256 of that file
     dataset: str = ""
     resolution: int = 0
@@ -326,10 +333,22 @@ class PretrainedCfg:
     recipe: str = ""  # how to train it, as a command
     metrics: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    files: str = ""  # shipped model folder, relative to the plugin's package ("pretrained/NAME"); "" when none
+
+    @property
+    def shipped(self) -> bool:
+        """The entry declares a model folder shipped in its plugin's package."""
+        return bool(self.files)
+
+    @property
+    def on_hub(self) -> bool:
+        """The entry is pinned to a commit of its Hub repository."""
+        return self.revision is not None
 
     @property
     def published(self) -> bool:
-        return self.revision is not None
+        """Its weights can be had somewhere: shipped in the package, or pinned on the Hub."""
+        return self.shipped or self.on_hub
 
 
 @dataclass(frozen=True)

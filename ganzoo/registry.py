@@ -9,9 +9,11 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
+import sys
 import threading
 from dataclasses import dataclass, field
-from importlib import metadata
+from importlib import metadata, resources
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ganzoo.errors import PluginError, unknown_name
@@ -27,6 +29,8 @@ __all__ = [
     "list_models",
     "list_pretrained",
     "get_pretrained",
+    "package_path",
+    "plugin_record",
     "plugin_records",
     "refresh",
 ]
@@ -137,6 +141,42 @@ def load_record(record: PluginRecord) -> Any:
                 record.error = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
                 logger.debug("plugin %s failed to import", record.name, exc_info=True)
         return record.loaded
+
+
+def plugin_record(name: str) -> PluginRecord:
+    """The record of the plugin that registered architecture `name` (without importing it)."""
+    records = _discover(ARCHITECTURE_GROUP)
+    if name not in records:
+        raise unknown_name("architecture", name, records, hint="see `ganzoo list`")
+    return records[name]
+
+
+def package_path(architecture: str, relative: str) -> Path | None:
+    """`relative` (a POSIX path) inside the package that holds `architecture`'s entry-point module.
+
+    The package is found through the entry point that registered the architecture, never by a fixed name: for
+    `ganzoo_dcgan:architecture` it is `ganzoo_dcgan`; for `mypkg.models:architecture` it is `mypkg.models` when that
+    is a package, else `mypkg`. This is where a plugin ships files such as pretrained model folders. Returns None
+    when the package is not a folder on the file system (e.g. imported from a zip file).
+    """
+    record = plugin_record(architecture)
+    parts = PurePosixPath(relative).parts
+    if not parts or PurePosixPath(relative).is_absolute() or any(p in ("..", ".") for p in parts) or "\\" in relative:
+        raise PluginError(f"plugin {architecture!r} from {record.origin} names the path {relative!r}; it must be a "
+                          "relative folder inside the plugin's package, such as 'pretrained/NAME'")
+    get_architecture(architecture)  # imports the module through its entry point (once); raises if it cannot be
+    module_name = record.value.partition(":")[0].strip()
+    module = sys.modules[module_name]  # imported just above, with every package above it
+    package = module if hasattr(module, "__path__") else sys.modules.get(module.__package__ or "")
+    if package is None:
+        raise PluginError(f"plugin {architecture!r} from {record.origin} is the top-level module {module_name!r}, "
+                          "which has no package folder to ship files in; move it into a package")
+    root = resources.files(package)
+    if not isinstance(root, Path):
+        logger.info("package %s of plugin %s is not a folder on disk; its shipped files cannot be read",
+                    package.__name__, architecture)
+        return None
+    return root.joinpath(*parts)
 
 
 def get_architecture(name: str) -> Architecture:

@@ -1,11 +1,14 @@
 """A test kit for architecture plugins: the checks ganzoo runs on its own architectures, for yours too.
 
-    from ganzoo.testing import check_architecture, check_fast_paths, check_resume
+    from ganzoo.testing import check_architecture, check_fast_paths, check_resume, check_shipped
 
     def test_my_arch(tmp_path):
         check_architecture("my-arch", tmp_path)
         check_resume("my-arch", tmp_path / "resume")
         check_fast_paths("my-arch", tmp_path / "fast")
+
+    def test_my_shipped_weights():
+        check_shipped("my-arch-mnist-5k")      # a catalogue entry whose model folder ships in the package
 
 Each check uses the architecture's `test_config` (a tiny config) and the embedded mnist-5k data, so it runs in
 seconds on a CPU (`check_fast_paths` with torch.compile: a minute or so).
@@ -18,7 +21,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["assert_same_state", "check_architecture", "check_fast_paths", "check_resume", "tiny_config", "tiny_train"]
+__all__ = ["assert_same_state", "check_architecture", "check_fast_paths", "check_resume", "check_shipped",
+           "tiny_config", "tiny_train"]
 
 
 def tiny_config(architecture: str, **overrides: Any) -> dict[str, Any]:
@@ -119,3 +123,29 @@ def check_fast_paths(architecture: str, tmp_path: Path, options: tuple[str, ...]
         for key, value in default.items():
             assert abs(got[key] - value) <= tolerance * max(1.0, abs(value)), \
                 f"{option}: {key} is {got[key]} after the first step, {value} without it"
+
+
+def check_shipped(name: str, n: int = 16) -> int:
+    """A catalogue entry that ships its model folder in its plugin's package: the installed package holds it, every
+    file ganzoo loads is pinned and matches its sha256, and it loads from there (no Hub involved) and samples `n`
+    images of the entry's resolution. Returns the bytes the entry ships (every file of its folder)."""
+    from ganzoo.hub import LOADED_FILES, SHIPPED_PREFIX, availability, load, sha256_of
+    from ganzoo.registry import get_pretrained
+
+    _, entry = get_pretrained(name)
+    assert entry.shipped, f"{name} declares no shipped files (PretrainedCfg.files)"
+    found = availability(name)
+    assert found.where == "shipped" and found.folder is not None, f"{name}: {found.where}: {found.needs}"
+    folder = found.folder
+    for filename in LOADED_FILES:
+        if (folder / filename).is_file():
+            assert filename in entry.sha256, f"{name}: {filename} ships but is not pinned"
+    for filename, digest in entry.sha256.items():
+        assert (folder / filename).is_file(), f"{name}: pinned {filename} is not in {folder}"
+        assert sha256_of(folder / filename) == digest, f"{name}: {filename} does not match its pinned sha256"
+    model = load(name)
+    assert model.info["source"] == f"{SHIPPED_PREFIX}{folder}", model.info["source"]
+    images = model.sample(n, seed=0)
+    assert images.shape == (n, model.img_shape[0], entry.resolution, entry.resolution), images.shape
+    assert torch.isfinite(images).all() and images.min() >= -1 and images.max() <= 1
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())

@@ -1,4 +1,5 @@
-"""The pretrained catalogue: every entry the plugins declare is consistent, and an unpublished one says how to train it.
+"""The pretrained catalogue: every entry the plugins declare is consistent, says where it can be had, and an entry
+available nowhere says how to train it. (Shipped model folders are checked in test_shipped.py.)
 
 Tests run over `ganzoo.list_pretrained()`, so an entry a plugin adds is checked without anyone remembering to.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,9 +17,11 @@ from click.testing import CliRunner
 import ganzoo
 from ganzoo.card import DATASET_LICENSES
 from ganzoo.cli import cli
-from ganzoo.hub import NotPublishedError
+from ganzoo.data import BUILTIN
+from ganzoo.hub import NotPublishedError, availability
 from ganzoo.registry import get_pretrained
 
+ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = ganzoo.list_pretrained()
 MNIST_5K = ["cgan-mnist-5k", "dcgan-mnist-5k", "gan-mnist-5k", "progan-mnist-5k", "stylegan-lite-mnist-5k",
             "wgan-mnist-5k"]
@@ -35,8 +39,11 @@ def test_entry_is_consistent(name):
     assert entry.repo_id == f"ganzoo/{name}"
     assert entry.license == DATASET_LICENSES[entry.dataset]
     assert entry.summary and entry.resolution > 0
-    if entry.published:
+    if entry.on_hub:
         assert re.fullmatch(r"[0-9a-f]{40}", entry.revision)
+    if entry.shipped:  # the built-in plugins keep every shipped model folder in the same place
+        assert entry.files == f"pretrained/{name}"
+    if entry.published:
         assert "generator.safetensors" in entry.sha256
         assert all(re.fullmatch(r"[0-9a-f]{64}", digest) for digest in entry.sha256.values())
     else:  # nothing to pin, nothing measured
@@ -74,15 +81,39 @@ def test_an_unpublished_entry_says_so_and_how_to_train_it(name, network, hub, mo
     assert result.exit_code == 1 and result.stderr == f"Error: {expected}\n"
 
 
-def test_list_pretrained_shows_every_entry_with_its_repo_and_state():
+def test_list_pretrained_shows_where_every_entry_can_be_had_and_what_it_needs():
     result = CliRunner().invoke(cli, ["list", "--pretrained"])
     assert result.exit_code == 0, result.output
     header, *rows = result.stdout.splitlines()
-    assert header.split()[:3] == ["name", "architecture", "dataset"] and "Hub repo" in header
+    assert header.split() == ["name", "architecture", "dataset", "size", "Hub", "repo", "where", "needs"]
     assert [row.split()[0] for row in rows] == ENTRIES
     for row in rows:
         architecture, entry = get_pretrained(row.split()[0])
+        found = availability(entry.name)
         assert row.split()[1:5] == [architecture, entry.dataset, f"{entry.resolution}px", entry.repo_id]
-        assert row.endswith(f"published ({entry.revision[:7]})" if entry.published else "not published yet")
+        assert row.split()[5:] == f"{found.where} {found.needs}".split() and row.endswith(f"  {found.needs}")
+        if entry.shipped:
+            assert found.where == "shipped" and found.needs == "nothing: loads offline"
+        elif entry.on_hub:
+            assert found.where == f"hub@{entry.revision[:7]}"
+            assert found.needs.startswith(f"a download from {entry.repo_id}")
+        else:  # an entry whose data does not ship says so
+            data = "" if entry.dataset in BUILTIN else f"{entry.dataset} (downloaded) + "
+            assert (found.where, found.needs) == ("not yet", f"{data}training: {entry.recipe}")
     only = CliRunner().invoke(cli, ["list", "--pretrained", "wgan*"]).stdout.splitlines()
     assert [row.split()[0] for row in only[1:]] == ["wgan-mnist-5k"]
+
+
+def test_the_readme_table_is_the_catalogue():
+    """README's catalogue table: one row per entry with its data, size, where it can be had and its recipe."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    header = "| name | data | size | where | trained with `ganzoo train` ... |"
+    assert header in text
+    lines = text[text.index(header):].splitlines()[2:]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[:lines.index("")]]
+    assert sorted(row[0].strip("`") for row in rows) == ENTRIES
+    for name, data, size, where, recipe in rows:
+        _, entry = get_pretrained(name.strip("`"))
+        declared = " + ".join(w for w, yes in (("shipped", entry.shipped), ("hub", entry.on_hub)) if yes)
+        assert [data, size, where] == [entry.dataset, str(entry.resolution), declared or "not yet"], name
+        assert f"ganzoo train {recipe.strip('`')}" == entry.recipe

@@ -56,8 +56,11 @@ architecture = Architecture(
 
 
 def install(site, dist, version, entries, modules, group="ganzoo.architectures"):
-    """Write an installed distribution: a dist-info folder with entry points, and its modules."""
-    info = site / f"{dist}-{version}.dist-info"
+    """Write an installed distribution: a dist-info folder with entry points, and its modules.
+
+    The folder is named as a wheel installs it, with the name's `-` as `_`: importlib.metadata takes the name from the
+    folder's name up to the first `-`, so `ganzoo-x-1.0.dist-info` would pass for (and hide) ganzoo itself."""
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     lines = [f"[{group}]"] + [f"{name} = {target}" for name, target in entries.items()]
