@@ -80,6 +80,51 @@ def train_entry(command: str, out: Path, steps: int | None) -> int:
     return 0
 
 
+#: what makes two runs train the same weights (run options such as log or checkpoint cadence do not)
+_SAME_WEIGHTS = ("architecture", "preset", "config", "recipe")
+_SAME_WEIGHTS_OPTIONS = ("data", "seed")
+
+
+def planned(command: str, steps: int | None) -> dict[str, object]:
+    """The plan (what a run's config.json holds) that a catalogue recipe command resolves to."""
+    import contextlib
+    import io
+    import json
+
+    from ganzoo.cli import cli
+
+    args = shlex.split(command)[1:] + ["--dry-run"] + (["--steps", str(steps)] if steps is not None else [])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            cli.main(args=args, prog_name="ganzoo", standalone_mode=False)
+        except SystemExit as exc:  # the CLI ends with an exit code even when it succeeds
+            if exc.code not in (0, None):
+                raise
+    return json.loads(out.getvalue())
+
+
+def reusable(run: Path, command: str, steps: int | None) -> str | None:
+    """Why a finished run in `run` trained exactly what `command` would (None when it did not, or is unfinished).
+
+    A run of the same architecture, preset, config, recipe, data and seed has the same weights whatever its run
+    options (logging, sampling and checkpoint cadence), e.g. one that benchmarks/quality_time.py trained.
+    """
+    import json
+
+    try:
+        have = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        finished = json.loads((run / "model" / "config.json").read_text(encoding="utf-8"))["training"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    want = planned(command, steps)
+    same = all(have.get(k) == want.get(k) for k in _SAME_WEIGHTS) and all(
+        have.get("options", {}).get(k) == want.get("options", {}).get(k) for k in _SAME_WEIGHTS_OPTIONS)
+    if not same or finished != want["recipe"]["steps"]:  # type: ignore[index]
+        return None
+    return f"{run} already holds this recipe's finished run ({finished} steps)"
+
+
 def evaluate_entry(run: Path, dataset: str, metrics: str, extractor: str, num_samples: int | None,
                    device: str | None) -> EvalResult:
     """Measure the run's model against `dataset` and store the result in the run and its model folder."""
@@ -135,6 +180,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", help="wildcard on catalogue names, e.g. 'dcgan*'")
     parser.add_argument("--out", type=Path, default=Path("zoo-runs"), help="where the runs go")
     parser.add_argument("--steps", type=int, help="override the recipe's steps (for a quick smoke run)")
+    parser.add_argument("--reuse", action="store_true", help="keep a finished run in OUT/NAME that trained exactly "
+                                                             "this recipe (e.g. from quality_time.py) instead of "
+                                                             "training it again")
     parser.add_argument("--metrics", default=DEFAULT_METRICS, help="metrics to measure (default: %(default)s)")
     parser.add_argument("--extractor", help="feature extractor for every entry (default: digits for digit "
                                             "datasets, inception otherwise)")
@@ -174,7 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         recipe = entry.recipe + (f" --device {args.device}" if args.device else "")
         print(f"train {name}: {recipe}" + (f" --steps {args.steps}" if args.steps else ""))
         start = time.perf_counter()
-        code = train_entry(recipe, run, args.steps)
+        reason = reusable(run, recipe, args.steps) if args.reuse else None
+        if reason is not None:
+            print(f"  reused: {reason}")
+        code = 0 if reason is not None else train_entry(recipe, run, args.steps)
         if code != 0:
             print(f"  FAILED {name}: training exited with status {code}")
             failed.append(name)
