@@ -681,23 +681,23 @@ def test_hub_timeout(published, tmp_path, monkeypatch):
 
     monkeypatch.setattr(constants, "HF_HUB_ETAG_TIMEOUT", 0.5)
     monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", 0.5)
-    published.delay(20)
+    published.delay(120)  # far longer than the command may take, however slow the machine is today
     import time
 
     start = time.monotonic()
     line = one_line_error(_sample("tester/tiny", tmp_path), 1, "tester/tiny")
-    assert time.monotonic() - start < 15
+    assert time.monotonic() - start < 60  # it gave up instead of waiting for the Hub's answer
     assert "network" in line or "time" in line
 
 
 def test_hub_unreachable(tmp_path, hub, monkeypatch):
     import socket
 
-    with socket.socket() as sock:  # a port where nothing listens
+    with socket.socket() as sock:  # a port held (so nobody else can listen on it) where nothing listens
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    one_line_error(_sample("tester/tiny", tmp_path), 1, "cannot reach the Hub", "not cached")
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+        one_line_error(_sample("tester/tiny", tmp_path), 1, "cannot reach the Hub", "not cached")
 
 
 def test_hub_checksum_mismatch_keeps_the_cache(published, tmp_path, monkeypatch):

@@ -34,19 +34,27 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_workers(out: Path, processes: int, *args: str) -> list[dict[str, object]]:
-    """Run tests/ddp_worker.py in `processes` processes joined over gloo; returns each rank's outputs."""
-    port = str(_free_port())
-    procs = []
-    for rank in range(processes):
-        env = _clean_env()
-        if processes > 1:
-            env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes), MASTER_ADDR="127.0.0.1",
-                       MASTER_PORT=port)
-        procs.append(subprocess.Popen([sys.executable, str(WORKER), str(out), *args], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    for proc in procs:
-        output, _ = proc.communicate(timeout=TIMEOUT)
-        assert proc.returncode == 0, output[-3000:]
+    """Run tests/ddp_worker.py in `processes` processes joined over gloo; returns each rank's outputs.
+
+    The rendezvous port is free when chosen but may be taken by another program before rank 0 listens on it: then
+    the run is started again on another port (at most twice)."""
+    for attempt in range(3):
+        port = str(_free_port())
+        procs = []
+        for rank in range(processes):
+            env = _clean_env()
+            if processes > 1:
+                env.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(processes),
+                           MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+            procs.append(subprocess.Popen([sys.executable, str(WORKER), str(out), *args], env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        outputs = [proc.communicate(timeout=TIMEOUT)[0] for proc in procs]
+        taken = any("EADDRINUSE" in o or "address already in use" in o.lower() for o in outputs)
+        if taken and attempt < 2 and any(proc.returncode for proc in procs):
+            continue
+        for proc, output in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, output[-3000:]
+        break
     return [{**json.loads((out / f"rank{r}.json").read_text()), "state": load_file(str(out / f"rank{r}.safetensors"))}
             for r in range(processes)]
 
