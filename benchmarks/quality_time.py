@@ -1,0 +1,422 @@
+"""Quality against time: each architecture's default recipe, and a plain hand-written DCGAN loop, on mnist-5k.
+
+Two phases, so that the (slow) training runs once and the measuring can be repeated:
+
+- `train`: every architecture's default recipe, exactly as `ganzoo train --arch ARCH --data mnist-5k` runs it
+  (same config, recipe and seed, into OUT/ARCH-mnist-5k, so that `benchmarks/zoo.py --out OUT --reuse` ships
+  that very run as the catalogue entry ARCH-mnist-5k), with a checkpoint at `--points` evenly spaced steps;
+  then the plain loop, a PyTorch DCGAN of the classic tutorial shape written out by hand (no EMA, no ganzoo code
+  in its step), trained for as long as the longest recipe took, its generator saved at as many evenly spaced
+  moments.
+- `eval`: the sampling generator (EMA where the recipe keeps one) of every checkpoint, measured by the digits
+  Fréchet distance (and KID) against the mnist-5k test split, which the digits classifier never saw. The time of a
+  point is training time only: checkpoints are measured afterwards, so evaluation costs nothing on the clock.
+
+Time is the training process's CPU time (all its threads; wall time is recorded beside it): on a shared machine
+another job slows a run's wall clock but hardly its CPU time, so runs trained at different moments of one benchmark
+still compare. On 2 idle cores wall time is about half the CPU time.
+
+Writes RESULTS-quality-time.{json,md}, a plot of FD against CPU seconds (log scale, `quality_time.png`) and, per
+architecture, the grid of the final model that its number was measured on (`grid-ARCH.png`), into --out.
+
+    .venv/bin/python benchmarks/quality_time.py                       # both phases: about an hour on 2 idle cores
+    .venv/bin/python benchmarks/quality_time.py --phase eval          # measure existing runs again
+    .venv/bin/python benchmarks/quality_time.py --only dcgan --points 4 --quick   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import ganzoo
+from ganzoo._io import write_json, write_text
+from ganzoo.data import load_dataset
+from ganzoo.images import save_grid
+from ganzoo.registry import get_architecture, list_models
+
+DATA = "mnist-5k"
+SEED = 0
+DEFAULT_OUT = Path(__file__).parent / "out" / "quality-time"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the plain loop: the classic DCGAN at 32 px (ngf = ndf = 64), binary cross-entropy, Adam(2e-4, 0.5), batch 64
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def plain_generator(z_dim: int = 100, width: int = 64) -> nn.Module:
+    """z (N, z_dim, 1, 1) -> (N, 1, 32, 32) in [-1, 1]: 4 -> 8 -> 16 -> 32 with transposed convolutions."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(z_dim, width * 4, 4, 1, 0, bias=False), nn.BatchNorm2d(width * 4), nn.ReLU(True),
+        nn.ConvTranspose2d(width * 4, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.ReLU(True),
+        nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(True),
+        nn.ConvTranspose2d(width, 1, 4, 2, 1, bias=False), nn.Tanh(),
+    )
+
+
+def plain_discriminator(width: int = 64) -> nn.Module:
+    """(N, 1, 32, 32) -> (N,) logits: 32 -> 16 -> 8 -> 4 -> 1 with strided convolutions."""
+    return nn.Sequential(
+        nn.Conv2d(1, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width, width * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width * 2, width * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(width * 4), nn.LeakyReLU(0.2, True),
+        nn.Conv2d(width * 4, 1, 4, 1, 0, bias=False), nn.Flatten(0),
+    )
+
+
+def _init(module: nn.Module) -> None:
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class PlainGenerator:
+    """A plain generator seen through the interface `ganzoo.metrics.Evaluator` uses (img_shape, sample)."""
+
+    num_classes = 0
+    img_shape = (1, 32, 32)
+
+    def __init__(self, G: nn.Module, z_dim: int = 100) -> None:
+        self.G, self.z_dim = G.eval(), z_dim
+        self.device = next(G.parameters()).device
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int | None = None, labels: Any = None, batch_size: int = 256,
+               **kwargs: Any) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(seed if seed is not None else 0)
+        z = torch.randn(n, self.z_dim, 1, 1, generator=gen)
+        return torch.cat([self.G(z[i:i + batch_size].to(self.device)) for i in range(0, n, batch_size)])
+
+
+def train_plain(cpu_seconds: float, points: int, out: Path, device: torch.device) -> list[dict[str, Any]]:
+    """Train the plain loop for `cpu_seconds` of process CPU time; save G at `points` evenly spaced moments."""
+    from safetensors.torch import save_file
+
+    torch.manual_seed(SEED)
+    real = load_dataset(DATA, img_size=32, channels=1).images
+    G, D = plain_generator().to(device), plain_discriminator().to(device)
+    G.apply(_init)
+    D.apply(_init)
+    opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    ones, zeros = torch.ones(64, device=device), torch.zeros(64, device=device)
+    out.mkdir(parents=True, exist_ok=True)
+    marks = [cpu_seconds * (i + 1) / points for i in range(points)]
+    saved: list[dict[str, Any]] = []
+    cpu, wall, step = 0.0, 0.0, 0
+    while marks:
+        c0, w0 = time.process_time(), time.perf_counter()
+        x = real[torch.randint(len(real), (64,))].to(device).float().div(127.5).sub(1.0)
+        fake = G(torch.randn(64, 100, 1, 1, device=device))
+        loss_D = F.binary_cross_entropy_with_logits(D(x), ones) + \
+            F.binary_cross_entropy_with_logits(D(fake.detach()), zeros)
+        opt_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        opt_D.step()
+        loss_G = F.binary_cross_entropy_with_logits(D(fake), ones)
+        opt_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        opt_G.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        cpu += time.process_time() - c0
+        wall += time.perf_counter() - w0
+        step += 1
+        if cpu >= marks[0]:
+            marks.pop(0)
+            path = out / f"step-{step:06d}.safetensors"
+            save_file({k: v.detach().cpu().contiguous() for k, v in G.state_dict().items()}, str(path))
+            saved.append({"step": step, "cpu_s": round(cpu, 2), "wall_s": round(wall, 2), "path": path.name})
+            print(f"  plain loop: step {step}, {cpu:.0f} CPU s, {wall:.0f} s", flush=True)
+    write_json(out / "points.json", saved)
+    return saved
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# training phase
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def run_folder(out: Path, arch: str) -> Path:
+    """Where an architecture's run goes: named as its catalogue entry, so `zoo.py --out OUT --reuse` finds it."""
+    return out / f"{arch}-{DATA}"
+
+
+def train_recipe(arch: str, points: int, out: Path, device: str, steps: int | None) -> None:
+    """The default recipe on mnist-5k (as `ganzoo train --arch ARCH --data mnist-5k`), a checkpoint at each point.
+
+    Writes OUT/clock.json: the process CPU time and the wall time at each checkpointed step (and the last)."""
+    total = steps or get_architecture(arch).recipe.steps
+    every = max(1, total // points)
+    clock: dict[int, dict[str, float]] = {}
+    seen: list[tuple[float, float]] = []  # the clocks after steps 1 and 2
+    wall0 = time.perf_counter()
+
+    def tick(step: int, steps_total: int, record: Any) -> None:
+        now = (time.process_time(), time.perf_counter())
+        if len(seen) < 2:
+            seen.append(now)
+        # zero: the start of step 1 (after steps 1 and 2, step 2's duration stands in for step 1's), so that
+        # loading data and building the model count no more here than in the plain loop
+        zero = tuple(2 * a - b for a, b in zip(seen[0], seen[-1], strict=True)) if len(seen) == 2 else seen[0]
+        if step % every == 0 or step == steps_total:
+            clock[step] = {"cpu_s": round(now[0] - zero[0], 2), "wall_s": round(now[1] - zero[1], 2)}
+
+    ganzoo.train(arch, data=DATA, out=out, steps=steps, seed=SEED, device=device, overwrite=True,
+                 checkpoint_every=every, keep_checkpoints=points + 1, log_every=every, progress=tick)
+    write_json(out / "clock.json", {str(k): v for k, v in clock.items()})
+    last = clock[max(clock)]
+    print(f"  {arch}: {total} steps, {last['cpu_s']:.0f} CPU s of training ({time.perf_counter() - wall0:.0f} s in "
+          "all)", flush=True)
+
+
+def run_clock(run: Path) -> dict[int, dict[str, float]]:
+    """Step -> {"cpu_s", "wall_s"} of a run trained by `train_recipe`."""
+    return {int(k): v for k, v in json.loads((run / "clock.json").read_text(encoding="utf-8")).items()}
+
+
+def recipe_cpu_time(run: Path) -> float:
+    """Process CPU seconds a finished run took."""
+    return max(v["cpu_s"] for v in run_clock(run).values())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# evaluation phase
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _evaluator(img_size: int, args: argparse.Namespace, cache: dict[int, Any]) -> Any:
+    from ganzoo.metrics import Evaluator
+
+    if img_size not in cache:
+        real = load_dataset(DATA, img_size=img_size, channels=1)
+        cache[img_size] = Evaluator(real, "fid,kid", "digits", num_samples=args.eval_samples, seed=SEED,
+                                    split="test")
+    return cache[img_size]
+
+
+def _checkpoint_model(run: Path, path: Path) -> tuple[Any, int]:
+    """The run's model with a checkpoint's weights (EMA where kept), and the checkpoint's step."""
+    from ganzoo.serialization import load_weights
+    from ganzoo.trainer.checkpoint import Checkpoint
+
+    model = ganzoo.load(str(run / "model"))  # its generator is the sampling one (EMA when the recipe keeps one)
+    ckpt = Checkpoint.load(path)
+    weights = ckpt.section("EMA") or ckpt.section("G")
+    load_weights(model.generator, weights, f"{path.name} sampling generator")
+    return model.eval(), int(ckpt.meta["step"])
+
+
+def _measure(evaluator: Any, model: Any) -> dict[str, float]:
+    result = evaluator.evaluate(model)
+    return {"fid": round(result.values["fid"], 3), "kid": round(result.values["kid"], 5)}
+
+
+def evaluate_runs(args: argparse.Namespace, archs: list[str]) -> dict[str, Any]:
+    from ganzoo.trainer.checkpoint import find_checkpoints
+
+    evaluators: dict[int, Any] = {}
+    curves: dict[str, list[dict[str, Any]]] = {}
+    finals: dict[str, dict[str, Any]] = {}
+    for arch in archs:
+        run = run_folder(args.out, arch)
+        if not (run / "model" / "config.json").is_file():
+            print(f"  {arch}: no finished run in {run}; skipped", flush=True)
+            continue
+        clock = run_clock(run)
+        points = []
+        for _, path in find_checkpoints(run / "checkpoints"):
+            model, step = _checkpoint_model(run, path)
+            points.append({"step": step, **clock[step],
+                           **_measure(_evaluator(model.img_shape[-1], args, evaluators), model)})
+        final = ganzoo.load(str(run / "model"))
+        steps = final.info["training"]["steps"]
+        last = {"step": steps, **clock[steps], **_measure(_evaluator(final.img_shape[-1], args, evaluators), final)}
+        points = [p for p in points if p["step"] < last["step"]] + [last]
+        curves[arch] = points
+        finals[arch] = last
+        grid = args.out / f"grid-{arch}.png"
+        save_grid(final.sample(64, seed=SEED), grid, nrow=8)
+        print(f"  {arch}: " + ", ".join(f"{p['cpu_s']:.0f} CPU s FD {p['fid']:.1f}" for p in points), flush=True)
+    plain_dir = args.out / "plain"
+    if (plain_dir / "points.json").is_file():
+        from safetensors.torch import load_file
+
+        points = []
+        for point in json.loads((plain_dir / "points.json").read_text(encoding="utf-8")):
+            G = plain_generator()
+            G.load_state_dict(load_file(str(plain_dir / point["path"])), strict=True)
+            points.append({"step": point["step"], "cpu_s": point["cpu_s"], "wall_s": point["wall_s"],
+                           **_measure(_evaluator(32, args, evaluators), PlainGenerator(G))})
+        curves["plain"] = points
+        print("  plain: " + ", ".join(f"{p['cpu_s']:.0f} CPU s FD {p['fid']:.1f}" for p in points), flush=True)
+        save_grid(PlainGenerator(G).sample(64, seed=SEED), args.out / "grid-plain.png", nrow=8)
+    floor = _floor(args, evaluators)
+    return {"curves": curves, "finals": finals, "floor": floor, "eval_samples": args.eval_samples,
+            "device": args.device}
+
+
+def _floor(args: argparse.Namespace, cache: dict[int, Any]) -> dict[str, float]:
+    """Real against real: images of the mnist-5k train split measured against the test split, at 32 px."""
+    from quality import RealImages
+
+    train = load_dataset(DATA, img_size=32, channels=1, split="train")
+    result = _evaluator(32, args, cache).evaluate(RealImages(train, torch.device("cpu")))
+    return {"fid": round(result.values["fid"], 3), "kid": round(result.values["kid"], 5)}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# verdicts, table and plot
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def plain_fd_at(plain: list[dict[str, Any]], seconds: float) -> float | None:
+    """The plain loop's FD at `seconds` of training, interpolated (log FD, linear time); None outside its run."""
+    if not plain or seconds < plain[0]["cpu_s"] or seconds > plain[-1]["cpu_s"]:
+        return None
+    for a, b in zip(plain, plain[1:], strict=False):
+        if a["cpu_s"] <= seconds <= b["cpu_s"]:
+            t = (seconds - a["cpu_s"]) / max(1e-9, b["cpu_s"] - a["cpu_s"])
+            return math.exp((1 - t) * math.log(a["fid"]) + t * math.log(b["fid"]))
+    return plain[-1]["fid"]
+
+
+def verdicts(result: dict[str, Any]) -> dict[str, Any]:
+    """DCGAN's default recipe against the plain loop: no worse at any of its points; and the time each needs to
+    reach the plain loop's final FD."""
+    plain = result["curves"].get("plain", [])
+    dcgan = result["curves"].get("dcgan", [])
+    out: dict[str, Any] = {}
+    if not plain or not dcgan:
+        return out
+    worse = []
+    for p in dcgan:
+        ref = plain_fd_at(plain, p["cpu_s"])
+        if ref is not None and p["fid"] > ref:
+            worse.append({"cpu_s": p["cpu_s"], "fid": p["fid"], "plain_fid": round(ref, 2)})
+    out["dcgan_no_worse_than_plain"] = not worse
+    out["dcgan_worse_points"] = worse
+    target = plain[-1]["fid"]
+    reached = next((p["cpu_s"] for p in dcgan if p["fid"] <= target), None)
+    out["plain_final"] = {"cpu_s": plain[-1]["cpu_s"], "fid": target}
+    out["dcgan_time_to_plain_final_fd"] = reached
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["# Quality against time (digits FD vs the mnist-5k test split)", "",
+             f"{result['eval_samples']} generated images per point; floor (train split vs test split): "
+             f"FD {result['floor']['fid']:.2f}, KID {result['floor']['kid']:.5f}. Training time only; "
+             f"device {result['device']}.", "", "![FD against training time](quality_time.png)", "",
+             "| run | steps | CPU s | wall s | digits FD | KID | FD along the run (CPU s: FD) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, points in result["curves"].items():
+        last = points[-1]
+        along = ", ".join(f"{p['cpu_s']:.0f}: {p['fid']:.1f}" for p in points)
+        lines.append(f"| {name} | {last['step']} | {last['cpu_s']:.0f} | {last['wall_s']:.0f} | {last['fid']:.2f} | "
+                     f"{last['kid']:.5f} | "
+                     f"{along} |")
+    v = result.get("verdicts", {})
+    if v:
+        lines += ["", f"- DCGAN default recipe no worse than the plain loop at every point: "
+                      f"**{'yes' if v['dcgan_no_worse_than_plain'] else 'no'}**"
+                      + (f" (worse at {v['dcgan_worse_points']})" if v["dcgan_worse_points"] else ""),
+                  f"- plain loop's final FD {v['plain_final']['fid']:.1f} at {v['plain_final']['cpu_s']:.0f} s; "
+                  f"DCGAN recipe reaches it at "
+                  + (f"{v['dcgan_time_to_plain_final_fd']:.0f} s" if v["dcgan_time_to_plain_final_fd"] is not None
+                     else "none of its points")]
+    lines += ["", "Grids of the final models (64 samples, seed 0), the images behind the last column's numbers:", ""]
+    lines += [f"- {name}: ![{name}](grid-{name}.png)" for name in result["curves"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, points in result["curves"].items():
+        style = {"color": "black", "linestyle": "--", "linewidth": 2} if name == "plain" else {}
+        ax.plot([p["cpu_s"] for p in points], [p["fid"] for p in points], marker="o", markersize=3,
+                label="plain DCGAN loop" if name == "plain" else name, **style)
+    ax.axhline(result["floor"]["fid"], color="grey", linewidth=1, linestyle=":", label="floor (real vs real)")
+    ax.set_yscale("log")
+    ax.set_xlabel("training time (process CPU seconds, 2 cores)")
+    ax.set_ylabel("digits FD vs mnist-5k test split (log)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--phase", choices=("train", "recipes", "plain", "eval", "all"), default="all",
+                        help="train (recipes, then the plain loop), recipes or plain alone, eval, or all")
+    parser.add_argument("--only", default="", help="comma-separated architectures (default: every one)")
+    parser.add_argument("--points", type=int, default=8, help="measured points along each run")
+    parser.add_argument("--eval-samples", type=int, default=2000, help="generated images per point")
+    parser.add_argument("--plain-seconds", type=float, default=0.0,
+                        help="the plain loop's CPU seconds (default: as many as the longest recipe took)")
+    parser.add_argument("--steps", type=int, default=None, help="override every recipe's steps (smoke runs)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 40 steps, 200 samples, 20 s plain loop")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steps = args.steps or 40
+        args.eval_samples = min(args.eval_samples, 200)
+        args.plain_seconds = args.plain_seconds or 20.0
+    if args.points < 1 or args.eval_samples < 2:
+        parser.error("--points must be at least 1 and --eval-samples at least 2")
+    names = [n for n in args.only.split(",") if n] or list_models()
+    unknown = [n for n in names if n not in list_models()]
+    if unknown:
+        parser.error(f"unknown architecture(s): {', '.join(unknown)} (see `ganzoo list`)")
+    args.archs = names
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if args.phase in ("train", "recipes", "all"):
+        for arch in args.archs:
+            print(f"training {arch}", flush=True)
+            train_recipe(arch, args.points, run_folder(args.out, arch), args.device, args.steps)
+    if args.phase in ("train", "plain", "all"):
+        seconds = args.plain_seconds or max(recipe_cpu_time(run_folder(args.out, a)) for a in args.archs)
+        print(f"training the plain loop for {seconds:.0f} CPU s", flush=True)
+        train_plain(seconds, args.points, args.out / "plain", device)
+    if args.phase in ("eval", "all"):
+        result = evaluate_runs(args, args.archs)
+        result["verdicts"] = verdicts(result)
+        write_json(args.out / "RESULTS-quality-time.json", result)
+        plot(result, args.out / "quality_time.png")
+        write_text(args.out / "RESULTS-quality-time.md", markdown(result))
+        print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
