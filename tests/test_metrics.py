@@ -401,3 +401,45 @@ def test_a_headless_timm_model_gives_features_only(monkeypatch):
             Evaluator(data, metrics="is", extractor="timm:test_vit.r160_in1k", num_samples=8).evaluate(gan)
     finally:
         extractors._build.cache_clear()
+
+
+# --------------------------------------------------------------------------------------------------- dinov2
+
+
+def test_dinov2_follows_the_fd_dinov2_protocol(monkeypatch):
+    """224x224 input (not timm's 518), the class token as features; built without its pretrained weights."""
+    import timm
+
+    from ganzoo.metrics import extractors
+
+    create = timm.create_model
+    calls = []
+
+    def offline(name, pretrained=False, **kw):
+        calls.append((name, kw))
+        return create(name, pretrained=False, **kw)
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    extractors._build.cache_clear()
+    try:
+        extractor = get_extractor("dinov2-small")
+        assert calls == [("vit_small_patch14_dinov2.lvd142m", {"img_size": 224})]
+        model = extractor.network.model
+        assert extractor.network.size == (224, 224) and tuple(model.patch_embed.img_size) == (224, 224)
+        assert model.pos_embed.shape[1] == 1 + 16 * 16  # the class token and a 16x16 grid of 14-pixel patches
+        seen = []
+        model.patch_embed.register_forward_hook(lambda m, inp, out: seen.append(tuple(inp[0].shape)))
+        images = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
+        features = extractor(images)["features"]
+        assert seen == [(2, 3, 224, 224)] and features.shape == (2, 384)
+        with torch.no_grad():  # the class token after the final norm, as DINOv2's own forward returns it
+            x = images.float().div(255).expand(-1, 3, -1, -1)
+            x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bicubic", antialias=True).clamp(0, 1)
+            token = model.forward_features((x - extractor.network.mean) / extractor.network.std)[:, 0]
+        assert torch.allclose(features, token, atol=1e-4)
+        prov = extractor.provenance()["preprocessing"]
+        assert "resize to 224x224" in prov and "FD-DINOv2 protocol" in prov and "37x37 to 16x16" in prov
+        assert "not PIL's" in prov
+    finally:
+        extractors._build.cache_clear()
+    assert not extractors.is_dinov2("test_vit.r160_in1k")

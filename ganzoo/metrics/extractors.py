@@ -10,9 +10,15 @@ that knows the feature layer per metric, the sha256 of its weights and how image
   (`inception-v3-compat`), so the numbers compare with published FIDs. The weights are downloaded on first use
   into ganzoo's cache, checked against the sha256 prefix in their file name and read with
   `torch.load(weights_only=True)`; they never unpickle code.
-- `timm:<model>`: any timm model with pretrained weights, e.g. `timm:vit_large_patch14_dinov2.lvd142m` (alias
-  `dinov2`) for the Fréchet DINOv2 distance. Features: the pooled pre-logits embedding; logits when the model has
-  a classifier head. Weights come from the Hugging Face Hub through timm (cached by huggingface_hub).
+- `timm:<model>`: any timm model with pretrained weights, at the input size of its pretrained config. Features:
+  the pooled pre-logits embedding; logits when the model has a classifier head. Weights come from the Hugging Face
+  Hub through timm (cached by huggingface_hub).
+- `dinov2` (`timm:vit_large_patch14_dinov2.lvd142m`; `dinov2-small` for ViT-S/14) and every timm DINOv2 model: the
+  Fréchet DINOv2 distance's protocol (Stein et al. 2023, "Exposing flaws of generative model evaluation metrics",
+  and its code, dgm-eval): RGB resized to 224x224 with bicubic interpolation, ImageNet mean and std, the class
+  token after the final norm as features; not timm's default 518x518. Two differences remain, named in the
+  provenance: the resize is torch's bicubic (antialiased), not PIL's, and timm resamples the position embeddings to
+  the 16x16 grid once when loading (bicubic, antialiased), where DINOv2's own code interpolates them at run time.
 """
 
 from __future__ import annotations
@@ -261,6 +267,14 @@ class _GrayToRGB(torch.nn.Module):
 
 # --------------------------------------------------------------------------------------------------------- timm
 
+#: input size of the Fréchet DINOv2 distance (Stein et al. 2023; dgm-eval resizes every image to 224x224)
+FD_DINOV2_SIZE = 224
+
+
+def is_dinov2(model_name: str) -> bool:
+    """Whether a timm model is a DINOv2 backbone, measured with the FD-DINOv2 protocol's 224x224 input."""
+    return "dinov2" in model_name
+
 
 @functools.cache
 def timm_class(model_name: str) -> type:
@@ -274,11 +288,12 @@ def timm_class(model_name: str) -> type:
             import timm
             from timm.data import resolve_model_data_config
 
-            self.model = timm.create_model(model_name, pretrained=True).eval().requires_grad_(False)
+            size = {"img_size": FD_DINOV2_SIZE} if is_dinov2(model_name) else {}
+            self.model = timm.create_model(model_name, pretrained=True, **size).eval().requires_grad_(False)
             if not self.model.num_classes:  # a headless model (DINOv2's backbone, say): features only
                 self.features_list = [f for f in self.features_list if f != "logits"]
             cfg = resolve_model_data_config(self.model)
-            self.size = tuple(cfg["input_size"][-2:])
+            self.size = (FD_DINOV2_SIZE, FD_DINOV2_SIZE) if size else tuple(cfg["input_size"][-2:])
             self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
             self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
 
@@ -332,7 +347,15 @@ def _timm(model_name: str, device: torch.device) -> Extractor:
                           "they are cached, or use --extractor digits") from None
     network = network.to(device)
     cfg = network.model.pretrained_cfg
+    preprocessing = (f"RGB (gray repeated), bicubic antialiased resize to {network.size[0]}x{network.size[1]}, "
+                     f"normalised with mean {cfg.get('mean')} std {cfg.get('std')}")
+    if is_dinov2(model_name):
+        trained = cfg.get("input_size", (3, 518, 518))[-1]
+        patch = network.size[0] // network.model.patch_embed.grid_size[0]
+        preprocessing += (f"; the FD-DINOv2 protocol (Stein et al. 2023, dgm-eval) at {FD_DINOV2_SIZE}x"
+                          f"{FD_DINOV2_SIZE}, class token as features, except: torch's bicubic resize, not PIL's, and "
+                          f"position embeddings resampled by timm from {trained // patch}x{trained // patch} to "
+                          f"{network.size[0] // patch}x{network.size[1] // patch} once at load (bicubic, "
+                          "antialiased), not at run time as DINOv2's code does")
     return Extractor(f"timm:{model_name}", network, "pooled", "logits" if "logits" in network.features_list else None,
-                     state_dict_sha256(network.model),
-                     f"RGB (gray repeated), bicubic antialiased resize to {network.size[0]}x{network.size[1]}, "
-                     f"normalised with mean {cfg.get('mean')} std {cfg.get('std')}", device)
+                     state_dict_sha256(network.model), preprocessing, device)
