@@ -5,17 +5,17 @@
     python benchmarks/zoo.py --push               # also publish each to its repo and print lines to pin
     python benchmarks/zoo.py --only gan-mnist-5k --steps 20 --eval-samples 500   # a smoke run
 
-For each entry the script runs the `recipe` command the catalogue declares (so what is published is exactly
-what the catalogue says), writes the run and its model folder (config, weights, model card, samples), evaluates
-the model against the entry's dataset and stores the metrics with their provenance in the model folder's
-config.json and model card (`ganzoo.metrics.evaluation.record`, as `ganzoo eval` does), and prints the sha256 of
-each weight file. Digit datasets are measured in the feature space of ganzoo's digit classifier (offline); other
-datasets with Inception (the network of published FIDs, downloaded once; where it cannot be had the entry is
-reported as not evaluated). With --push it publishes each evaluated model folder to the entry's repository (or
---namespace/NAME) and prints the `revision=`, `sha256=` and `metrics=` values to paste into the plugin's entry;
-a model that was not evaluated is not published. Entries whose dataset is not available are skipped with the
-reason. Exit status: 0 when every entry that could be trained was trained (and evaluated and pushed when asked),
-1 otherwise, 2 for a bad request.
+For each entry the script runs the `recipe` command the catalogue declares (so what is published is exactly what
+the catalogue says), writes the run and its model folder (config, weights, model card, samples), evaluates the
+model against the entry's dataset (its test split, unless --split says otherwise) and stores the metrics with their
+provenance in the model folder's config.json and model card (`ganzoo.metrics.evaluation.record`, as `ganzoo eval`
+does), and prints the sha256 of each weight file. Digit datasets are measured in the feature space of ganzoo's
+digit classifier (offline); other datasets with Inception (the network of published FIDs, downloaded once; where it
+cannot be had the entry is reported as not evaluated). With --push it publishes each evaluated model folder to the
+entry's repository (or --namespace/NAME) and prints the `revision=`, `sha256=` and `metrics=` values to paste into
+the plugin's entry; a model that was not evaluated is not published. Entries whose dataset is not available are
+skipped with the reason. Exit status: 0 when every entry that could be trained was trained (and evaluated and
+pushed when asked), 1 otherwise, 2 for a bad request.
 """
 
 from __future__ import annotations
@@ -32,12 +32,11 @@ from ganzoo.data import load_dataset
 from ganzoo.errors import GanzooError
 from ganzoo.hub import push, sha256_of
 from ganzoo.metrics import parse_metrics
+from ganzoo.metrics.digits import DIGIT_DATASETS
 from ganzoo.metrics.evaluation import EvalResult, record
 from ganzoo.registry import get_pretrained, list_pretrained
 
 WEIGHTS = ("generator.safetensors", "discriminator.safetensors")
-#: datasets of handwritten digits, measured with the `digits` extractor (trained on mnist-5k, shipped, offline)
-DIGIT_DATASETS = ("mnist-5k", "mnist")
 DEFAULT_METRICS = "fid,kid,is,pr"
 
 
@@ -51,7 +50,8 @@ def available(dataset: str) -> str | None:
 
 
 def extractor_for(dataset: str) -> str:
-    """The feature space a dataset's models are measured in."""
+    """The feature space a dataset's models are measured in: `digits` (trained on mnist-5k's train part, shipped,
+    offline) for the digit datasets, `inception` otherwise."""
     return "digits" if dataset in DIGIT_DATASETS else "inception"
 
 
@@ -73,9 +73,11 @@ def train_entry(command: str, out: Path, steps: int | None) -> int:
 
 
 def evaluate_entry(run: Path, dataset: str, metrics: str, extractor: str, num_samples: int | None,
-                   device: str | None) -> EvalResult:
-    """Measure the run's model against `dataset` and store the result in the run and its model folder."""
-    result = ganzoo.evaluate(run, dataset, metrics, extractor=extractor, num_samples=num_samples, device=device)
+                   device: str | None, split: str | None = None) -> EvalResult:
+    """Measure the run's model against `dataset`'s `split` (default: its test split) and store the result in the run
+    and its model folder."""
+    result = ganzoo.evaluate(run, dataset, metrics, extractor=extractor, num_samples=num_samples, device=device,
+                             split=split)
     record(result, run)
     return result
 
@@ -90,6 +92,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                             "datasets, inception otherwise)")
     parser.add_argument("--eval-samples", type=int, help="generated images per evaluation (default: as many as "
                                                          "there are real images, at most 50,000)")
+    parser.add_argument("--split", choices=("test", "train", "all"),
+                        help="part of each dataset to evaluate against (default: its test split)")
     parser.add_argument("--device", help="where training and evaluation run (default: the trainer's choice)")
     parser.add_argument("--push", action="store_true", help="publish each evaluated model to its Hub repository")
     parser.add_argument("--namespace", help="push to NAMESPACE/<entry name> instead of the entry's repo")
@@ -135,14 +139,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         extractor = args.extractor or extractor_for(entry.dataset)
         start = time.perf_counter()
         try:
-            result = evaluate_entry(run, entry.dataset, args.metrics, extractor, args.eval_samples, args.device)
+            result = evaluate_entry(run, entry.dataset, args.metrics, extractor, args.eval_samples, args.device,
+                                    args.split)
         except GanzooError as exc:
             print(f"  NOT EVALUATED {name} ({extractor} features): {exc}")
             failed.append(name)
             continue
         values = ", ".join(f"{k} {v:.4g}" for k, v in result.values.items())
         print(f"  {time.perf_counter() - start:.0f} s, {result.provenance['fake_images']} generated vs "
-              f"{result.provenance['real_images']} real images, {extractor} features: {values}")
+              f"{result.provenance['real_images']} real images ({result.provenance['split']} split), {extractor} "
+              f"features: {values}")
         print(f"  metrics and provenance stored in {run / 'model' / 'config.json'} and the model card")
 
         if args.push:

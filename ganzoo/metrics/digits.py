@@ -6,8 +6,10 @@ histogram used to spot mode collapse. The shipped weights (`ganzoo/_data/digits-
 `scripts/train_digits_classifier.py`, which calls `train_classifier` below; their sha256 and held-out accuracy are
 pinned here and checked whenever the weights are loaded.
 
-Held-out split: the last `HOLDOUT` images of every class of mnist-5k in the dataset's own order (1,000 images); the
-classifier trains on the other 4,000 with light augmentation (shifts, rotations, scaling).
+Data: mnist-5k's fixed split (`ganzoo.data`): the classifier trains on the train part (the first 400 images of every
+class, 4,000 in all, with light augmentation: shifts, rotations, scaling) and is measured on the test part (the
+last 100 of every class), which is also the reference that evaluation compares generators with by default. Class
+diagnostics are given for digit data only (`is_digit_data`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import math
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -24,13 +27,15 @@ from torch import nn
 
 from ganzoo.errors import WeightsError
 
-__all__ = ["HELD_OUT_ACCURACY", "HOLDOUT", "IMG_SIZE", "SHA256", "DigitClassifier", "accuracy", "holdout_split",
-           "load_shipped", "train_classifier", "weights_path"]
+if TYPE_CHECKING:
+    from ganzoo.data import ImageDataset
+
+__all__ = ["DIGIT_DATASETS", "HELD_OUT_ACCURACY", "IMG_SIZE", "SHA256", "DigitClassifier", "accuracy",
+           "holdout_split", "is_digit_data", "load_shipped", "to_input", "train_classifier", "weights_path"]
 
 logger = logging.getLogger(__name__)
 
 IMG_SIZE = 28
-HOLDOUT = 100  # held-out images per class
 WEIGHTS_FILE = "digits-classifier.safetensors"
 #: sha256 of the shipped weights file and its accuracy on the 1,000 held-out real digits
 SHA256 = "1504e99d3485c3814a4f7b17503271562ab842ac9c1418744454a426a012c922"
@@ -78,6 +83,19 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     return x
 
 
+#: named datasets of handwritten digits, whose classes are the classifier's 0 to 9
+DIGIT_DATASETS = ("mnist-5k", "mnist")
+
+
+def is_digit_data(dataset: ImageDataset) -> bool:
+    """Whether `dataset` holds handwritten digits labelled 0 to 9, so the classifier's classes are its classes:
+    mnist-5k and mnist (any split), and image folders whose class sub-folders are named 0 to 9. Other data
+    (fashion-mnist, cifar10, celeba, other folders) gets no class histogram, coverage or class control."""
+    if dataset.name in DIGIT_DATASETS:
+        return True
+    return dataset.name.startswith("folder:") and dataset.class_names == [str(i) for i in range(10)]
+
+
 # ----------------------------------------------------------------------------------------------------- weights
 
 
@@ -106,18 +124,17 @@ def load_shipped(path: Path | None = None, expected_sha256: str | None = None) -
 # ---------------------------------------------------------------------------------------------------- training
 
 
-def holdout_split(holdout: int = HOLDOUT) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """mnist-5k as floats in [-1, 1]: (train images, train labels, held-out images, held-out labels)."""
+def holdout_split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """mnist-5k's fixed split (`ganzoo.data`) as floats in [-1, 1]: (train images, train labels, test images,
+    test labels); the classifier trains on the first and is measured on the second."""
     from ganzoo.data import load_dataset
 
-    data = load_dataset("mnist-5k", img_size=IMG_SIZE, channels=1)
-    assert data.labels is not None
-    images = data.images.float().div(127.5).sub(1.0)
-    test = torch.zeros(len(data.labels), dtype=torch.bool)
-    for c in range(data.num_classes):
-        idx = (data.labels == c).nonzero().flatten()
-        test[idx[-holdout:]] = True
-    return images[~test], data.labels[~test], images[test], data.labels[test]
+    parts = []
+    for split in ("train", "test"):
+        data = load_dataset("mnist-5k", img_size=IMG_SIZE, channels=1, split=split)
+        assert data.labels is not None
+        parts += [data.images.float().div(127.5).sub(1.0), data.labels]
+    return parts[0], parts[1], parts[2], parts[3]
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
