@@ -107,11 +107,11 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     return float(next(iter(fid_statistics_to_metric(stats_a, stats_b, False).values())))
 
 
-def _kid(fake: torch.Tensor, real: torch.Tensor, seed: int) -> dict[str, float]:
+def _kid(fake: torch.Tensor, real: torch.Tensor, seed: int, subsets: int = KID_SUBSETS) -> dict[str, float]:
     from torch_fidelity.metric_kid import kid_features_to_metric
 
     subset = min(KID_SUBSET_SIZE, len(fake), len(real))
-    out = kid_features_to_metric(fake, real, kid_subsets=KID_SUBSETS, kid_subset_size=subset, rng_seed=seed,
+    out = kid_features_to_metric(fake, real, kid_subsets=subsets, kid_subset_size=subset, rng_seed=seed,
                                  verbose=False)
     return {"kid": out["kernel_inception_distance_mean"], "kid_std": out["kernel_inception_distance_std"]}
 

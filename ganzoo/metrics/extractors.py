@@ -5,7 +5,8 @@ Every extractor is a torch-fidelity `FeatureExtractorBase` (ganzoo's own are reg
 that knows the feature layer per metric, the sha256 of its weights and how images are prepared for it.
 
 - `digits`: ganzoo's digit classifier (`ganzoo.metrics.digits`), shipped with the package: offline, small, for
-  MNIST-like data. Features: 128 penultimate activations; logits: 10 classes.
+  digit data. Features: the 128-unit feature layer before its ReLU, L2-normalised and scaled to length sqrt(128)
+  (why: `ganzoo.metrics.digits`); logits: 10 classes.
 - `inception`: the TensorFlow Inception-v3 of the original FID and Inception Score, as ported by torch-fidelity
   (`inception-v3-compat`), so the numbers compare with published FIDs. The weights are downloaded on first use
   into ganzoo's cache, checked against the sha256 prefix in their file name and read with
@@ -142,13 +143,18 @@ def _fidelity_base() -> type:
     return FeatureExtractorBase
 
 
+#: the digits extractor's feature layer: 128 values before the ReLU, L2-normalised, scaled to length sqrt(128)
+FEATURES = "128-l2"
+
+
 @functools.cache
 def digits_class() -> type:
     """torch-fidelity extractor class for the digits classifier (registered as `ganzoo-digits`)."""
     from ganzoo.metrics import digits
 
     class DigitsFeatureExtractor(_fidelity_base()):  # type: ignore[misc]
-        """ganzoo's digit classifier: features '128' (penultimate) and 'logits' (10 classes) of uint8 images."""
+        """ganzoo's digit classifier: features '128-l2' (the normalised feature layer) and 'logits' (10 classes) of
+        uint8 images."""
 
         def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
             super().__init__(name, features_list)
@@ -156,11 +162,11 @@ def digits_class() -> type:
 
         @staticmethod
         def get_provided_features_list() -> tuple[str, ...]:
-            return ("128", "logits")
+            return (FEATURES, "logits")
 
         @staticmethod
         def get_default_feature_layer_for_metric(metric: str) -> str:
-            return "logits" if metric == "isc" else "128"
+            return "logits" if metric == "isc" else FEATURES
 
         @staticmethod
         def can_be_compiled() -> bool:
@@ -172,7 +178,7 @@ def digits_class() -> type:
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
             features, logits = self.classifier.features(digits.to_input(x))
-            named = {"128": features, "logits": logits}
+            named = {FEATURES: features, "logits": logits}
             return tuple(named[k] for k in self.features_list)
 
     _register("ganzoo-digits", DigitsFeatureExtractor)
@@ -189,8 +195,8 @@ def _register(name: str, cls: type) -> None:
 def _digits(device: torch.device) -> Extractor:
     from ganzoo.metrics import digits
 
-    network = digits_class()("ganzoo-digits", ["128", "logits"]).eval().requires_grad_(False).to(device)
-    return Extractor("digits", network, "128", "logits", digits.SHA256,
+    network = digits_class()("ganzoo-digits", [FEATURES, "logits"]).eval().requires_grad_(False).to(device)
+    return Extractor("digits", network, FEATURES, "logits", digits.SHA256,
                      "gray (channel mean), bilinear antialiased resize to 28x28, scaled to [-1, 1]", device)
 
 
