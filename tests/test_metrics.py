@@ -123,6 +123,8 @@ def test_class_histogram_entropy_and_coverage():
     uniform = torch.eye(10).repeat(10, 1)
     assert class_histogram(uniform, 10)["entropy"] == pytest.approx(math.log(10), abs=1e-4)
     assert class_histogram(uniform, 10)["classes_covered"] == 10
+    collapsed = class_histogram(torch.eye(10)[[8] * 50], 10)
+    assert collapsed["classes_covered"] == 1 and f"{collapsed['entropy']:.3f}" == "0.000"  # not "-0.000"
 
 
 def test_shipped_digits_classifier_matches_its_pin_and_its_accuracy():

@@ -139,7 +139,7 @@ def class_histogram(logits: torch.Tensor, num_classes: int) -> dict[str, Any]:
     """
     counts = torch.bincount(logits.argmax(1), minlength=num_classes)[:num_classes]
     p = counts.double() / max(1, int(counts.sum()))
-    entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+    entropy = float(-(p[p > 0] * p[p > 0].log()).sum()) + 0.0  # + 0.0: one class gives 0, not -0
     threshold = len(logits) / num_classes / 10
     return {"class_histogram": counts.tolist(), "entropy": round(entropy, 4),
             "max_entropy": round(math.log(num_classes), 4),
