@@ -300,6 +300,9 @@ def test_evaluation_during_training_logs_keeps_the_best_and_resumes(tmp_path):
     assert best_meta["training"]["steps"] == 2 * (fids.index(best) + 1)
     final = json.loads((run / "model" / "config.json").read_text())
     assert final["metrics"][0]["provenance"]["fake_images"] == 64
+    # trained on all of mnist-5k, compared with its test part, as `ganzoo eval` compares
+    assert (final["metrics"][0]["provenance"]["split"], final["metrics"][0]["provenance"]["real_images"]) == \
+        ("test", 1000)
 
     # resuming keeps the best so far and evaluates the new steps
     ganzoo.train(out=run, resume=True, steps=6)
