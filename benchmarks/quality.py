@@ -5,8 +5,11 @@ For every architecture the script builds the model as `ganzoo.train(arch)` does 
 architecture's own training hooks, so progressive growing grows) until the process has used the CPU budget, and
 measures the sampling (EMA) generator again. The measure is the digits Fréchet distance and KID from
 `ganzoo.metrics`: a fixed number of generated images (seed 0; conditional models get labels cycling through the
-classes) against the real images. For scale, the table starts with the floor: real against real, two disjoint
-halves of the same images with every class split evenly.
+classes) against mnist-5k's test part (the 1,000 digits the digits extractor never saw, what `ganzoo eval` compares
+with by default). For scale, the table starts with the floor: as many real images of the train part (every class
+alike) against the same test part. Before any training the script scores the extractor's ladder
+(`ganzoo.metrics.ladder`: real, blurred, noisy, one-class, blank and noise image sets of known order) and reports
+any rung it ranks otherwise than a person would.
 
 The budget is process CPU time (`time.process_time()`, all threads), which stays about the same whatever else runs
 on the machine; wall time and steps reached are reported next to it. On CUDA the budget is wall time.
@@ -45,6 +48,7 @@ from _common import (
 
 from ganzoo.data import ImageDataset, load_dataset
 from ganzoo.metrics import EvalResult, Evaluator
+from ganzoo.metrics.ladder import score_ladder, violations
 
 METRICS = "fid,kid"
 EXTRACTOR = "digits"
@@ -52,7 +56,7 @@ SEED = 0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# real images: the reference set and its two halves
+# real images: the reference set
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -76,14 +80,6 @@ def reference_set(dataset: ImageDataset, n: int) -> ImageDataset:
     groups = _class_indices(dataset)
     take = [g[:round(n * len(g) / len(dataset))] for g in groups]
     return _subset(dataset, torch.cat(take), f"{dataset.name} (first {n}, stratified)")
-
-
-def halves(dataset: ImageDataset) -> tuple[ImageDataset, ImageDataset]:
-    """Two disjoint halves with every class split evenly: alternate images of each class go to either half."""
-    groups = _class_indices(dataset)
-    a = torch.cat([g[0::2] for g in groups])
-    b = torch.cat([g[1::2] for g in groups])
-    return _subset(dataset, a, f"{dataset.name} half A"), _subset(dataset, b, f"{dataset.name} half B")
 
 
 class RealImages:
@@ -138,23 +134,25 @@ class References:
 
     def evaluator(self, img_size: int) -> Evaluator:
         if img_size not in self.evaluators:
-            real = reference_set(load_dataset(DATA, img_size=img_size, channels=1), self.args.real_images)
+            test = load_dataset(DATA, img_size=img_size, channels=1, split="test")
+            real = reference_set(test, self.args.real_images)
             self.evaluators[img_size] = Evaluator(real, METRICS, EXTRACTOR, num_samples=self.args.num_samples,
                                                   seed=SEED, device=self.device)
-            self.floors[img_size] = self._floor(real)
+            train = load_dataset(DATA, img_size=img_size, channels=1, split="train")
+            self.floors[img_size] = self._floor(self.evaluators[img_size], reference_set(train, self.args.num_samples))
         return self.evaluators[img_size]
 
-    def _floor(self, real: ImageDataset) -> dict[str, Any]:
-        a, b = halves(real)
-        n = min(len(a), len(b))
+    def _floor(self, evaluator: Evaluator, train: ImageDataset) -> dict[str, Any]:
+        """Real against real: train-part images (every class alike) in the generators' place."""
         t0 = time.perf_counter()
-        result = Evaluator(a, METRICS, EXTRACTOR, num_samples=n, seed=SEED, device=self.device).evaluate(
-            RealImages(b, self.device))  # type: ignore[arg-type]  # duck-typed: img_shape, num_classes, sample
+        result = Evaluator(evaluator.dataset, METRICS, EXTRACTOR, num_samples=len(train), seed=SEED,
+                           device=self.device).evaluate(
+            RealImages(train, self.device))  # type: ignore[arg-type]  # duck-typed: img_shape, num_classes, sample
         floor = {**_values(result), "eval_s": round(time.perf_counter() - t0, 1)}
         self.provenance = {k: v for k, v in result.provenance.items() if k not in ("real_images", "fake_images",
                                                                                   "real_data")}
-        print(f"  floor at {real.images.shape[-1]}px (real vs real, {len(a)} vs {n} images): digits FD "
-              f"{floor['fid']:.2f}, KID {floor['kid']:.5f}", flush=True)
+        print(f"  floor at {train.images.shape[-1]}px (real vs real: {len(train)} train vs {len(evaluator.dataset)} "
+              f"test images): digits FD {floor['fid']:.2f}, KID {floor['kid']:.5f}", flush=True)
         return floor
 
     def measure(self, img_size: int, model: Any) -> dict[str, Any]:
@@ -236,17 +234,37 @@ def markdown(result: dict[str, Any]) -> str:
     head = (f"Each architecture's default recipe trained on {DATA} through the shared Trainer until "
             f"{s['budget_s'] / 60:g} {unit} minutes were spent; digits Fréchet distance (FD) and KID of the sampling "
             f"(EMA) generator, {s['num_samples']} generated images (seed {SEED}), against {s['real_images_used']} "
-            f"real images. Floor: two disjoint halves of those real images, each class split evenly. Lower is "
+            f"real images of {DATA}'s test part (digits the extractor never saw). Floor: as many real images of the "
+            f"train part, every class alike, against the same test images. Lower is "
             f"better (KID is unbiased, so it can come out below zero; it is in the digits features' own units, not "
             f"comparable with Inception KIDs). Classes: classes given at least a tenth of their fair share of "
             f"samples by the digits classifier.\n\n")
-    return head + md_table(["model", "training", "steps", "kimg", "CPU s", "wall s", "digits FD", "digits KID",
-                            "classes", "fake / real images"], rows)
+    table = md_table(["model", "training", "steps", "kimg", "CPU s", "wall s", "digits FD", "digits KID",
+                      "classes", "fake / real images"], rows)
+    return head + table + ladder_markdown(result.get("ladder"))
+
+
+def ladder_markdown(ladder: dict[str, Any] | None) -> str:
+    """The extractor's ladder: every rung's FD and KID, and what it ranks otherwise than a person would."""
+    if not ladder:
+        return ""
+    rows = [[name, f"{v['fid']:.3f}", f"{v['kid']:.4g}"] for name, v in ladder["scores"].items()]
+    verdict = ("Every rung is ranked as a person would." if not ladder["violations"] else
+               "Ranked otherwise than a person would: " + "; ".join(ladder["violations"]) + ".")
+    return (f"\n\nThe {EXTRACTOR} extractor's ladder (`ganzoo.metrics.ladder`: 400 images per rung against "
+            f"{DATA}'s test part). {verdict}\n\n" + md_table(["rung", "FD", "KID"], rows))
 
 
 def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """No targets: quality is reported, not judged."""
-    return []
+    """One target: the extractor ranks its ladder as a person would. The generators' quality is reported, not
+    judged."""
+    ladder = result.get("ladder")
+    if not ladder:
+        return []
+    wrong = len(ladder["violations"])
+    return [{"what": f"{EXTRACTOR} extractor ranks the ladder as a person would (FD and KID)",
+             "value": "every rung in order" if not wrong else f"{wrong} pair(s) out of order",
+             "target": "every rung in order", "verdict": "pass" if not wrong else "fail"}]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -263,8 +281,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-samples", type=int, default=None,
                         help="generated images per evaluation (default 2000, --quick 200)")
     parser.add_argument("--real-images", type=int, default=None,
-                        help="real images to compare against, the first of every class (default 5000: all of "
-                             "mnist-5k; --quick 600)")
+                        help="real images to compare against, the first of every class of the test part (default "
+                             "1000: all of it; --quick 600)")
     parser.add_argument("--clock", choices=("auto", "process", "wall"), default="auto",
                         help="what the budget counts: process CPU seconds or wall seconds; auto: process on the "
                              "CPU, wall on CUDA")
@@ -272,12 +290,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quick = args.quick
     args.cpu_minutes = args.cpu_minutes if args.cpu_minutes is not None else (0.05 if quick else 3.0)
     args.num_samples = args.num_samples if args.num_samples is not None else (200 if quick else 2000)
-    args.real_images = args.real_images if args.real_images is not None else (600 if quick else 5000)
+    args.real_images = args.real_images if args.real_images is not None else (600 if quick else 1000)
     check_args(parser, args, positive=("num_samples", "real_images"))
     if not args.cpu_minutes > 0:
         parser.error("--cpu-minutes must be positive")
     if args.num_samples < 2 or args.real_images < 4:
         parser.error("need at least 2 generated and 4 real images")
+    if args.num_samples > 4000:
+        parser.error("--num-samples is at most 4000: the floor takes as many real images from the train part")
     args.budget_s = 60.0 * args.cpu_minutes
     return args
 
@@ -294,6 +314,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads; budget "
           f"{args.budget_s:g} {'CPU' if clock_kind == 'process' else 'wall'} s per architecture; "
           f"load average {result['load_average_before']}", flush=True)
+    t0 = time.perf_counter()
+    scores = score_ladder(EXTRACTOR, device=device)
+    problems = violations(scores, "fid") + violations(scores, "kid")
+    result["ladder"] = {"scores": scores, "violations": problems, "eval_s": round(time.perf_counter() - t0, 1)}
+    print(f"  {EXTRACTOR} ladder: " + ", ".join(f"{k} {v['fid']:.2f}" for k, v in scores.items())
+          + (f"; WRONG ORDER: {'; '.join(problems)}" if problems else "; every rung in order"), flush=True)
     refs = References(args, device)
     result["architectures"] = []
     with tempfile.TemporaryDirectory(prefix="ganzoo-bench-quality-") as tmp:

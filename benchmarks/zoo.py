@@ -6,22 +6,22 @@
     python benchmarks/zoo.py --ship --push        # also copy each into its plugin's package, to ship with it
     python benchmarks/zoo.py --only gan-mnist-5k --steps 20 --eval-samples 500   # a smoke run
 
-For each entry the script runs the `recipe` command the catalogue declares (so what is published is exactly
-what the catalogue says), writes the run and its model folder (config, weights, model card, samples), evaluates
-the model against the entry's dataset and stores the metrics with their provenance in the model folder's
-config.json and model card (`ganzoo.metrics.evaluation.record`, as `ganzoo eval` does), and prints the sha256 of
-each file ganzoo loads (config.json and the weights). Digit datasets are measured in the feature space of ganzoo's
-digit classifier (offline); other datasets with Inception (the network of published FIDs, downloaded once; where it
-cannot be had the entry is reported as not evaluated). With --push it publishes each evaluated model folder to the
-entry's repository (or --namespace/NAME) and prints the `revision=`, `sha256=` and `metrics=` values to paste into
-the plugin's entry; a model that was not evaluated is not published. With --ship it writes the files a push
-publishes (the same bytes, from `ganzoo.hub.repo_files`; the model card names the repository of the push) into the
-entry's shipped folder in its plugin's package (the entry's `files`, else `pretrained/NAME`), replacing the model
-files that were there, and prints the `files=` line to paste as well: one `sha256=` pins both copies. Commit the
-folder with the plugin and check it with `pytest tests/test_shipped.py` (every file ganzoo loads is pinned, 25 MB at
-most for all entries together, each loads offline). Entries whose dataset is not available are skipped with the
-reason. Exit status: 0 when every entry that could be trained was trained (and evaluated, shipped and pushed when
-asked), 1 otherwise, 2 for a bad request.
+For each entry the script runs the `recipe` command the catalogue declares (so what is published is exactly what the
+catalogue says), writes the run and its model folder (config, weights, model card, samples), evaluates the model
+against the entry's dataset (its test split, unless --split says otherwise) and stores the metrics with their
+provenance in the model folder's config.json and model card (`ganzoo.metrics.evaluation.record`, as `ganzoo eval`
+does), and prints the sha256 of each file ganzoo loads (config.json and the weights). Digit datasets are measured in
+the feature space of ganzoo's digit classifier (offline); other datasets with Inception (the network of published
+FIDs, downloaded once; where it cannot be had the entry is reported as not evaluated). With --push it publishes each
+evaluated model folder to the entry's repository (or --namespace/NAME) and prints the `revision=`, `sha256=` and
+`metrics=` values to paste into the plugin's entry; a model that was not evaluated is not published. With --ship it
+writes the files a push publishes (the same bytes, from `ganzoo.hub.repo_files`; the model card names the repository
+of the push) into the entry's shipped folder in its plugin's package (the entry's `files`, else `pretrained/NAME`),
+replacing the model files that were there, and prints the `files=` line to paste as well: one `sha256=` pins both
+copies. Commit the folder with the plugin and check it with `pytest tests/test_shipped.py` (every file ganzoo loads
+is pinned, 25 MB at most for all entries together, each loads offline). Entries whose dataset is not available are
+skipped with the reason. Exit status: 0 when every entry that could be trained was trained (and evaluated, shipped
+and pushed when asked), 1 otherwise, 2 for a bad request.
 """
 
 from __future__ import annotations
@@ -41,11 +41,10 @@ from ganzoo.errors import GanzooError
 from ganzoo.hub import LOADED_FILES, MODEL_FILES, push, repo_files, sha256_of
 from ganzoo.interfaces import PretrainedCfg
 from ganzoo.metrics import parse_metrics
+from ganzoo.metrics.digits import DIGIT_DATASETS
 from ganzoo.metrics.evaluation import EvalResult, record
 from ganzoo.registry import get_pretrained, list_pretrained, package_path
 
-#: datasets of handwritten digits, measured with the `digits` extractor (trained on mnist-5k, shipped, offline)
-DIGIT_DATASETS = ("mnist-5k", "mnist")
 DEFAULT_METRICS = "fid,kid,is,pr"
 
 
@@ -59,7 +58,8 @@ def available(dataset: str) -> str | None:
 
 
 def extractor_for(dataset: str) -> str:
-    """The feature space a dataset's models are measured in."""
+    """The feature space a dataset's models are measured in: `digits` (trained on mnist-5k's train part, shipped,
+    offline) for the digit datasets, `inception` otherwise."""
     return "digits" if dataset in DIGIT_DATASETS else "inception"
 
 
@@ -126,9 +126,11 @@ def reusable(run: Path, command: str, steps: int | None) -> str | None:
 
 
 def evaluate_entry(run: Path, dataset: str, metrics: str, extractor: str, num_samples: int | None,
-                   device: str | None) -> EvalResult:
-    """Measure the run's model against `dataset` and store the result in the run and its model folder."""
-    result = ganzoo.evaluate(run, dataset, metrics, extractor=extractor, num_samples=num_samples, device=device)
+                   device: str | None, split: str | None = None) -> EvalResult:
+    """Measure the run's model against `dataset`'s `split` (default: its test split) and store the result in the run
+    and its model folder."""
+    result = ganzoo.evaluate(run, dataset, metrics, extractor=extractor, num_samples=num_samples, device=device,
+                             split=split)
     record(result, run)
     return result
 
@@ -188,6 +190,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                             "datasets, inception otherwise)")
     parser.add_argument("--eval-samples", type=int, help="generated images per evaluation (default: as many as "
                                                          "there are real images, at most 50,000)")
+    parser.add_argument("--split", choices=("test", "train", "all"),
+                        help="part of each dataset to evaluate against (default: its test split)")
     parser.add_argument("--device", help="where training and evaluation run (default: the trainer's choice)")
     parser.add_argument("--push", action="store_true", help="publish each evaluated model to its Hub repository")
     parser.add_argument("--namespace", help="push to NAMESPACE/<entry name> instead of the entry's repo")
@@ -235,14 +239,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         extractor = args.extractor or extractor_for(entry.dataset)
         start = time.perf_counter()
         try:
-            result = evaluate_entry(run, entry.dataset, args.metrics, extractor, args.eval_samples, args.device)
+            result = evaluate_entry(run, entry.dataset, args.metrics, extractor, args.eval_samples, args.device,
+                                    args.split)
         except GanzooError as exc:
             print(f"  NOT EVALUATED {name} ({extractor} features): {exc}")
             failed.append(name)
             continue
         values = ", ".join(f"{k} {v:.4g}" for k, v in result.values.items())
         print(f"  {time.perf_counter() - start:.0f} s, {result.provenance['fake_images']} generated vs "
-              f"{result.provenance['real_images']} real images, {extractor} features: {values}")
+              f"{result.provenance['real_images']} real images ({result.provenance['split']} split), {extractor} "
+              f"features: {values}")
         print(f"  metrics and provenance stored in {run / 'model' / 'config.json'} and the model card")
         # the files ganzoo loads, after `record` rewrote config.json: what a shipped copy and a Hub copy both pin
         hashes = {f: sha256_of(run / "model" / f) for f in LOADED_FILES if (run / "model" / f).is_file()}

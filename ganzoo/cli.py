@@ -619,6 +619,10 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
 @click.argument("model")
 @click.option("-d", "--data", default="mnist-5k", show_default=True,
               help="Real images: a dataset name or an image folder (loaded at the model's size and channels).")
+@click.option("--split", type=click.Choice(["test", "train", "all"]),
+              help="Part of the data to compare with: mnist-5k's fixed split (test: the last 100 digits of each "
+                   "class, which the digits extractor never saw) or a torchvision dataset's own.  [default: test; "
+                   "all for an image folder]")
 @click.option("--metrics", default="fid", show_default=True,
               help="Comma-separated: fid, kid, is (Inception Score), pr (precision and recall).")
 @click.option("--extractor", default="digits", show_default=True,
@@ -635,10 +639,11 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
               help="Store the result in MODEL's metrics.jsonl, config.json and model card when MODEL is a local "
                    "run or model folder.")
 @_errors_to_exit_codes
-def eval_cmd(model: str, data: str, metrics: str, extractor: str, num_samples: int | None, seed: int,
-             truncation: float | None, device: str, json_out: Path | None, save: bool) -> None:
+def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: str, num_samples: int | None,
+             seed: int, truncation: float | None, device: str, json_out: Path | None, save: bool) -> None:
     """Measure MODEL against real images: FID, KID, IS, precision/recall, with mode-collapse diagnostics."""
     from ganzoo._io import write_json
+    from ganzoo.data import eval_split
     from ganzoo.metrics import evaluate, parse_metrics
     from ganzoo.metrics.evaluation import record
     from ganzoo.metrics.extractors import canonical_name
@@ -647,12 +652,13 @@ def eval_cmd(model: str, data: str, metrics: str, extractor: str, num_samples: i
     if json_out is not None:
         _check_output_file(json_out, "--json")
     canonical_name(extractor)
+    split = eval_split(data, split)  # a folder has no test split: said before anything loads
     gan = _load_for_sampling(model, device)
-    result = evaluate(gan, data, metrics, extractor=extractor, num_samples=num_samples, seed=seed,
+    result = evaluate(gan, data, metrics, extractor=extractor, num_samples=num_samples, seed=seed, split=split,
                       **_generator_kwargs(gan, truncation))
     prov = result.provenance
-    click.echo(f"{model}: {prov['fake_images']} generated vs {prov['real_images']} real images of {prov['real_data']}, "
-               f"{prov['extractor']} features")
+    click.echo(f"{model}: {prov['fake_images']} generated vs {prov['real_images']} real images of {prov['real_data']} "
+               f"({prov['split']} split), {prov['extractor']} features")
     for name, value in result.values.items():
         click.echo(f"  {name:<10} {value:.6g}")
     diag = result.diagnostics
@@ -662,6 +668,8 @@ def eval_cmd(model: str, data: str, metrics: str, extractor: str, num_samples: i
         click.echo(f"  histogram  {' '.join(str(c) for c in diag['class_histogram'])}")
         if "class_control" in diag:
             click.echo(f"  requested class recognised in {diag['class_control']:.1%} of images")
+    elif prov["extractor"] == "digits":
+        click.echo(f"  classes    not reported: {prov['real_data']} is not digit data")
     click.echo(f"  extractor weights sha256 {prov['extractor_weights_sha256']}, seed {prov['seed']}")
     if json_out is not None:
         write_json(json_out, result.to_dict())

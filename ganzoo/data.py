@@ -7,6 +7,13 @@ Three kinds of source are understood by `load_dataset`:
   into `cache_dir`;
 * a folder of images, optionally with one sub-folder per class.
 
+Splits (`SPLITS`): named datasets have a fixed train/test split. mnist-5k's is ganzoo's own: the last
+`MNIST_5K_TEST_PER_CLASS` (100) images of every class, in the file's own order, are the test part (1,000 images),
+the first 400 of every class the train part (4,000); the `digits` extractor's classifier trains on the train part
+only, so the test part holds images it never saw. The torchvision datasets use their official splits. Image
+folders have no split (only "all"). Training uses all of mnist-5k and the torchvision training sets
+(`split=None`); evaluation compares with the test part by default (`ganzoo.metrics`).
+
 Every image is resized so that its shorter side equals ``img_size`` and then centre-cropped to a square,
 and converted to the requested channel count. torchvision is imported lazily so that importing this
 module stays cheap.
@@ -37,12 +44,18 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN",
     "IMAGE_EXTENSIONS",
+    "MNIST_5K_TEST_PER_CLASS",
+    "SPLITS",
     "TORCHVISION",
     "ImageDataset",
     "cache_dir",
     "dataset_names",
+    "eval_split",
+    "has_splits",
     "load_dataset",
+    "mnist_5k_test_mask",
     "native_channels",
+    "select_split",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,6 +63,8 @@ logger = logging.getLogger(__name__)
 BUILTIN = ("mnist-5k",)
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "celeba")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
+SPLITS = ("train", "test", "all")
+MNIST_5K_TEST_PER_CLASS = 100  # the last 100 images of every class are mnist-5k's test part
 
 _NATIVE_CHANNELS = {"mnist-5k": 1, "mnist": 1, "fashion-mnist": 1, "cifar10": 3, "celeba": 3}
 # Where each torchvision dataset keeps its files below the download root (named in error messages).
@@ -62,7 +77,10 @@ _TV_IO_DEPRECATION = "The image decoding and encoding capabilities of TorchVisio
 
 @dataclass
 class ImageDataset:
-    """A whole dataset in memory: uint8 images (N, C, H, W) with optional int64 class labels."""
+    """A whole dataset in memory: uint8 images (N, C, H, W) with optional int64 class labels.
+
+    `split` says which part of the source the images are: "train", "test" or "all" (see `SPLITS`).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor | None
@@ -70,6 +88,7 @@ class ImageDataset:
     name: str
     class_names: list[str] | None = None
     skipped: int = 0
+    split: str = "all"
 
     def __len__(self) -> int:
         """Number of images."""
@@ -97,6 +116,54 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "ganzoo" / "datasets"
 
 
+def has_splits(spec: str) -> bool:
+    """Whether a dataset spec has a train/test split: the named datasets do, image folders do not."""
+    return _dataset_name(spec) is not None
+
+
+def eval_split(spec: str, split: str | None = None) -> str:
+    """The split evaluation compares with: `split` when given (checked), else "test" where the data has one and
+    "all" for an image folder."""
+    if split is None:
+        return "test" if has_splits(spec) else "all"
+    _check_split(spec, split)
+    return split
+
+
+def _check_split(spec: str, split: str) -> None:
+    if split not in SPLITS:
+        raise GanzooUsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if split != "all" and not has_splits(spec):
+        raise GanzooUsageError(f"the image folder {spec} has no {split} split; use split 'all' (--split all), or "
+                               "make separate folders for the parts")
+
+
+def mnist_5k_test_mask(labels: torch.Tensor, per_class: int = MNIST_5K_TEST_PER_CLASS) -> torch.Tensor:
+    """True for mnist-5k's test part: the last `per_class` images of every class, in dataset order."""
+    test = torch.zeros(len(labels), dtype=torch.bool)
+    for c in labels.unique().tolist():
+        test[(labels == c).nonzero().flatten()[-per_class:]] = True
+    return test
+
+
+def select_split(dataset: ImageDataset, split: str) -> ImageDataset:
+    """The `split` part of a loaded dataset: itself when it is that split already; the train or test part of the
+    whole of mnist-5k. Anything else is a usage error saying to load that split (`load_dataset(..., split=)`)."""
+    if split not in SPLITS:
+        raise GanzooUsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if dataset.split == split:
+        return dataset
+    whole_mnist_5k = dataset.name == "mnist-5k" and dataset.split == "all" and len(dataset) == 5000
+    if not whole_mnist_5k or dataset.labels is None:
+        raise GanzooUsageError(f"{dataset.name} was loaded as its {dataset.split!r} split, not {split!r}; load it "
+                               f"with load_dataset(..., split={split!r})")
+    test = mnist_5k_test_mask(dataset.labels)
+    keep = test if split == "test" else ~test
+    return ImageDataset(images=dataset.images[keep].contiguous(), labels=dataset.labels[keep],
+                        num_classes=dataset.num_classes, name=dataset.name, class_names=dataset.class_names,
+                        skipped=dataset.skipped, split=split)
+
+
 def native_channels(spec: str) -> int:
     """Channel count (1 or 3) of a named dataset or image folder, without loading all of it.
 
@@ -120,8 +187,12 @@ def load_dataset(
     root: str | os.PathLike[str] | None = None,
     on_bad_image: str = "fail",
     download: bool = True,
+    split: str | None = None,
 ) -> ImageDataset:
     """Load a dataset by name or image-folder path as uint8 tensors of shape (N, C, img_size, img_size).
+
+    `split` ("train", "test" or "all"; see the module's docstring) picks a part; None loads what training uses:
+    all of mnist-5k, the training set of a torchvision dataset, a whole image folder.
 
     `channels` None keeps the native channel count; 1 or 3 converts (gray is repeated to RGB, RGB is
     reduced with ITU-R 601 luma). `root` overrides the download folder of torchvision datasets.
@@ -142,14 +213,33 @@ def load_dataset(
     if on_bad_image not in ("fail", "skip"):
         raise ConfigError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
     name = _dataset_name(spec)
+    if split is not None:
+        _check_split(os.fspath(spec), split)
     if name == "mnist-5k":
-        return _load_mnist_5k(img_size, channels)
+        whole = _load_mnist_5k(img_size, channels)
+        return whole if split is None else select_split(whole, split)
     if name is not None:
         target = Path(root).expanduser() if root is not None else cache_dir() / name
-        return _load_torchvision(
-            name, target, img_size=img_size, channels=channels, download=download, on_bad_image=on_bad_image
-        )
+        parts = [split] if split in ("train", "test") else ["train", "test"] if split == "all" else ["train"]
+        loaded = [
+            _load_torchvision(
+                name, target, img_size=img_size, channels=channels, download=download, on_bad_image=on_bad_image,
+                split=part,
+            )
+            for part in parts
+        ]
+        return loaded[0] if len(loaded) == 1 else _concatenate(loaded, "all")
     return _load_folder(_folder_path(spec), img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+
+
+def _concatenate(parts: list[ImageDataset], split: str) -> ImageDataset:
+    """One dataset of the parts' images (and labels), in order."""
+    part_labels = [p.labels for p in parts if p.labels is not None]
+    labels = torch.cat(part_labels) if len(part_labels) == len(parts) else None
+    first = parts[0]
+    return ImageDataset(images=torch.cat([p.images for p in parts]), labels=labels, num_classes=first.num_classes,
+                        name=first.name, class_names=first.class_names, skipped=sum(p.skipped for p in parts),
+                        split=split)
 
 
 # --------------------------------------------------------------------------------------------- names
@@ -293,8 +383,9 @@ def _short_reason(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _open_torchvision(name: str, target: Path, download: bool) -> Any:
-    """Construct the torchvision dataset object (train split), turning any failure into a one-line DataError."""
+def _open_torchvision(name: str, target: Path, download: bool, split: str = "train") -> Any:
+    """Construct the torchvision dataset object ("train" or "test" split), turning any failure into a one-line
+    DataError."""
     from torchvision import datasets
 
     where = target / _TV_SUBDIR[name] if _TV_SUBDIR[name] else target
@@ -303,14 +394,15 @@ def _open_torchvision(name: str, target: Path, download: bool) -> Any:
     captured = io.StringIO()  # torchvision print()s download chatter; keep it out of our stdout
     try:
         with contextlib.redirect_stdout(captured):
+            train = split == "train"
             if name == "mnist":
-                dataset = datasets.MNIST(str(target), train=True, download=download)
+                dataset = datasets.MNIST(str(target), train=train, download=download)
             elif name == "fashion-mnist":
-                dataset = datasets.FashionMNIST(str(target), train=True, download=download)
+                dataset = datasets.FashionMNIST(str(target), train=train, download=download)
             elif name == "cifar10":
-                dataset = datasets.CIFAR10(str(target), train=True, download=download)
+                dataset = datasets.CIFAR10(str(target), train=train, download=download)
             else:
-                dataset = datasets.CelebA(str(target), split="train", target_type=[], download=download)
+                dataset = datasets.CelebA(str(target), split=split, target_type=[], download=download)
     except Exception as exc:
         if download:
             message = (
@@ -330,14 +422,15 @@ def _open_torchvision(name: str, target: Path, download: bool) -> Any:
 
 
 def _load_torchvision(
-    name: str, target: Path, *, img_size: int, channels: int | None, download: bool, on_bad_image: str
+    name: str, target: Path, *, img_size: int, channels: int | None, download: bool, on_bad_image: str,
+    split: str = "train",
 ) -> ImageDataset:
-    dataset = _open_torchvision(name, target, download)
+    dataset = _open_torchvision(name, target, download, split)
     if name == "celeba":  # ~160k JPEG files: decode them directly rather than through PIL via __getitem__
         folder = Path(dataset.root) / dataset.base_folder / "img_align_celeba"
         files = [folder / filename for filename in dataset.filename]
         images, bad = _decode_files(files, img_size=img_size, channels=channels or 3, on_bad_image=on_bad_image)
-        return ImageDataset(images=images, labels=None, num_classes=0, name=name, skipped=len(bad))
+        return ImageDataset(images=images, labels=None, num_classes=0, name=name, skipped=len(bad), split=split)
     data = dataset.data
     raw = data if isinstance(data, torch.Tensor) else torch.as_tensor(data)
     if raw.ndim == 3:  # MNIST-style (N, H, W)
@@ -347,7 +440,9 @@ def _load_torchvision(
     images = _finish(raw.to(torch.uint8), img_size, channels or _NATIVE_CHANNELS[name])
     labels = torch.as_tensor(dataset.targets, dtype=torch.int64).reshape(-1)
     class_names = [str(i) for i in range(10)] if name == "mnist" else [str(c) for c in dataset.classes]
-    return ImageDataset(images=images, labels=labels, num_classes=len(class_names), name=name, class_names=class_names)
+    return ImageDataset(
+        images=images, labels=labels, num_classes=len(class_names), name=name, class_names=class_names, split=split
+    )
 
 
 # -------------------------------------------------------------------------------------- image folder

@@ -46,6 +46,7 @@ def test_run_all_quick_writes_every_section(tmp_path, monkeypatch):
                    "real vs real (floor, 28px)", "`ganzoo --help`", "`ganzoo list`"):
         assert needle in text, needle
     verdicts = [row["verdict"] for p in data["sections"] for row in p["summary"]]
-    # train (default, fast path), sample, startup (--help, list), memory: every target has a verdict
-    assert len(verdicts) == 6 and set(verdicts) <= {"pass", "fail"}, verdicts
+    # train (default, fast path), sample, startup (--help, list), memory, quality (the ladder): every target has a
+    # verdict
+    assert len(verdicts) == 7 and set(verdicts) <= {"pass", "fail"}, verdicts
     assert not list(tmp_path.glob(".RESULTS*.tmp")), "no leftover temporary files of the atomic writes"

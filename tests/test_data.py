@@ -312,3 +312,54 @@ def test_all_corrupt_fail_names_the_file(tmp_path: Path) -> None:
         load_dataset(str(tmp_path), img_size=8)
     with pytest.raises(GanzooUsageError, match="no readable images"):
         native_channels(str(tmp_path))
+
+
+# ------------------------------------------------------------------------------------------------ splits
+
+
+def test_mnist_5k_split_is_the_last_100_of_every_class() -> None:
+    whole = load_dataset("mnist-5k", img_size=28)
+    train = load_dataset("mnist-5k", img_size=28, split="train")
+    test = load_dataset("mnist-5k", img_size=28, split="test")
+    assert (whole.split, train.split, test.split) == ("all", "train", "test")
+    assert len(train) == 4000 and len(test) == 1000
+    assert torch.bincount(test.labels, minlength=10).tolist() == [100] * 10
+    for c in range(10):  # in the file's own order: rows 500c..500c+399 train, the last 100 of the class test
+        assert torch.equal(train.images[train.labels == c], whole.images[500 * c:500 * c + 400])
+        assert torch.equal(test.images[test.labels == c], whole.images[500 * c + 400:500 * (c + 1)])
+    assert torch.equal(load_dataset("mnist-5k", img_size=28, split="all").images, whole.images)
+    assert torch.equal(data.select_split(whole, "test").images, test.images)
+    assert load_dataset("mnist-5k", img_size=32, split="test").images.shape == (1000, 1, 32, 32)
+
+
+def test_split_errors(tmp_path: Path) -> None:
+    with pytest.raises(GanzooUsageError, match="unknown split 'valid'; choose one of train, test, all"):
+        load_dataset("mnist-5k", img_size=28, split="valid")
+    _solid((8, 8), (1, 2, 3)).save(tmp_path / "a.png")
+    with pytest.raises(GanzooUsageError, match="has no train split"):
+        load_dataset(str(tmp_path), img_size=8, split="train")
+    test = load_dataset("mnist-5k", img_size=28, split="test")
+    with pytest.raises(GanzooUsageError, match="loaded as its 'test' split"):
+        data.select_split(test, "train")
+
+
+def test_torchvision_splits(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torchvision.datasets
+
+    class FakeFashion:
+        classes = [f"kind {i}" for i in range(10)]
+
+        def __init__(self, root: str, train: bool, download: bool) -> None:
+            n = 6 if train else 3
+            self.data = torch.full((n, 28, 28), 10 if train else 200, dtype=torch.uint8)
+            self.targets = torch.arange(n) + (0 if train else 5)
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeFashion)
+    default = load_dataset("fashion-mnist", img_size=28, root=tmp_path)
+    train = load_dataset("fashion-mnist", img_size=28, root=tmp_path, split="train")
+    test = load_dataset("fashion-mnist", img_size=28, root=tmp_path, split="test")
+    both = load_dataset("fashion-mnist", img_size=28, root=tmp_path, split="all")
+    assert (len(default), default.split, len(train), len(test), test.split) == (6, "train", 6, 3, "test")
+    assert int(test.images.min()) == 200 and test.labels.tolist() == [5, 6, 7]
+    assert len(both) == 9 and both.split == "all" and both.labels.tolist() == [0, 1, 2, 3, 4, 5, 5, 6, 7]
+    assert torch.equal(both.images[6:], test.images)

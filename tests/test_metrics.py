@@ -123,6 +123,8 @@ def test_class_histogram_entropy_and_coverage():
     uniform = torch.eye(10).repeat(10, 1)
     assert class_histogram(uniform, 10)["entropy"] == pytest.approx(math.log(10), abs=1e-4)
     assert class_histogram(uniform, 10)["classes_covered"] == 10
+    collapsed = class_histogram(torch.eye(10)[[8] * 50], 10)
+    assert collapsed["classes_covered"] == 1 and f"{collapsed['entropy']:.3f}" == "0.000"  # not "-0.000"
 
 
 def test_shipped_digits_classifier_matches_its_pin_and_its_accuracy():
@@ -298,6 +300,9 @@ def test_evaluation_during_training_logs_keeps_the_best_and_resumes(tmp_path):
     assert best_meta["training"]["steps"] == 2 * (fids.index(best) + 1)
     final = json.loads((run / "model" / "config.json").read_text())
     assert final["metrics"][0]["provenance"]["fake_images"] == 64
+    # trained on all of mnist-5k, compared with its test part, as `ganzoo eval` compares
+    assert (final["metrics"][0]["provenance"]["split"], final["metrics"][0]["provenance"]["real_images"]) == \
+        ("test", 1000)
 
     # resuming keeps the best so far and evaluates the new steps
     ganzoo.train(out=run, resume=True, steps=6)
@@ -401,3 +406,184 @@ def test_a_headless_timm_model_gives_features_only(monkeypatch):
             Evaluator(data, metrics="is", extractor="timm:test_vit.r160_in1k", num_samples=8).evaluate(gan)
     finally:
         extractors._build.cache_clear()
+
+
+# ------------------------------------------------------------------------------------------------- the split
+
+
+def test_the_classifier_trains_on_the_train_part_and_evaluation_uses_the_test_part(monkeypatch):
+    x_train, y_train, x_test, y_test = digits_module.holdout_split()
+    train = load_dataset("mnist-5k", img_size=28, channels=1, split="train")
+    test = load_dataset("mnist-5k", img_size=28, channels=1, split="test")
+    assert torch.equal(x_test, test.images.float().div(127.5).sub(1)) and torch.equal(y_test, test.labels)
+    assert torch.equal(y_train, train.labels) and len(x_train) == 4000
+    gan = ganzoo.create("dcgan", seed=0, **tiny_config("dcgan", img_size=28))
+    result = ganzoo.evaluate(gan, "mnist-5k", "fid", num_samples=50)
+    assert (result.provenance["split"], result.provenance["real_images"]) == ("test", 1000)
+    seen = []
+    import ganzoo.metrics.evaluation as evaluate_module
+
+    real_extract = evaluate_module.extract_features
+    monkeypatch.setattr(evaluate_module, "extract_features",
+                        lambda ex, images, bs=250: seen.append(images) or real_extract(ex, images, bs))
+    on_train = ganzoo.evaluate(gan, "mnist-5k", "fid", num_samples=50, split="train")
+    assert (on_train.provenance["split"], on_train.provenance["real_images"]) == ("train", 4000)
+    assert torch.equal(seen[0], train.images)  # the train part's features: not the cached test part's
+    assert on_train.values["fid"] != result.values["fid"]
+
+
+def test_evaluator_split_selects_records_and_keys_the_cache(tmp_path):
+    whole = load_dataset("mnist-5k", img_size=28, channels=1)
+    gan = ganzoo.create("dcgan", seed=0, **tiny_config("dcgan", img_size=28))
+    paths = {}
+    for split, size in (("test", 1000), ("train", 4000), ("all", 5000)):
+        evaluator = Evaluator(whole, "fid", num_samples=20, split=split)
+        assert len(evaluator.dataset) == size and evaluator.dataset.split == split
+        result = evaluator.evaluate(gan)
+        assert (result.provenance["split"], result.provenance["real_images"]) == (split, size)
+        paths[split] = evaluator._cache_path(get_extractor("digits"))
+        assert paths[split].is_file()
+    assert len(set(paths.values())) == 3
+    # the same images called another split get their own cache entry: the split is part of the key
+    test = Evaluator(whole, split="test").dataset
+    relabelled = ImageDataset(test.images, test.labels, 10, "mnist-5k", split="all")
+    assert Evaluator(relabelled)._cache_path(get_extractor("digits")) != paths["test"]
+    with pytest.raises(GanzooUsageError, match="load it with load_dataset"):
+        Evaluator(test, split="train")
+    with pytest.raises(GanzooUsageError, match="unknown split"):
+        Evaluator(whole, split="validation")
+
+
+def test_an_image_folder_has_no_test_split(tmp_path):
+    from PIL import Image
+
+    from ganzoo.data import eval_split
+
+    for i in range(3):
+        Image.new("L", (28, 28), 40 * i).save(tmp_path / f"{i}.png")
+    assert eval_split(str(tmp_path)) == "all" and eval_split("mnist-5k") == "test"
+    with pytest.raises(GanzooUsageError, match="has no test split; use split 'all'"):
+        load_dataset(str(tmp_path), img_size=28, split="test")
+    assert load_dataset(str(tmp_path), img_size=28, split="all").split == "all"
+
+
+# ---------------------------------------------------------------------------------- digit diagnostics only
+
+
+def _renamed(data: ImageDataset, name: str, class_names: list[str] | None = None) -> ImageDataset:
+    return ImageDataset(data.images, data.labels, data.num_classes, name, class_names or data.class_names)
+
+
+@pytest.mark.parametrize("name, class_names, digits", [
+    ("mnist-5k", None, True),
+    ("mnist", None, True),
+    ("folder:/data/digits", [str(i) for i in range(10)], True),
+    ("fashion-mnist", ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                       "Ankle boot"], False),
+    ("cifar10", [f"c{i}" for i in range(10)], False),
+    ("folder:/data/clothes", [f"kind{i}" for i in range(10)], False),
+])
+def test_class_diagnostics_only_for_digit_data(name, class_names, digits, caplog):
+    data = _renamed(_subset(200), name, class_names)
+    assert digits_module.is_digit_data(data) is digits
+    gan = ganzoo.create("cgan", seed=0, **tiny_config("cgan"))
+    result = Evaluator(data, num_samples=50).evaluate(gan)
+    if digits:
+        assert sum(result.diagnostics["class_histogram"]) == 50 and "class_control" in result.diagnostics
+        assert "trained on handwritten digits" not in caplog.text
+    else:
+        assert result.diagnostics == {}
+        assert "trained on handwritten digits" in caplog.text
+
+
+def test_eval_command_on_other_data_says_no_classes(tmp_path):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    tiny_train("dcgan", run, steps=1, config={"img_size": 28})
+    folder = tmp_path / "clothes"
+    for kind in ("shirt", "shoe"):
+        (folder / kind).mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (28, 28), 30 * i + (100 if kind == "shoe" else 0)).save(folder / kind / f"{i}.png")
+    result = CliRunner().invoke(cli, ["eval", str(run), "-d", str(folder), "-n", "8", "--device", "cpu",
+                                      "--no-save"])
+    assert result.exit_code == 0, result.output
+    assert "(all split)" in result.output and "is not digit data" in result.output
+    assert "histogram" not in result.output
+    bad = CliRunner().invoke(cli, ["eval", str(run), "-d", str(folder), "--split", "test"])
+    assert bad.exit_code == 2 and "has no test split" in bad.output and "Traceback" not in bad.output
+
+
+# ------------------------------------------------------------------------------------------------- record()
+
+
+def test_record_keeps_values_measured_differently(tmp_path):
+    from ganzoo.metrics.evaluation import EvalResult, record
+
+    run = tmp_path / "run"
+    tiny_train("dcgan", run, steps=1)
+
+    def result(fid: float, n: int, split: str = "test", extractor: str = "digits") -> EvalResult:
+        prov = {"extractor": extractor, "extractor_weights_sha256": "ab" * 32, "real_data": "mnist-5k",
+                "split": split, "fake_images": n, "real_images": 1000, "seed": 0}
+        return EvalResult({"fid": fid}, prov)
+
+    def stored() -> list[tuple[float, int, str, str]]:
+        meta = json.loads((run / "model" / "config.json").read_text())
+        return sorted((m["value"], m["provenance"]["fake_images"], m["provenance"]["split"],
+                       m["provenance"]["extractor"]) for m in meta["metrics"] if m["name"] == "fid")
+
+    record(result(3.0, 2000), run)
+    record(result(9.0, 100), run)  # a 100-sample FID does not replace the 2,000-sample one
+    assert stored() == [(3.0, 2000, "test", "digits"), (9.0, 100, "test", "digits")]
+    record(result(4.0, 2000, split="train"), run)
+    record(result(5.0, 2000, extractor="inception"), run)
+    assert len(stored()) == 4
+    record(result(2.5, 2000), run)  # measured alike: replaces
+    assert stored() == [(2.5, 2000, "test", "digits"), (4.0, 2000, "train", "digits"),
+                        (5.0, 2000, "test", "inception"), (9.0, 100, "test", "digits")]
+    card = (run / "model" / "README.md").read_text()
+    assert "2000 generated" in card and "100 generated" in card
+
+
+# --------------------------------------------------------------------------------------------------- dinov2
+
+
+def test_dinov2_follows_the_fd_dinov2_protocol(monkeypatch):
+    """224x224 input (not timm's 518), the class token as features; built without its pretrained weights."""
+    import timm
+
+    from ganzoo.metrics import extractors
+
+    create = timm.create_model
+    calls = []
+
+    def offline(name, pretrained=False, **kw):
+        calls.append((name, kw))
+        return create(name, pretrained=False, **kw)
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    extractors._build.cache_clear()
+    try:
+        extractor = get_extractor("dinov2-small")
+        assert calls == [("vit_small_patch14_dinov2.lvd142m", {"img_size": 224})]
+        model = extractor.network.model
+        assert extractor.network.size == (224, 224) and tuple(model.patch_embed.img_size) == (224, 224)
+        assert model.pos_embed.shape[1] == 1 + 16 * 16  # the class token and a 16x16 grid of 14-pixel patches
+        seen = []
+        model.patch_embed.register_forward_hook(lambda m, inp, out: seen.append(tuple(inp[0].shape)))
+        images = torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8)
+        features = extractor(images)["features"]
+        assert seen == [(2, 3, 224, 224)] and features.shape == (2, 384)
+        with torch.no_grad():  # the class token after the final norm, as DINOv2's own forward returns it
+            x = images.float().div(255).expand(-1, 3, -1, -1)
+            x = torch.nn.functional.interpolate(x, size=(224, 224), mode="bicubic", antialias=True).clamp(0, 1)
+            token = model.forward_features((x - extractor.network.mean) / extractor.network.std)[:, 0]
+        assert torch.allclose(features, token, atol=1e-4)
+        prov = extractor.provenance()["preprocessing"]
+        assert "resize to 224x224" in prov and "FD-DINOv2 protocol" in prov and "37x37 to 16x16" in prov
+        assert "not PIL's" in prov
+    finally:
+        extractors._build.cache_clear()
+    assert not extractors.is_dinov2("test_vit.r160_in1k")

@@ -48,8 +48,8 @@ def test_zoo_trains_evaluates_and_publishes_a_card_with_its_metrics(zoo, online,
     assert set(values) == {"fid", "is", "is_std"}
     for metric in meta["metrics"]:
         prov = metric["provenance"]
-        assert (prov["extractor"], prov["real_data"], prov["fake_images"], prov["real_images"]) == \
-            ("digits", "mnist-5k", 100, 5000)
+        assert (prov["extractor"], prov["real_data"], prov["split"], prov["fake_images"], prov["real_images"]) == \
+            ("digits", "mnist-5k", "test", 100, 1000)
 
     card = ModelCard(files["README.md"].decode())
     assert card.data.library_name == "ganzoo" and card.data.license == "cc-by-sa-3.0"

@@ -5,15 +5,20 @@ The metric formulas are torch-fidelity's (`fid_statistics_to_metric`, `kid_featu
 torch-fidelity's own input and caching layer reads its cache in a way that can run code stored in the files and
 starts DataLoader worker processes. What ganzoo adds:
 
-- real features per (dataset content, image size, extractor, weights) cached as safetensors under
+- a fixed real reference: by default the dataset's test split (`ganzoo.data.SPLITS`; for mnist-5k the 1,000 digits
+  the `digits` classifier never saw, see `ganzoo.data`), so a generator that memorises its training images is not
+  rewarded and the floor (train against test) is honest;
+- real features per (dataset content, split, image size, extractor, weights) cached as safetensors under
   `$GANZOO_HOME/metrics/`, so a second evaluation does not recompute them;
 - generated images drawn with a fixed seed (class labels cycling through the classes for conditional models) and
   rounded to uint8 as a saved PNG would be, the same quantisation as the real images;
 - a provenance record with every result: extractor and its weights' sha256, feature layer, numbers of real and
   generated images, which split, how images were resized, seed, library versions;
-- for labelled data and an extractor whose logits are the dataset's classes (`digits` on digit data), the class
-  histogram of generated images, its entropy and how many classes are covered (and, for conditional models, how
-  often the requested class is what the classifier sees).
+- for digit data only (`ganzoo.metrics.digits.is_digit_data`: mnist-5k, mnist, an image folder with sub-folders
+  0 to 9) and the `digits` extractor, the class histogram of generated images under the digit classifier, its
+  entropy and how many classes are covered (and, for conditional models, how often the requested class is what the
+  classifier sees). Other data gets none of these: a digit classifier says nothing about the classes of clothes,
+  objects or faces.
 """
 
 from __future__ import annotations
@@ -32,14 +37,15 @@ import torch
 
 from ganzoo import __version__
 from ganzoo.errors import GanzooUsageError
+from ganzoo.metrics.digits import is_digit_data
 from ganzoo.metrics.extractors import Extractor, canonical_name, get_extractor
 
 if TYPE_CHECKING:
     from ganzoo.data import ImageDataset
     from ganzoo.model import GANModel
 
-__all__ = ["METRICS", "EvalResult", "Evaluator", "evaluate", "extract_features", "frechet_distance",
-           "higher_is_better", "parse_metrics"]
+__all__ = ["COMPARABLE_FIELDS", "METRICS", "EvalResult", "Evaluator", "comparable", "evaluate", "extract_features",
+           "frechet_distance", "higher_is_better", "parse_metrics", "record"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +107,11 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     return float(next(iter(fid_statistics_to_metric(stats_a, stats_b, False).values())))
 
 
-def _kid(fake: torch.Tensor, real: torch.Tensor, seed: int) -> dict[str, float]:
+def _kid(fake: torch.Tensor, real: torch.Tensor, seed: int, subsets: int = KID_SUBSETS) -> dict[str, float]:
     from torch_fidelity.metric_kid import kid_features_to_metric
 
     subset = min(KID_SUBSET_SIZE, len(fake), len(real))
-    out = kid_features_to_metric(fake, real, kid_subsets=KID_SUBSETS, kid_subset_size=subset, rng_seed=seed,
+    out = kid_features_to_metric(fake, real, kid_subsets=subsets, kid_subset_size=subset, rng_seed=seed,
                                  verbose=False)
     return {"kid": out["kernel_inception_distance_mean"], "kid_std": out["kernel_inception_distance_std"]}
 
@@ -133,7 +139,7 @@ def class_histogram(logits: torch.Tensor, num_classes: int) -> dict[str, Any]:
     """
     counts = torch.bincount(logits.argmax(1), minlength=num_classes)[:num_classes]
     p = counts.double() / max(1, int(counts.sum()))
-    entropy = float(-(p[p > 0] * p[p > 0].log()).sum())
+    entropy = float(-(p[p > 0] * p[p > 0].log()).sum()) + 0.0  # + 0.0: one class gives 0, not -0
     threshold = len(logits) / num_classes / 10
     return {"class_histogram": counts.tolist(), "entropy": round(entropy, 4),
             "max_entropy": round(math.log(num_classes), 4),
@@ -179,6 +185,8 @@ class Evaluator:
 
     Args:
         dataset: the real images (an `ImageDataset`, at the resolution and channels the generators produce).
+        split: compare with this part of `dataset` ("train", "test", "all"; see `ganzoo.data.select_split`);
+            None: the dataset as given. Its `split` is recorded in the provenance and is part of the cache key.
         metrics: names from `METRICS`, as a list or "fid,kid".
         extractor: a feature extractor name (see `ganzoo.metrics.extractors`).
         num_samples: generated images per evaluation (default: as many as there are real images, at most 50,000).
@@ -191,8 +199,12 @@ class Evaluator:
 
     def __init__(self, dataset: ImageDataset, metrics: str | Sequence[str] = "fid", extractor: str = "digits",
                  num_samples: int | None = None, seed: int = 0, batch_size: int = 250,
-                 device: str | torch.device | None = None, cache: bool = True, **generator_kwargs: Any) -> None:
-        self.dataset = dataset
+                 device: str | torch.device | None = None, cache: bool = True, *, split: str | None = None,
+                 **generator_kwargs: Any) -> None:
+        from ganzoo.data import select_split
+
+        self.dataset = select_split(dataset, split) if split is not None else dataset
+        dataset = self.dataset
         self.metrics = parse_metrics(metrics)
         self.extractor_name = canonical_name(extractor)
         self.num_samples = num_samples or min(len(dataset), 50_000)
@@ -213,7 +225,8 @@ class Evaluator:
         digest = hashlib.sha256()
         digest.update(json.dumps({"extractor": extractor.name, "weights": extractor.weights_sha256,
                                   "layer": extractor.feature_layer, "shape": list(self.dataset.images.shape),
-                                  "preprocessing": extractor.preprocessing}, sort_keys=True).encode())
+                                  "preprocessing": extractor.preprocessing, "data": self.dataset.name,
+                                  "split": self.dataset.split}, sort_keys=True).encode())
         digest.update(self.dataset.images.contiguous().numpy().tobytes())
         return digest.hexdigest()
 
@@ -244,7 +257,7 @@ class Evaluator:
 
             from ganzoo._io import write_bytes
 
-            write_bytes(path, save(self._real, metadata={"dataset": self.dataset.name,
+            write_bytes(path, save(self._real, metadata={"dataset": self.dataset.name, "split": self.dataset.split,
                                                          "extractor": extractor.name}))
             logger.info("real features cached in %s", path)
         return self._real
@@ -267,6 +280,10 @@ class Evaluator:
         if "is" in self.metrics and not extractor.has_logits:
             raise GanzooUsageError(f"the Inception Score needs class logits, which the {extractor.name} extractor "
                                    "does not have; use --extractor inception or digits")
+        if extractor.name == "digits" and not is_digit_data(self.dataset):
+            logger.warning("the digits extractor was trained on handwritten digits; on %s its distances mean little "
+                           "and no class diagnostics are given; use --extractor inception or dinov2",
+                           self.dataset.name)
         real = self.real_features(extractor)
         images, labels = self.generate(model)
         fake = extract_features(extractor, images, self.batch_size)
@@ -281,7 +298,7 @@ class Evaluator:
             else:
                 values.update(_precision_recall(fake["features"], real["features"]))
         diagnostics = self._diagnostics(extractor, fake, labels)
-        provenance = {**extractor.provenance(), "real_data": self.dataset.name, "split": "train",
+        provenance = {**extractor.provenance(), "real_data": self.dataset.name, "split": self.dataset.split,
                       "real_images": len(self.dataset), "fake_images": self.num_samples,
                       "image_size": f"{shape[1]}x{shape[2]}x{shape[0]}",
                       "real_resize": "to the model's size when loaded (antialiased), as in training",
@@ -293,7 +310,7 @@ class Evaluator:
     def _diagnostics(self, extractor: Extractor, fake: dict[str, torch.Tensor],
                      labels: torch.Tensor | None) -> dict[str, Any]:
         classes = self.dataset.num_classes
-        if not classes or "logits" not in fake or fake["logits"].shape[1] != classes:
+        if extractor.name != "digits" or not is_digit_data(self.dataset) or "logits" not in fake:
             return {}
         result = class_histogram(fake["logits"], classes)
         real = self.real_features(extractor)
@@ -311,21 +328,23 @@ class Evaluator:
 def evaluate(model: GANModel | str | Path, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
              extractor: str = "digits", num_samples: int | None = None, seed: int = 0,
              device: str | torch.device | None = None, batch_size: int = 250, cache: bool = True,
-             **generator_kwargs: Any) -> EvalResult:
+             split: str | None = None, **generator_kwargs: Any) -> EvalResult:
     """Evaluate a generator (a `GANModel`, or anything `ganzoo.load` takes) against a dataset.
 
         result = ganzoo.evaluate("runs/dcgan", "mnist-5k", ["fid", "kid"], extractor="digits")
         result.values        # {"fid": ..., "kid": ..., "kid_std": ...}
-        result.diagnostics   # class histogram, entropy, classes covered (labelled digit data)
-        result.provenance    # extractor, weights sha256, image counts, seed, versions
+        result.diagnostics   # class histogram, entropy, classes covered (digit data only)
+        result.provenance    # extractor, weights sha256, data and split, image counts, seed, versions
 
-    The real images are loaded at the model's resolution and channels. See `Evaluator` for the arguments.
+    The real images are `data`'s `split` ("train", "test", "all"; default: "test" where the data has a split,
+    "all" for an image folder), loaded at the model's resolution and channels. See `Evaluator` for the arguments.
     """
-    from ganzoo.data import load_dataset
+    from ganzoo.data import eval_split, load_dataset
     from ganzoo.model import GANModel
 
     parse_metrics(metrics)
     canonical_name(extractor)
+    split = eval_split(data, split)
     if not isinstance(model, GANModel):
         from ganzoo.api import load
 
@@ -333,16 +352,28 @@ def evaluate(model: GANModel | str | Path, data: str = "mnist-5k", metrics: str 
     elif device is not None:
         model = model.to(device)
     c, h, _ = model.img_shape
-    dataset = load_dataset(data, img_size=h, channels=c)
+    dataset = load_dataset(data, img_size=h, channels=c, split=split)
     evaluator = Evaluator(dataset, metrics, extractor, num_samples, seed, batch_size, device, cache,
                           **generator_kwargs)
     return evaluator.evaluate(model)
 
 
+#: provenance fields that must agree for two stored values of a metric to measure the same thing
+COMPARABLE_FIELDS = ("extractor", "extractor_weights_sha256", "real_data", "split", "fake_images")
+
+
+def comparable(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two stored records ({"name", "value", "provenance"}) are the same metric measured alike, so that the
+    newer may replace the older: the same extractor and weights, data, split and number of generated images."""
+    pa, pb = a.get("provenance") or {}, b.get("provenance") or {}
+    return a.get("name") == b.get("name") and all(pa.get(k) == pb.get(k) for k in COMPARABLE_FIELDS)
+
+
 def record(result: EvalResult, path: str | Path) -> list[Path]:
     """Store a result with the model it measured: a run folder gets a line in metrics.jsonl, and the model folder
-    (the run's `model/`, or `path` itself) gets the metrics in config.json and in its model card. Earlier values of
-    the same metric, extractor and data are replaced. Returns the files written."""
+    (the run's `model/`, or `path` itself) gets the metrics in config.json and in its model card. An earlier value
+    is replaced only by one measured alike (`comparable`: the same metric, extractor and weights, data, split and
+    number of generated images); values measured otherwise are kept beside it. Returns the files written."""
     from ganzoo._io import write_json, write_text
     from ganzoo.card import model_card
     from ganzoo.serialization import CARD_NAME, CONFIG_NAME, is_model_folder, load_model_folder
@@ -362,13 +393,9 @@ def record(result: EvalResult, path: str | Path) -> list[Path]:
             fh.write(json.dumps(line) + "\n")
         written.append(run / "metrics.jsonl")
 
-    def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
-        keys = ("extractor", "real_data")
-        return a["name"] == b["name"] and all(a["provenance"].get(k) == b["provenance"].get(k) for k in keys)
-
     meta = json.loads((folder / CONFIG_NAME).read_text(encoding="utf-8"))
     kept = [m for m in meta.get("metrics", []) if isinstance(m, dict) and "name" in m and isinstance(
-        m.get("provenance"), dict) and not any(same(m, r) for r in records)]
+        m.get("provenance"), dict) and not any(comparable(m, r) for r in records)]
     meta["metrics"] = kept + records
     write_json(folder / CONFIG_NAME, meta)
     model = load_model_folder(folder, discriminator=False)

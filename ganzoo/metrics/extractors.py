@@ -5,14 +5,21 @@ Every extractor is a torch-fidelity `FeatureExtractorBase` (ganzoo's own are reg
 that knows the feature layer per metric, the sha256 of its weights and how images are prepared for it.
 
 - `digits`: ganzoo's digit classifier (`ganzoo.metrics.digits`), shipped with the package: offline, small, for
-  MNIST-like data. Features: 128 penultimate activations; logits: 10 classes.
+  digit data. Features: the 128-unit feature layer before its ReLU, L2-normalised and scaled to length sqrt(128)
+  (why: `ganzoo.metrics.digits`); logits: 10 classes.
 - `inception`: the TensorFlow Inception-v3 of the original FID and Inception Score, as ported by torch-fidelity
   (`inception-v3-compat`), so the numbers compare with published FIDs. The weights are downloaded on first use
   into ganzoo's cache, checked against the sha256 prefix in their file name and read with
   `torch.load(weights_only=True)`; they never unpickle code.
-- `timm:<model>`: any timm model with pretrained weights, e.g. `timm:vit_large_patch14_dinov2.lvd142m` (alias
-  `dinov2`) for the Fréchet DINOv2 distance. Features: the pooled pre-logits embedding; logits when the model has
-  a classifier head. Weights come from the Hugging Face Hub through timm (cached by huggingface_hub).
+- `timm:<model>`: any timm model with pretrained weights, at the input size of its pretrained config. Features:
+  the pooled pre-logits embedding; logits when the model has a classifier head. Weights come from the Hugging Face
+  Hub through timm (cached by huggingface_hub).
+- `dinov2` (`timm:vit_large_patch14_dinov2.lvd142m`; `dinov2-small` for ViT-S/14) and every timm DINOv2 model: the
+  Fréchet DINOv2 distance's protocol (Stein et al. 2023, "Exposing flaws of generative model evaluation metrics",
+  and its code, dgm-eval): RGB resized to 224x224 with bicubic interpolation, ImageNet mean and std, the class
+  token after the final norm as features; not timm's default 518x518. Two differences remain, named in the
+  provenance: the resize is torch's bicubic (antialiased), not PIL's, and timm resamples the position embeddings to
+  the 16x16 grid once when loading (bicubic, antialiased), where DINOv2's own code interpolates them at run time.
 """
 
 from __future__ import annotations
@@ -136,13 +143,18 @@ def _fidelity_base() -> type:
     return FeatureExtractorBase
 
 
+#: the digits extractor's feature layer: 128 values before the ReLU, L2-normalised, scaled to length sqrt(128)
+FEATURES = "128-l2"
+
+
 @functools.cache
 def digits_class() -> type:
     """torch-fidelity extractor class for the digits classifier (registered as `ganzoo-digits`)."""
     from ganzoo.metrics import digits
 
     class DigitsFeatureExtractor(_fidelity_base()):  # type: ignore[misc]
-        """ganzoo's digit classifier: features '128' (penultimate) and 'logits' (10 classes) of uint8 images."""
+        """ganzoo's digit classifier: features '128-l2' (the normalised feature layer) and 'logits' (10 classes) of
+        uint8 images."""
 
         def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
             super().__init__(name, features_list)
@@ -150,11 +162,11 @@ def digits_class() -> type:
 
         @staticmethod
         def get_provided_features_list() -> tuple[str, ...]:
-            return ("128", "logits")
+            return (FEATURES, "logits")
 
         @staticmethod
         def get_default_feature_layer_for_metric(metric: str) -> str:
-            return "logits" if metric == "isc" else "128"
+            return "logits" if metric == "isc" else FEATURES
 
         @staticmethod
         def can_be_compiled() -> bool:
@@ -166,7 +178,7 @@ def digits_class() -> type:
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
             features, logits = self.classifier.features(digits.to_input(x))
-            named = {"128": features, "logits": logits}
+            named = {FEATURES: features, "logits": logits}
             return tuple(named[k] for k in self.features_list)
 
     _register("ganzoo-digits", DigitsFeatureExtractor)
@@ -183,8 +195,8 @@ def _register(name: str, cls: type) -> None:
 def _digits(device: torch.device) -> Extractor:
     from ganzoo.metrics import digits
 
-    network = digits_class()("ganzoo-digits", ["128", "logits"]).eval().requires_grad_(False).to(device)
-    return Extractor("digits", network, "128", "logits", digits.SHA256,
+    network = digits_class()("ganzoo-digits", [FEATURES, "logits"]).eval().requires_grad_(False).to(device)
+    return Extractor("digits", network, FEATURES, "logits", digits.SHA256,
                      "gray (channel mean), bilinear antialiased resize to 28x28, scaled to [-1, 1]", device)
 
 
@@ -261,6 +273,14 @@ class _GrayToRGB(torch.nn.Module):
 
 # --------------------------------------------------------------------------------------------------------- timm
 
+#: input size of the Fréchet DINOv2 distance (Stein et al. 2023; dgm-eval resizes every image to 224x224)
+FD_DINOV2_SIZE = 224
+
+
+def is_dinov2(model_name: str) -> bool:
+    """Whether a timm model is a DINOv2 backbone, measured with the FD-DINOv2 protocol's 224x224 input."""
+    return "dinov2" in model_name
+
 
 @functools.cache
 def timm_class(model_name: str) -> type:
@@ -274,11 +294,12 @@ def timm_class(model_name: str) -> type:
             import timm
             from timm.data import resolve_model_data_config
 
-            self.model = timm.create_model(model_name, pretrained=True).eval().requires_grad_(False)
+            size = {"img_size": FD_DINOV2_SIZE} if is_dinov2(model_name) else {}
+            self.model = timm.create_model(model_name, pretrained=True, **size).eval().requires_grad_(False)
             if not self.model.num_classes:  # a headless model (DINOv2's backbone, say): features only
                 self.features_list = [f for f in self.features_list if f != "logits"]
             cfg = resolve_model_data_config(self.model)
-            self.size = tuple(cfg["input_size"][-2:])
+            self.size = (FD_DINOV2_SIZE, FD_DINOV2_SIZE) if size else tuple(cfg["input_size"][-2:])
             self.register_buffer("mean", torch.tensor(cfg["mean"]).view(1, 3, 1, 1), persistent=False)
             self.register_buffer("std", torch.tensor(cfg["std"]).view(1, 3, 1, 1), persistent=False)
 
@@ -332,7 +353,15 @@ def _timm(model_name: str, device: torch.device) -> Extractor:
                           "they are cached, or use --extractor digits") from None
     network = network.to(device)
     cfg = network.model.pretrained_cfg
+    preprocessing = (f"RGB (gray repeated), bicubic antialiased resize to {network.size[0]}x{network.size[1]}, "
+                     f"normalised with mean {cfg.get('mean')} std {cfg.get('std')}")
+    if is_dinov2(model_name):
+        trained = cfg.get("input_size", (3, 518, 518))[-1]
+        patch = network.size[0] // network.model.patch_embed.grid_size[0]
+        preprocessing += (f"; the FD-DINOv2 protocol (Stein et al. 2023, dgm-eval) at {FD_DINOV2_SIZE}x"
+                          f"{FD_DINOV2_SIZE}, class token as features, except: torch's bicubic resize, not PIL's, and "
+                          f"position embeddings resampled by timm from {trained // patch}x{trained // patch} to "
+                          f"{network.size[0] // patch}x{network.size[1] // patch} once at load (bicubic, "
+                          "antialiased), not at run time as DINOv2's code does")
     return Extractor(f"timm:{model_name}", network, "pooled", "logits" if "logits" in network.features_list else None,
-                     state_dict_sha256(network.model),
-                     f"RGB (gray repeated), bicubic antialiased resize to {network.size[0]}x{network.size[1]}, "
-                     f"normalised with mean {cfg.get('mean')} std {cfg.get('std')}", device)
+                     state_dict_sha256(network.model), preprocessing, device)

@@ -197,9 +197,16 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
         run_info["preset"] = plan["preset"]
     evaluator = None
     if options.eval_every:
+        from ganzoo.data import eval_split, load_dataset, select_split
         from ganzoo.metrics import Evaluator
 
-        evaluator = Evaluator(dataset, metrics=options.eval_metrics, extractor=options.eval_extractor,
+        split = eval_split(options.data)  # the test part where the data has one, as `ganzoo eval` compares with
+        if dataset.split == split or dataset.name == "mnist-5k":
+            reference = select_split(dataset, split)
+        else:
+            reference = load_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
+                                     on_bad_image=options.on_bad_image, split=split)
+        evaluator = Evaluator(reference, metrics=options.eval_metrics, extractor=options.eval_extractor,
                               num_samples=options.eval_samples, seed=options.seed)
     if world is not None:
         run_info["processes"] = world.world_size
