@@ -67,10 +67,11 @@ def _class_indices(dataset: ImageDataset) -> list[torch.Tensor]:
     return [torch.nonzero(dataset.labels == c).flatten() for c in range(dataset.num_classes)]
 
 
-def _subset(dataset: ImageDataset, index: torch.Tensor, name: str) -> ImageDataset:
+def _subset(dataset: ImageDataset, index: torch.Tensor) -> ImageDataset:
+    """The images at `index`, in dataset order; the name stays, so digit data is still known as digit data."""
     index = index.sort().values
     labels = dataset.labels[index] if dataset.labels is not None else None
-    return dataclasses.replace(dataset, images=dataset.images[index], labels=labels, name=name)
+    return dataclasses.replace(dataset, images=dataset.images[index], labels=labels)
 
 
 def reference_set(dataset: ImageDataset, n: int) -> ImageDataset:
@@ -79,7 +80,7 @@ def reference_set(dataset: ImageDataset, n: int) -> ImageDataset:
         return dataset
     groups = _class_indices(dataset)
     take = [g[:round(n * len(g) / len(dataset))] for g in groups]
-    return _subset(dataset, torch.cat(take), f"{dataset.name} (first {n}, stratified)")
+    return _subset(dataset, torch.cat(take))
 
 
 class RealImages:

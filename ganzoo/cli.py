@@ -335,7 +335,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @click.option("--on-bad-image", type=click.Choice(["fail", "skip"]),
               help="What to do with an unreadable image in an image folder.  [default: fail]")
 @click.option("--eval-every", type=click.IntRange(min=1),
-              help="Evaluate the generator every N steps (and at the end), logged to metrics.jsonl.")
+              help="Evaluate the generator every N steps (and at the end) against the data's test split (all of "
+                   "an image folder), logged to metrics.jsonl.")
 @click.option("--eval-metrics", help="Metrics for --eval-every, comma-separated (fid, kid, is, pr).  [default: fid]")
 @click.option("--eval-extractor", help="Feature extractor for --eval-every (see `ganzoo eval --help`).  "
                                        "[default: digits]")
