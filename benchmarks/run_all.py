@@ -211,7 +211,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sections = [s for s in args.sections if s.key != "ddp"]
         args.left_out["ddp"] = f"it needs 2 GPUs with `--device cuda`, this machine has {torch.cuda.device_count()}"
     if args.out is None:
-        args.out = (Path(tempfile.gettempdir()) / "ganzoo-benchmarks-quick" if args.quick else RESULTS_DIR) / "RESULTS.md"
+        folder = Path(tempfile.gettempdir()) / "ganzoo-benchmarks-quick" if args.quick else RESULTS_DIR
+        args.out = folder / "RESULTS.md"
     if args.json is None:
         args.json = args.out.with_suffix(".json")
     return args
