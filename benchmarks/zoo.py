@@ -118,6 +118,9 @@ def reusable(run: Path, command: str, steps: int | None) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     want = planned(command, steps)
+    if want.get("config", {}).get("num_classes") == 0 and "num_classes" in have.get("config", {}):
+        # 0 in a plan means "from the data": the run resolved it when it started
+        want["config"] = {**want["config"], "num_classes": have["config"]["num_classes"]}  # type: ignore[dict-item]
     same = all(have.get(k) == want.get(k) for k in _SAME_WEIGHTS) and all(
         have.get("options", {}).get(k) == want.get("options", {}).get(k) for k in _SAME_WEIGHTS_OPTIONS)
     if not same or finished != want["recipe"]["steps"]:  # type: ignore[index]

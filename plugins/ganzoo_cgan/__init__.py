@@ -223,7 +223,23 @@ architecture = Architecture(
     pretrained=(
         PretrainedCfg(name="cgan-mnist-5k", repo_id="ganzoo/cgan-mnist-5k", dataset="mnist-5k", resolution=28,
                       license="cc-by-sa-3.0", recipe="ganzoo train --arch cgan --data mnist-5k",
-                      summary="the default recipe (concat D, conditional BatchNorm in G) on the embedded digits"),
+                      summary="the default recipe (concat D, conditional BatchNorm in G) on the embedded digits",
+                      files='pretrained/cgan-mnist-5k',
+                      sha256={
+                          'config.json': 'e14c8df5a2ff3cd663d5bc7e10559fd1e7144e14fae004b47816b0dbf4e8e315',
+                          'generator.safetensors': '48e121f3594e95d5915e6f9c578c1d50165dfc48826c95445b716f5d3662ee97',
+                          'discriminator.safetensors':
+                              '8ef6d4edd8c1e80659aaf5d6d070ea70965a99b0bd68e47a6e8feb5700e2dad3',
+                      },
+                      metrics={
+                          'fid': 0.9553,
+                          'kid': 0.0033,
+                          'kid_std': 0.0026,
+                          'is': 9.362,
+                          'is_std': 0.1189,
+                          'precision': 0.7155,
+                          'recall': 0.775,
+                      }),
     ),
     test_config={"img_size": 28, "z_dim": 16, "g_width": 8, "d_width": 8, "embed_dim": 4, "num_classes": 10},
 )

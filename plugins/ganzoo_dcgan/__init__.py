@@ -146,7 +146,23 @@ architecture = Architecture(
     pretrained=(
         PretrainedCfg(name="dcgan-mnist-5k", repo_id="ganzoo/dcgan-mnist-5k", dataset="mnist-5k", resolution=32,
                       license="cc-by-sa-3.0", recipe="ganzoo train --arch dcgan --data mnist-5k",
-                      summary="the default recipe on the embedded digits"),
+                      summary="the default recipe on the embedded digits",
+                      files='pretrained/dcgan-mnist-5k',
+                      sha256={
+                          'config.json': 'a42e29248ee0db3af6fabb4a639ef7b5361c120070451bb30eddcd30c62834ae',
+                          'generator.safetensors': '506b2f1029ddfb774c18a651f065676fb3ff53a591812405e35d12c9d2bb5058',
+                          'discriminator.safetensors':
+                              '0f48a8dc3953904a32201327b390930cb04f4d909a3410a87120e67b23c1ee6d',
+                      },
+                      metrics={
+                          'fid': 4.5424,
+                          'kid': 0.0825,
+                          'kid_std': 0.0058,
+                          'is': 6.8991,
+                          'is_std': 0.1493,
+                          'precision': 0.429,
+                          'recall': 0.863,
+                      }),
         PretrainedCfg(name="dcgan-mnist", repo_id="ganzoo/dcgan-mnist", dataset="mnist", resolution=32,
                       license="cc-by-sa-3.0", recipe="ganzoo train --arch dcgan --data mnist --steps 10000",
                       summary="all 60,000 MNIST training digits"),

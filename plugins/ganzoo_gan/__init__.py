@@ -80,6 +80,22 @@ architecture = Architecture(
     pretrained=(
         PretrainedCfg(name="gan-mnist-5k", repo_id="ganzoo/gan-mnist-5k", dataset="mnist-5k", resolution=28,
                       license="cc-by-sa-3.0", recipe="ganzoo train --arch gan --data mnist-5k",
-                      summary="the default recipe on the embedded digits"),
+                      summary="the default recipe on the embedded digits",
+                      files='pretrained/gan-mnist-5k',
+                      sha256={
+                          'config.json': 'f191d04f4c98b8b13787c72a66c9b6afde8a0c93f45860b6f5271fe69f162d00',
+                          'generator.safetensors': 'f04b490623849621eee4b83f66b7d25450ae43081c2edec2bddf61783101db8d',
+                          'discriminator.safetensors':
+                              'a90d5b83b2e8f95aeb8f388f9ddba0d325f4519afac9290889f0b0be9617996d',
+                      },
+                      metrics={
+                          'fid': 15.7948,
+                          'kid': 0.5341,
+                          'kid_std': 0.015,
+                          'is': 4.9335,
+                          'is_std': 0.1451,
+                          'precision': 0.406,
+                          'recall': 0.251,
+                      }),
     ),
 )

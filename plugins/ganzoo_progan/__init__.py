@@ -356,7 +356,23 @@ architecture = Architecture(
     pretrained=(
         PretrainedCfg(name="progan-mnist-5k", repo_id="ganzoo/progan-mnist-5k", dataset="mnist-5k", resolution=32,
                       license="cc-by-sa-3.0", recipe="ganzoo train --arch progan --data mnist-5k",
-                      summary="the default recipe on the embedded digits, grown from 4x4 to 32x32"),
+                      summary="the default recipe on the embedded digits, grown from 4x4 to 32x32",
+                      files='pretrained/progan-mnist-5k',
+                      sha256={
+                          'config.json': '39ff8daa2db19b734226decb3c8922b0fcb6fb15afd0bea7665c150e51eff2fe',
+                          'generator.safetensors': '33c6c036ddbdbbf5e7961b5375ade2c57c788b767379e31a33ef4f44a4bcda09',
+                          'discriminator.safetensors':
+                              '702d06dc1f30fa4c1cf0ad69cf7a2db368944c26f8ff28bf99538a388210dcab',
+                      },
+                      metrics={
+                          'fid': 6.2405,
+                          'kid': 0.1125,
+                          'kid_std': 0.0068,
+                          'is': 6.6949,
+                          'is_std': 0.1719,
+                          'precision': 0.369,
+                          'recall': 0.808,
+                      }),
     ),
     test_config=_TEST_CONFIG,
 )

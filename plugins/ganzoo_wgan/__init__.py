@@ -154,7 +154,23 @@ architecture = Architecture(
     pretrained=(
         PretrainedCfg(name="wgan-mnist-5k", repo_id="ganzoo/wgan-mnist-5k", dataset="mnist-5k", resolution=28,
                       license="cc-by-sa-3.0", recipe="ganzoo train --arch wgan --data mnist-5k",
-                      summary="the default WGAN-GP recipe on the embedded digits"),
+                      summary="the default WGAN-GP recipe on the embedded digits",
+                      files='pretrained/wgan-mnist-5k',
+                      sha256={
+                          'config.json': 'd9f9304c7d3145340f7ea2c78e22cbdcc3eb7088276acedae0f8d6ef90b4cbaf',
+                          'generator.safetensors': '65d851dcc1fdb526c9d59a169b5f09fdeec992e5823bbdd2e1d4ec62423625f3',
+                          'discriminator.safetensors':
+                              'c6ceca613e0e755c83dd0057f0e84c3b0a83b86dcd6f38070cbeb150d0c6e23d',
+                      },
+                      metrics={
+                          'fid': 8.4767,
+                          'kid': 0.1716,
+                          'kid_std': 0.0081,
+                          'is': 6.3123,
+                          'is_std': 0.1221,
+                          'precision': 0.3145,
+                          'recall': 0.863,
+                      }),
     ),
     test_config={"img_size": 28, "g_width": 8, "d_width": 8, "z_dim": 16},
 )
