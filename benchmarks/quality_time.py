@@ -362,7 +362,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
                 label="plain DCGAN loop" if name == "plain" else name, **style)
     ax.axhline(result["floor"]["fid"], color="grey", linewidth=1, linestyle=":", label="floor (real vs real)")
     ax.set_yscale("log")
-    ax.set_xlabel("training time (process CPU seconds, 2 cores)")
+    ax.set_xlabel("training time (process CPU seconds)")
     ax.set_ylabel("digits FD vs mnist-5k test split (log)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
