@@ -27,6 +27,9 @@ and pushed when asked), 1 otherwise, 2 for a bad request.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
 import shlex
 import shutil
 import sys
@@ -87,10 +90,6 @@ _SAME_WEIGHTS_OPTIONS = ("data", "seed")
 
 def planned(command: str, steps: int | None) -> dict[str, object]:
     """The plan (what a run's config.json holds) that a catalogue recipe command resolves to."""
-    import contextlib
-    import io
-    import json
-
     from ganzoo.cli import cli
 
     args = shlex.split(command)[1:] + ["--dry-run"] + (["--steps", str(steps)] if steps is not None else [])
@@ -110,8 +109,6 @@ def reusable(run: Path, command: str, steps: int | None) -> str | None:
     A run of the same architecture, preset, config, recipe, data and seed has the same weights whatever its run
     options (logging, sampling and checkpoint cadence), e.g. one that benchmarks/quality_time.py trained.
     """
-    import json
-
     try:
         have = json.loads((run / "config.json").read_text(encoding="utf-8"))
         finished = json.loads((run / "model" / "config.json").read_text(encoding="utf-8"))["training"]["steps"]

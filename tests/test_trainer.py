@@ -37,13 +37,18 @@ def sigint_handler():
     signal.signal(signal.SIGINT, before)
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_exactly(tmp_path, sigint_handler):
-    def interrupt_at_3(step, total, record):
-        if step == 3:
-            os.kill(os.getpid(), signal.SIGINT)
+def _signal_at(at: int, sig: signal.Signals):
+    """A progress callback that sends this process `sig` after step `at`."""
+    def progress(step, total, record):
+        if step == at:
+            os.kill(os.getpid(), sig)
 
+    return progress
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_exactly(tmp_path, sigint_handler):
     with pytest.raises(TrainingInterrupted) as info:
-        tiny_train("gan", tmp_path / "run", steps=6, progress=interrupt_at_3)
+        tiny_train("gan", tmp_path / "run", steps=6, progress=_signal_at(3, signal.SIGINT))
     assert info.value.step == 3 and info.value.checkpoint.is_file()
     assert (tmp_path / "run" / "model" / "generator.safetensors").is_file()  # exported on the way out
     assert signal.getsignal(signal.SIGINT) is sigint_handler  # the handler from before the run, restored
@@ -59,20 +64,12 @@ def test_an_ignored_sigint_stays_ignored_and_sigterm_still_stops(tmp_path):
     before_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
     before_term = signal.getsignal(signal.SIGTERM)
     try:
-        def interrupt_at_2(step, total, record):
-            if step == 2:
-                os.kill(os.getpid(), signal.SIGINT)
-
-        model = tiny_train("gan", tmp_path / "ignored", steps=4, progress=interrupt_at_2)
+        model = tiny_train("gan", tmp_path / "ignored", steps=4, progress=_signal_at(2, signal.SIGINT))
         assert model.info["training"]["steps"] == 4  # ran to the end
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
-        def terminate_at_2(step, total, record):
-            if step == 2:
-                os.kill(os.getpid(), signal.SIGTERM)
-
         with pytest.raises(TrainingInterrupted) as info:
-            tiny_train("gan", tmp_path / "term", steps=4, progress=terminate_at_2)
+            tiny_train("gan", tmp_path / "term", steps=4, progress=_signal_at(2, signal.SIGTERM))
         assert info.value.step == 2 and info.value.checkpoint.is_file()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         assert signal.getsignal(signal.SIGTERM) is before_term
