@@ -3,7 +3,7 @@
     from ganzoo.testing import check_architecture, check_fast_paths, check_resume, check_shipped
 
     def test_my_arch(tmp_path):
-        check_architecture("my-arch", tmp_path)
+        check_architecture("my-arch", tmp_path)      # includes check_modern_recipe: RpGAN + R1/R2, ADA, schedules
         check_resume("my-arch", tmp_path / "resume")
         check_fast_paths("my-arch", tmp_path / "fast")
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["assert_same_state", "check_architecture", "check_fast_paths", "check_resume", "check_shipped",
-           "tiny_config", "tiny_train"]
+__all__ = ["MODERN_RECIPE", "assert_same_state", "check_architecture", "check_fast_paths", "check_modern_recipe",
+           "check_resume", "check_shipped", "tiny_config", "tiny_train"]
 
 
 def tiny_config(architecture: str, **overrides: Any) -> dict[str, Any]:
@@ -66,12 +66,51 @@ def check_architecture(architecture: str, tmp_path: Path, steps: int = 2) -> Non
     assert torch.equal(expected, got), "samples differ after reloading"
     assert got.min() >= -1 and got.max() <= 1
     assert torch.isfinite(got).all()
+    # the paths of post-2019 GANs: a relativistic loss with R1 and R2, adaptive augmentation, step-derived schedules
+    check_modern_recipe(architecture, Path(tmp_path) / "modern", steps=steps)
     # an untrained model round-trips through save_pretrained too
     fresh = ganzoo.create(architecture, seed=0, **tiny_config(architecture))
     folder = fresh.save_pretrained(Path(tmp_path) / "fresh")
     again = ganzoo.load(folder)
     assert torch.equal(fresh.sample(4, seed=0), again.sample(4, seed=0))
     assert_same_state(fresh.discriminator, again.discriminator)
+
+
+#: a recipe that exercises the trainer's modern paths (RpGAN + R1 + R2, ADA, cosine schedules, separate betas)
+MODERN_RECIPE: dict[str, Any] = {
+    "loss": "relativistic", "r1_gamma": 0.1, "r2_gamma": 0.1, "g_betas": [0.0, 0.9], "d_betas": [0.0, 0.9],
+    "augment": "translation,cutout,color", "ada_target": 0.6, "ada_kimg": 0.008, "ada_interval": 1,
+    "schedules": {"lr": {"kind": "cosine", "to": 1e-5, "steps": 4}, "gamma": {"kind": "cosine", "to": 0.01},
+                  "beta2": {"kind": "cosine", "to": 0.99, "steps": 4}},
+}
+
+
+def check_modern_recipe(architecture: str, tmp_path: Path, steps: int = 2) -> None:
+    """The architecture trains with `MODERN_RECIPE` on top of its own recipe: every step logs finite losses, both
+    penalties, ADA's p (which moves by 8 / 8 = 1 per D step, so it ends at 0 or 1) and the scheduled learning rate."""
+    import json
+    import math
+
+    run = Path(tmp_path)
+    recipe = {**MODERN_RECIPE, "d_steps": 1, "r1_interval": 1}
+    tiny_train(architecture, run, steps=steps, log_every=1, recipe=recipe)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["step"] for r in records] == list(range(1, steps + 1)), records
+    g_lr = _recipe_value(architecture, "g_lr")
+    for record in records:
+        for key in ("d_loss", "g_loss", "r1_penalty", "r2_penalty", "augment_p", "g_lr", "r1_gamma", "d_beta2"):
+            assert key in record and math.isfinite(record[key]), f"{key} missing or not finite in {record}"
+        assert record["augment_p"] in (0.0, 1.0), record["augment_p"]
+        t = min(1.0, (record["step"] - 1) / 4)
+        expected = 1e-5 + (g_lr - 1e-5) * 0.5 * (1 + math.cos(math.pi * t))
+        assert abs(record["g_lr"] - expected) <= 1e-6 * expected, (record["g_lr"], expected)
+
+
+def _recipe_value(architecture: str, name: str) -> Any:
+    """A value of the architecture's default recipe."""
+    from ganzoo.registry import get_architecture
+
+    return getattr(get_architecture(architecture).recipe, name)
 
 
 def check_resume(architecture: str, tmp_path: Path, steps: int = 10) -> None:

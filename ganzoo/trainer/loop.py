@@ -574,11 +574,12 @@ class Trainer:
         values = {k: v.item() for k, v in means.items()}
         for hook in self.hooks:
             values.update(hook.stats())
+        values.update(self.scheduled_values(self.step - 1))  # what the last step trained with
         now = time.perf_counter()
         record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3),
                   "time_s": round(self.elapsed + self._session_time(), 2),
                   "img_per_s": round(steps_since * self.recipe.batch_size * self.recipe.d_steps / (now - t_last), 1),
-                  **{k: round(v, 6) for k, v in values.items()}}
+                  **{k: float(f"{v:.7g}") for k, v in values.items()}}  # 7 significant digits: lr 1e-5 too
         self._on_main(lambda: self._append_metrics(record))
         self._stats.clear()
         self._counts.clear()
