@@ -402,3 +402,144 @@ def test_an_architectures_validate_runs_before_a_run_folder_exists(tmp_path, mon
     assert not (tmp_path / "bad").exists()
     tiny_train("dcgan", tmp_path / "good", steps=1, recipe={"loss": "hinge"})
     assert ("hinge" in {loss for _, loss in calls}) and len(calls) >= 2
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# a third-party plugin, written apart from ganzoo and installed with pip, using all of it
+
+
+EXTERNAL_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "ganzoo-extplug"
+version = "0.3"
+dependencies = ["ganzoo"]
+
+[project.entry-points."ganzoo.architectures"]
+extgan = "extplug:architecture"
+
+[project.entry-points."ganzoo.losses"]
+ext-relativistic = "extplug:MarginRelativistic"
+
+[project.entry-points."ganzoo.augmentations"]
+ext-invert = "extplug:invert"
+
+[tool.setuptools]
+py-modules = ["extplug"]
+"""
+
+EXTERNAL_MODULE = '''
+"""A third party's GAN: its own relativistic loss with an option, R1 + R2, ADA with its own augmentation."""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganzoo.errors import ConfigError
+from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Recipe
+from ganzoo.losses import GANLoss
+
+
+@dataclass(frozen=True)
+class ExtConfig(ArchConfig):
+    img_size: int = 8
+    z_dim: int = 8
+    hidden: int = 32
+
+
+class ExtG(Generator):
+    def __init__(self, cfg):
+        super().__init__(cfg.z_dim, (cfg.channels, cfg.img_size, cfg.img_size))
+        self.net = nn.Sequential(nn.Linear(cfg.z_dim, cfg.hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(cfg.hidden, cfg.channels * cfg.img_size ** 2), nn.Tanh())
+
+    def forward(self, z, labels=None):
+        return self.net(z).view(-1, *self.img_shape)
+
+
+class ExtD(Discriminator):
+    def __init__(self, cfg):
+        super().__init__((cfg.channels, cfg.img_size, cfg.img_size))
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(cfg.channels * cfg.img_size ** 2, cfg.hidden),
+                                 nn.LeakyReLU(0.2), nn.Linear(cfg.hidden, 1))
+
+    def forward(self, images, labels=None):
+        return self.net(images).flatten()
+
+
+class MarginRelativistic(GANLoss):
+    """RpGAN with a margin: D wants each real logit above its paired fake's by `margin`."""
+
+    name = "ext-relativistic"
+    uses_real_in_g = True
+
+    def __init__(self, *, margin=0.0, **regularisers):
+        super().__init__(**regularisers)
+        self.margin = float(margin)
+
+    def d_adversarial(self, real_logits, fake_logits):
+        return F.softplus(fake_logits - real_logits + self.margin).mean(), {"margin": torch.tensor(self.margin)}
+
+    def g_adversarial(self, fake_logits, real_logits=None):
+        return F.softplus(real_logits - fake_logits + self.margin).mean()
+
+
+def invert(x):
+    return -x
+
+
+def check(cfg, recipe):
+    if recipe.loss == "ext-relativistic" and recipe.r2_gamma == 0:
+        raise ConfigError("extgan's relativistic loss needs R2 as well as R1: set r2_gamma")
+
+
+architecture = Architecture(
+    name="extgan", summary="a third party's modern GAN", paper="none", config_cls=ExtConfig,
+    build_generator=ExtG, build_discriminator=ExtD, validate=check,
+    recipe=Recipe(steps=6, batch_size=8, loss="ext-relativistic", loss_options={"margin": 0.5}, r1_gamma=0.1,
+                  r2_gamma=0.1, g_betas=(0.0, 0.9), d_betas=(0.0, 0.9), augment="xflip,ext-invert",
+                  ada_target=0.6, ada_kimg=0.016, ada_interval=1, ema_kimg=0.01,
+                  schedules={"lr": {"kind": "cosine", "to": 1e-5}, "margin": {"kind": "linear", "to": 0.0}}),
+    test_config={"hidden": 8},
+)
+'''
+
+
+def test_a_pip_installed_third_party_plugin_trains_with_its_own_relativistic_loss_r2_and_ada(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    project, site = tmp_path / "extplug", tmp_path / "site"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(EXTERNAL_PYPROJECT)
+    (project / "extplug.py").write_text(textwrap.dedent(EXTERNAL_MODULE))
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                          "--no-index", "--target", str(site), str(project)], capture_output=True, text=True,
+                         timeout=300)
+    assert pip.returncode == 0, pip.stderr
+    env = {**__import__("os").environ, "PYTHONPATH": str(site)}
+
+    def ganzoo_cli(*args):
+        return subprocess.run([sys.executable, "-m", "ganzoo", *args], capture_output=True, text=True, env=env,
+                              timeout=300, cwd=tmp_path)
+
+    refused = ganzoo_cli("train", "--arch", "extgan", "--set", "r2_gamma=0", "--out", "bad", "--device", "cpu")
+    assert refused.returncode == 2 and "needs R2 as well as R1" in refused.stderr and "Traceback" not in refused.stderr
+    run = ganzoo_cli("train", "--arch", "extgan", "--out", "run", "--log-every", "1", "--device", "cpu")
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    for r in records:
+        assert {"r1_penalty", "r2_penalty", "augment_p", "g_lr"} <= set(r)
+        # the loss's own option, scheduled linearly from 0.5 to 0 over the 6 steps, reached the loss
+        assert r["margin"] == pytest.approx(0.5 * (1 - (r["step"] - 1) / 6), abs=1e-6)
+    assert len({r["augment_p"] for r in records}) > 1  # ADA moved p (by 8 / 16 = 0.5 per D step)
+    plan = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert plan["recipe"]["loss"] == "ext-relativistic" and plan["recipe"]["augment"] == "xflip,ext-invert"
+    sampled = ganzoo_cli("sample", "run", "-n", "4", "-o", "grid.png")
+    assert sampled.returncode == 0 and (tmp_path / "grid.png").stat().st_size > 0, sampled.stderr
