@@ -306,7 +306,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 @click.option("--img-size", type=click.IntRange(min=4), help="Image size.  [default: the architecture's]")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Image channels.  [default: the dataset's]")
-@click.option("--loss", help="Loss from the zoo: minimax, non-saturating, hinge, wasserstein, least-squares."
+@click.option("--loss", help="Loss from the zoo: minimax, non-saturating, hinge, wasserstein, least-squares, "
+                               "relativistic, relativistic-average, or a plugin's."
                                "  [default: the recipe's]")
 @click.option("--g-lr", type=click.FloatRange(min=0, min_open=True),
               help="Generator learning rate.  [default: the recipe's]")
