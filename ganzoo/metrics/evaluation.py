@@ -325,31 +325,33 @@ class Evaluator:
         return self.evaluate(model)
 
 
-def evaluate(model: GANModel | str | Path, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
+def evaluate(model: GANModel, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
              extractor: str = "digits", num_samples: int | None = None, seed: int = 0,
              device: str | torch.device | None = None, batch_size: int = 250, cache: bool = True,
              split: str | None = None, **generator_kwargs: Any) -> EvalResult:
-    """Evaluate a generator (a `GANModel`, or anything `ganzoo.load` takes) against a dataset.
+    """Evaluate a loaded generator against a dataset.
 
-        result = ganzoo.evaluate("runs/dcgan", "mnist-5k", ["fid", "kid"], extractor="digits")
+        result = ganzoo.metrics.evaluate(gan, "mnist-5k", ["fid", "kid"], extractor="digits")
         result.values        # {"fid": ..., "kid": ..., "kid_std": ...}
         result.diagnostics   # class histogram, entropy, classes covered (digit data only)
         result.provenance    # extractor, weights sha256, data and split, image counts, seed, versions
 
     The real images are `data`'s `split` ("train", "test", "all"; default: "test" where the data has a split,
     "all" for an image folder), loaded at the model's resolution and channels. See `Evaluator` for the arguments.
+
+    `model` is a `GANModel`: turning a name or folder into one is the caller's job (`ganzoo.evaluate` accepts
+    anything `ganzoo.load` does and loads it first), so that metrics sit below the loading layer and never import it.
     """
     from ganzoo.data import eval_split, load_dataset
     from ganzoo.model import GANModel
 
+    if not isinstance(model, GANModel):
+        raise GanzooUsageError(f"ganzoo.metrics.evaluate takes a loaded model, not a {type(model).__name__}; use "
+                               "ganzoo.evaluate(name_or_path, ...), or load it first with ganzoo.load")
     parse_metrics(metrics)
     canonical_name(extractor)
     split = eval_split(data, split)
-    if not isinstance(model, GANModel):
-        from ganzoo.api import load
-
-        model = load(model, device=device)
-    elif device is not None:
+    if device is not None:
         model = model.to(device)
     c, h, _ = model.img_shape
     dataset = load_dataset(data, img_size=h, channels=c, split=split)
