@@ -1,7 +1,8 @@
 """The public face: create, load, train and evaluate models. Thin wrappers over the layers below.
 
-This is the layer that turns a name into a model: `evaluate` accepts anything `load` does and hands the layers below
-(`ganzoo.metrics`, `ganzoo.hub`, `ganzoo.trainer`) loaded objects, so none of them imports this module back.
+This is the layer that turns a name into a model: `ganzoo.hub` turns the name into a verified folder, `ganzoo.model`
+the folder into a `GANModel`; `evaluate` accepts anything `load` does and hands `ganzoo.metrics` the loaded model.
+None of the layers below imports this module back.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ganzoo.model import GANModel
-from ganzoo.serialization import build_model
+from ganzoo import hub
+from ganzoo.model import GANModel, build_model, load_local, load_model_folder
 from ganzoo.trainer import train
 
 if TYPE_CHECKING:
@@ -50,9 +51,13 @@ def load(name_or_path: str | os.PathLike[str], revision: str | None = None,
         revision: a Hub branch, tag or commit id (catalogue entries default to their pinned commit).
         device: where to put the model.
     """
-    from ganzoo.hub import load as hub_load
-
-    return hub_load(os.fspath(name_or_path), revision=revision, device=device)
+    source = hub.resolve(os.fspath(name_or_path), revision)
+    if source.kind == "local":
+        return load_local(source.location, device)
+    folder, where = hub.locate(source)
+    model = load_model_folder(folder, device)
+    model.info["source"] = where
+    return model
 
 
 def evaluate(model: GANModel | str | os.PathLike[str], data: str = "mnist-5k",

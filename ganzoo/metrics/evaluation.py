@@ -378,7 +378,7 @@ def record(result: EvalResult, path: str | Path) -> list[Path]:
     number of generated images); values measured otherwise are kept beside it. Returns the files written."""
     from ganzoo._io import write_json, write_text
     from ganzoo.card import model_card
-    from ganzoo.serialization import CARD_NAME, CONFIG_NAME, is_model_folder, load_model_folder
+    from ganzoo.serialization import CARD_NAME, CONFIG_NAME, is_model_folder, read_model_folder
 
     path = Path(path)
     run = path if is_model_folder(path / "model") else None
@@ -400,6 +400,6 @@ def record(result: EvalResult, path: str | Path) -> list[Path]:
         m.get("provenance"), dict) and not any(comparable(m, r) for r in records)]
     meta["metrics"] = kept + records
     write_json(folder / CONFIG_NAME, meta)
-    model = load_model_folder(folder, discriminator=False)
-    write_text(folder / CARD_NAME, model_card(model, meta.get("training")))
+    parts = read_model_folder(folder, discriminator=False)
+    write_text(folder / CARD_NAME, model_card(parts, meta.get("training")))
     return [*written, folder / CONFIG_NAME, folder / CARD_NAME]
