@@ -168,7 +168,8 @@ def check_shipped(name: str, n: int = 16) -> int:
     """A catalogue entry that ships its model folder in its plugin's package: the installed package holds it, every
     file ganzoo loads is pinned and matches its sha256, and it loads from there (no Hub involved) and samples `n`
     images of the entry's resolution. Returns the bytes the entry ships (every file of its folder)."""
-    from ganzoo.hub import LOADED_FILES, SHIPPED_PREFIX, availability, load, sha256_of
+    from ganzoo.api import load
+    from ganzoo.hub import LOADED_FILES, SHIPPED_PREFIX, availability, sha256_of
     from ganzoo.registry import get_pretrained
 
     _, entry = get_pretrained(name)

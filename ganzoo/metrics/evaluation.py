@@ -325,31 +325,33 @@ class Evaluator:
         return self.evaluate(model)
 
 
-def evaluate(model: GANModel | str | Path, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
+def evaluate(model: GANModel, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
              extractor: str = "digits", num_samples: int | None = None, seed: int = 0,
              device: str | torch.device | None = None, batch_size: int = 250, cache: bool = True,
              split: str | None = None, **generator_kwargs: Any) -> EvalResult:
-    """Evaluate a generator (a `GANModel`, or anything `ganzoo.load` takes) against a dataset.
+    """Evaluate a loaded generator against a dataset.
 
-        result = ganzoo.evaluate("runs/dcgan", "mnist-5k", ["fid", "kid"], extractor="digits")
+        result = ganzoo.metrics.evaluate(gan, "mnist-5k", ["fid", "kid"], extractor="digits")
         result.values        # {"fid": ..., "kid": ..., "kid_std": ...}
         result.diagnostics   # class histogram, entropy, classes covered (digit data only)
         result.provenance    # extractor, weights sha256, data and split, image counts, seed, versions
 
     The real images are `data`'s `split` ("train", "test", "all"; default: "test" where the data has a split,
     "all" for an image folder), loaded at the model's resolution and channels. See `Evaluator` for the arguments.
+
+    `model` is a `GANModel`: turning a name or folder into one is the caller's job (`ganzoo.evaluate` accepts
+    anything `ganzoo.load` does and loads it first), so that metrics sit below the loading layer and never import it.
     """
     from ganzoo.data import eval_split, load_dataset
     from ganzoo.model import GANModel
 
+    if not isinstance(model, GANModel):
+        raise GanzooUsageError(f"ganzoo.metrics.evaluate takes a loaded model, not a {type(model).__name__}; use "
+                               "ganzoo.evaluate(name_or_path, ...), or load it first with ganzoo.load")
     parse_metrics(metrics)
     canonical_name(extractor)
     split = eval_split(data, split)
-    if not isinstance(model, GANModel):
-        from ganzoo.api import load
-
-        model = load(model, device=device)
-    elif device is not None:
+    if device is not None:
         model = model.to(device)
     c, h, _ = model.img_shape
     dataset = load_dataset(data, img_size=h, channels=c, split=split)
@@ -376,7 +378,7 @@ def record(result: EvalResult, path: str | Path) -> list[Path]:
     number of generated images); values measured otherwise are kept beside it. Returns the files written."""
     from ganzoo._io import write_json, write_text
     from ganzoo.card import model_card
-    from ganzoo.serialization import CARD_NAME, CONFIG_NAME, is_model_folder, load_model_folder
+    from ganzoo.serialization import CARD_NAME, CONFIG_NAME, is_model_folder, read_model_folder
 
     path = Path(path)
     run = path if is_model_folder(path / "model") else None
@@ -398,6 +400,6 @@ def record(result: EvalResult, path: str | Path) -> list[Path]:
         m.get("provenance"), dict) and not any(comparable(m, r) for r in records)]
     meta["metrics"] = kept + records
     write_json(folder / CONFIG_NAME, meta)
-    model = load_model_folder(folder, discriminator=False)
-    write_text(folder / CARD_NAME, model_card(model, meta.get("training")))
+    parts = read_model_folder(folder, discriminator=False)
+    write_text(folder / CARD_NAME, model_card(parts, meta.get("training")))
     return [*written, folder / CONFIG_NAME, folder / CARD_NAME]
