@@ -212,7 +212,7 @@ def test_schedule_targets_are_checked_against_the_loss(tmp_path):
 
 def trainer_for(recipe, tmp_path, arch="dcgan"):
     from ganzoo.data import load_dataset
-    from ganzoo.serialization import build_model
+    from ganzoo.model import build_model
     from ganzoo.testing import tiny_config
     from ganzoo.trainer.loop import RunOptions, Trainer
 

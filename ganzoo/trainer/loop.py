@@ -24,7 +24,7 @@ from torch import nn
 
 from ganzoo import __version__
 from ganzoo._io import write_text
-from ganzoo.augment import Augment
+from ganzoo.augment import Augment, parse_policy
 from ganzoo.data import ImageDataset
 from ganzoo.errors import ConfigError, GanzooError
 from ganzoo.images import class_rows, save_grid
@@ -200,10 +200,11 @@ def schedule_starts(recipe: Recipe, loss: GANLoss) -> dict[str, tuple[Schedule, 
 
 
 def check_training(architecture: Any, config: Any, recipe: Recipe) -> GANLoss:
-    """Everything that can be checked before training starts: the loss and its options, the schedules' targets and
-    the architecture's own check of config and recipe together. Returns the loss."""
+    """Everything that can be checked before training starts: the loss and its options, the schedules' targets, the
+    augmentations' names and the architecture's own check of config and recipe together. Returns the loss."""
     loss = loss_from_recipe(recipe)
     schedule_starts(recipe, loss)
+    parse_policy(recipe.augment)
     architecture.check(config, recipe)
     return loss
 
