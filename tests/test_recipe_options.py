@@ -7,8 +7,9 @@ Real images are recognised as rows of the dataset, fakes as outputs of G recorde
 depends on the order in which a loss calls D. Each test uses dcgan's tiny test config at batch 8 for a few steps.
 
 `sync_batchnorm` is tested here in one process (a one-process group: the trainer swaps every BatchNorm for one over
-the global batch and back); `tests/test_distributed.py::test_synchronised_batchnorm_on_two_processes_is_close_to_one_
-process` checks the numbers on two processes against one.
+the global batch and back); the numbers on two processes against one are checked by
+tests/test_distributed.py::test_synchronised_batchnorm_on_two_processes_is_close_to_one_process, which fails too
+when the trainer ignores the option.
 """
 
 from __future__ import annotations
@@ -613,7 +614,8 @@ TESTED_BY = {
     "instance_noise": ["test_instance_noise_has_std_sigma0_decayed_linearly_to_zero"],
     "instance_noise_steps": ["test_instance_noise_has_std_sigma0_decayed_linearly_to_zero"],
     "augment": ["test_augment_transforms_every_input_of_d"],
-    # two processes against one: tests/test_distributed.py::test_synchronised_batchnorm_on_two_processes_is_close_...
+    # and, two processes against one, in tests/test_distributed.py:
+    # test_synchronised_batchnorm_on_two_processes_is_close_to_one_process
     "sync_batchnorm": ["test_sync_batchnorm_trains_with_batchnorm_over_the_global_batch"],
 }
 
