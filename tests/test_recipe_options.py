@@ -4,7 +4,8 @@ The tests watch training from outside the loss: forward hooks on the trainer's D
 what it answered (and, for inputs D is differentiated against, the gradient there), optimiser step hooks record
 learning rates and updates, and the values compared come from `metrics.jsonl` and the checkpoints a run writes.
 Real images are recognised as rows of the dataset, fakes as outputs of G recorded in the same step, so no test
-depends on the order in which a loss calls D. Each test uses dcgan's tiny test config at batch 8 for a few steps.
+depends on whether a loss calls D on real or fake images first. Each test uses dcgan's tiny test config at batch 8
+for a few steps.
 
 `sync_batchnorm` is tested here in one process (a one-process group: the trainer swaps every BatchNorm for one over
 the global batch and back); the numbers on two processes against one are checked by
