@@ -179,7 +179,7 @@ def check_fast_paths(architecture: str, tmp_path: Path, options: tuple[str, ...]
 
 def _trainer_from_run(run: Path, out: Path, **config: Any) -> Any:
     """A trainer built from a run folder's plan (config.json) as `ganzoo.train` builds it, with `config` changes."""
-    from ganzoo.serialization import build_model
+    from ganzoo.model import build_model
     from ganzoo.trainer.loop import Trainer
     from ganzoo.trainer.run import _setup, read_plan
 
