@@ -33,7 +33,7 @@ from ganzoo.errors import GanzooUsageError
 from ganzoo.metrics import digits
 
 __all__ = ["CONFIDENCE", "NUM_MODES", "PROTOCOL_SAMPLES", "ModeCounter", "ModeCoverage", "channel_accuracy",
-           "kl_from_uniform", "mode_coverage", "read_digits"]
+           "digit_accuracy", "kl_from_uniform", "mode_coverage", "read_digits"]
 
 NUM_MODES = 1000  # 10 digits in each of 3 channels
 CONFIDENCE = 0.9  # the least softmax probability of every channel for a sample to count as read with confidence
@@ -145,16 +145,19 @@ class ModeCounter:
     def update(self, images: torch.Tensor) -> None:
         """Read a batch (N, 3, H, W) of uint8 or [-1, 1] images and add it to the histograms."""
         _check(images)
-        device = self.device or images.device
-        read, confidence = read_digits(images, device, self.batch_size)
+        self.add(*read_digits(images, self.device or images.device, self.batch_size))
+
+    def add(self, read: torch.Tensor, confidence: torch.Tensor) -> None:
+        """Add samples already read by `read_digits`: their digits and confidences, (N, 3) each."""
         if self._counts is None:
-            self.device = device
-            self._counts = torch.zeros(2, NUM_MODES, dtype=torch.int64, device=device)
+            self.device = read.device
+            self._counts = torch.zeros(2, NUM_MODES, dtype=torch.int64, device=read.device)
+        read, confidence = read.to(self._counts.device), confidence.to(self._counts.device)
         modes = (read * read.new_tensor(_PLACE)).sum(1)
         confident = (confidence >= self.threshold).all(1)
         self._counts[0].index_add_(0, modes, torch.ones_like(modes))
         self._counts[1].index_add_(0, modes, confident.long())
-        self._samples += len(images)
+        self._samples += len(read)
 
     def result(self) -> ModeCoverage:
         """The coverage of everything seen so far."""
@@ -182,7 +185,11 @@ def channel_accuracy(images: torch.Tensor, labels: torch.Tensor, device: str | t
                      batch_size: int | None = None) -> tuple[float, float, float]:
     """How often the classifier reads each channel (red, green, blue) as its true digit, for StackedMNIST images and
     their labels (100 * r + 10 * g + b)."""
-    read, _ = read_digits(images, device, batch_size)
+    return digit_accuracy(read_digits(images, device, batch_size)[0], labels)
+
+
+def digit_accuracy(read: torch.Tensor, labels: torch.Tensor) -> tuple[float, float, float]:
+    """Per-channel accuracy of digits already read by `read_digits` (N, 3), against StackedMNIST labels (N,)."""
     labels = labels.to(read.device)
     truth = torch.stack([labels // 100, labels // 10 % 10, labels % 10], 1)
     acc = (read == truth).double().mean(0).tolist()
