@@ -662,8 +662,9 @@ def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: 
     prov = result.provenance
     click.echo(f"{model}: {prov['fake_images']} generated vs {prov['real_images']} real images of {prov['real_data']} "
                f"({prov['split']} split), {prov['extractor']} features")
+    width = max([10, *map(len, result.values)])  # confident_fraction (modes) is the longest name
     for name, value in result.values.items():
-        click.echo(f"  {name:<10} {value:.6g}")
+        click.echo(f"  {name:<{width}} {value:.6g}")
     diag = result.diagnostics
     if diag:
         click.echo(f"  classes    {diag['classes_covered']}/{diag['num_classes']} covered, entropy "
