@@ -22,10 +22,15 @@ if TYPE_CHECKING:
 __all__ = ["DATASET_LICENSES", "METRIC_LABELS", "model_card", "train_command"]
 
 #: licences of the training data ganzoo knows; weights trained on them are published under the same terms
-DATASET_LICENSES = {"mnist-5k": "cc-by-sa-3.0", "mnist": "cc-by-sa-3.0", "fashion-mnist": "mit", "celeba": "other"}
+DATASET_LICENSES = {"mnist-5k": "cc-by-sa-3.0", "stacked-mnist": "cc-by-sa-3.0", "mnist": "cc-by-sa-3.0",
+                    "fashion-mnist": "mit", "celeba": "other"}
 #: display names of metric values; the card adds the feature space, since values in different ones do not compare
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "Inception Score", "is_std": "IS std",
-                 "precision": "precision", "recall": "recall"}
+                 "precision": "precision", "recall": "recall",
+                 "confident_modes": "StackedMNIST modes read with confidence",
+                 "confident_kl": "KL of confident modes from uniform",
+                 "confident_fraction": "share read with confidence",
+                 "modes": "StackedMNIST modes (argmax)", "modes_kl": "KL of modes from uniform"}
 
 
 def _task(model: GANModel | ModelParts) -> str:
