@@ -49,8 +49,8 @@ from ganzoo.data import STACKED_MNIST_SIZES, ImageDataset, load_dataset
 from ganzoo.images import save_grid
 from ganzoo.metrics.evaluation import to_uint8
 from ganzoo.metrics.modes import CONFIDENCE, PROTOCOL_SAMPLES, ModeCounter, ModeCoverage, digit_accuracy, read_digits
+from ganzoo.model import build_model
 from ganzoo.registry import get_architecture
-from ganzoo.serialization import build_model
 from ganzoo.trainer.loop import RunOptions, Trainer
 
 DATA = "stacked-mnist"
