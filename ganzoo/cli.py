@@ -587,28 +587,13 @@ def progress(run: Path, output: Path | None, duration: int) -> None:
 def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, seed: int, truncation: float,
         device: str) -> None:
     """Style-mixing grid: top row and left column are plain samples, the rest mix row (coarse) and column (fine)."""
-    import torch
-
     from ganzoo.images import save_grid
 
     _check_output_file(output)
     gan = _load_for_sampling(model, device)
-    G = gan.sampler
-    if not hasattr(G, "style_mix"):
+    if not gan.supports_style_mixing:
         raise _UsageFailure(f"{gan.architecture} has no style mixing; use a StyleGAN-style model")
-    crossover = G.num_style_layers // 2 if crossover is None else min(crossover, G.num_style_layers)
-    z = gan.latents(rows + cols, seed)
-    z_rows, z_cols = z[:rows], z[rows:]
-    G.eval()
-    with torch.no_grad():
-        row_images = G.style_mix(z_rows, z_rows, crossover, truncation=truncation)
-        col_images = G.style_mix(z_cols, z_cols, crossover, truncation=truncation)
-        blank = torch.full_like(col_images[:1], -1.0)
-        tiles = [blank, col_images]
-        for r in range(rows):
-            mixed = G.style_mix(z_rows[r:r + 1].expand(cols, -1), z_cols, crossover, truncation=truncation)
-            tiles += [row_images[r:r + 1], mixed]
-        grid = torch.cat(tiles).float().clamp(-1, 1)
+    grid = gan.style_mix_grid(rows, cols, seed=seed, crossover=crossover, truncation=truncation)
     save_grid(grid, output, nrow=cols + 1)
     click.echo(f"wrote a {rows}x{cols} style-mixing grid to {output}")
 

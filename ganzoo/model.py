@@ -10,6 +10,7 @@ parts read by `ganzoo.serialization` here, not there.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -82,6 +83,21 @@ class GANModel(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.generator.parameters()).device
+
+    @property
+    def supports_truncation(self) -> bool:
+        """Whether the generator takes `truncation=` (models with a mapping network and an average w)."""
+        return "truncation" in inspect.signature(self.sampler.forward).parameters
+
+    @property
+    def supports_style_mixing(self) -> bool:
+        """Whether the generator can mix two latents' styles (`style_mix_grid`)."""
+        return callable(getattr(self.sampler, "style_mix", None))
+
+    @property
+    def num_style_layers(self) -> int:
+        """Style inputs of the synthesis network (0 for a model without style mixing)."""
+        return int(getattr(self.sampler, "num_style_layers", 0)) if self.supports_style_mixing else 0
 
     def with_ema(self) -> GANModel:
         """Attach an EMA copy of the generator if there is none (used by the trainer)."""
@@ -169,6 +185,66 @@ class GANModel(nn.Module):
         finally:
             G.train(was_training)
         return frames
+
+    @torch.no_grad()
+    def interpolate_seeds(self, seeds: Sequence[int], n: int = 1, frames: int = 16,
+                          labels: int | Sequence[int] | torch.Tensor | None = None, spherical: bool = True,
+                          **generator_kwargs: Any) -> list[torch.Tensor]:
+        """`frames` batches of `n` images walking from `sample(n, seed=seeds[0])` to `sample(n, seed=seeds[-1])`.
+
+        The walk passes through every seed's latents in turn, spending the same number of frames between each pair;
+        the first frame is the first seed's images and the last frame the last seed's.
+        """
+        if len(seeds) < 2 or n < 1 or frames < 2:
+            raise GanzooUsageError(f"an interpolation needs at least 2 seeds, n >= 1 and frames >= 2; got "
+                                   f"{len(seeds)} seeds, n={n}, frames={frames}")
+        keys = torch.stack([self.latents(n, seed) for seed in seeds])
+        y = self._labels(n, labels)
+        G = self.sampler
+        was_training = G.training
+        G.eval()
+        result = []
+        try:
+            for i in range(frames):
+                position = i * (len(seeds) - 1) / (frames - 1)  # 0 .. len(seeds) - 1
+                k = min(int(position), len(seeds) - 2)
+                a, b, t = keys[k], keys[k + 1], position - k
+                z = b if t == 1 else a if t == 0 else slerp(a, b, t) if spherical else torch.lerp(a, b, t)
+                result.append(G(z, y, **generator_kwargs).float().clamp_(-1, 1))
+        finally:
+            G.train(was_training)
+        return result
+
+    @torch.no_grad()
+    def style_mix_grid(self, rows: int = 4, cols: int = 6, seed: int | None = None, crossover: int | None = None,
+                       truncation: float = 1.0) -> torch.Tensor:
+        """A style-mixing grid of `(rows + 1) * (cols + 1)` images, laid out `cols + 1` to a row.
+
+        The top row holds `cols` plain samples (fine styles), the left column `rows` plain samples (coarse styles),
+        the top-left corner is blank (-1) and each other cell takes its row's styles before layer `crossover`
+        (default: half the style layers) and its column's from there on. Row latents come first from `seed`.
+        """
+        if not self.supports_style_mixing:
+            raise GanzooUsageError(f"{self.architecture} has no style mixing; use a StyleGAN-style model")
+        if rows < 1 or cols < 1:
+            raise GanzooUsageError(f"a style-mixing grid needs rows >= 1 and cols >= 1, got {rows}x{cols}")
+        G = self.sampler
+        layers = self.num_style_layers
+        crossover = layers // 2 if crossover is None else min(int(crossover), layers)
+        z = self.latents(rows + cols, seed)
+        z_rows, z_cols = z[:rows], z[rows:]
+        was_training = G.training
+        G.eval()
+        try:
+            row_images = G.style_mix(z_rows, z_rows, crossover, truncation=truncation)
+            col_images = G.style_mix(z_cols, z_cols, crossover, truncation=truncation)
+            tiles = [torch.full_like(col_images[:1], -1.0), col_images]
+            for r in range(rows):
+                mixed = G.style_mix(z_rows[r:r + 1].expand(cols, -1), z_cols, crossover, truncation=truncation)
+                tiles += [row_images[r:r + 1], mixed]
+        finally:
+            G.train(was_training)
+        return torch.cat(tiles).float().clamp_(-1, 1)
 
     def save_pretrained(self, folder: str | os.PathLike[str], samples: bool = True) -> Path:
         """Write a model folder: config.json, generator/discriminator safetensors, model card, sample grid.
