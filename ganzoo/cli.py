@@ -598,6 +598,35 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
     click.echo(f"wrote a {rows}x{cols} style-mixing grid to {output}")
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to serve on; 0.0.0.0 opens the page to other machines.")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True,
+              help="Port to serve on (0 picks a free one).")
+@click.option("--share", is_flag=True, help="Also ask Gradio for a public share link (needs the internet).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@_errors_to_exit_codes
+def demo(model: str, host: str, port: int, share: bool, device: str) -> None:
+    """Serve a web page that samples MODEL: seed, number of images, class, truncation, walks, style mixing.
+
+    Needs the optional extra: pip install "ganzoo[demo]". Controls appear only where the model supports them.
+    Works offline: no analytics, served on 127.0.0.1, no public link unless --share. Ctrl-C stops it."""
+    from ganzoo.demo import build_demo, check_port, launch, require_gradio
+
+    require_gradio()  # the missing extra is said before any loading
+    port = check_port(host, port)
+    gan = _load_for_sampling(model, device)
+    server = launch(build_demo(gan, name=model), host=host, port=port, share=share)
+    click.echo(f"serving {model} at {server.local_url} (Ctrl-C stops it)")
+    if server.share_url:
+        click.echo(f"public link: {server.share_url}")
+    try:
+        server.wait()
+    finally:
+        server.close()
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # eval
 # ---------------------------------------------------------------------------------------------------------------------
