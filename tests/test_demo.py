@@ -13,6 +13,7 @@ variable CI set) they fail instead, so a broken install cannot pass as green.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -246,6 +247,7 @@ def test_browser_moves_the_seed_slider(pages, tmp_path):
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900",
                  "--no-first-run", "--disable-extensions", "--disable-background-networking"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request the page makes
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     try:
         driver.get(page.server.local_url)
@@ -270,6 +272,10 @@ def test_browser_moves_the_seed_slider(pages, tmp_path):
         assert _same(shown, _expected(page.gan.sample(16, seed=1)))
         shot = tmp_path / "demo-page.png"
         assert driver.save_screenshot(str(shot))
+        requested = [json.loads(entry["message"])["message"] for entry in driver.get_log("performance")]
+        urls = {m["params"]["request"]["url"] for m in requested if m["method"] == "Network.requestWillBeSent"}
+        elsewhere = sorted(u for u in urls if not u.startswith(("http://127.0.0.1:", "data:", "blob:")))
+        assert urls and not elsewhere, f"the page fetched from outside this machine: {elsewhere}"
     finally:
         driver.quit()
     with Image.open(shot) as picture:
