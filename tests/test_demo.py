@@ -200,6 +200,16 @@ def test_style_mix_grid_corners_are_the_plain_samples():
     assert torch.allclose(grid[5], rows[0], atol=1e-5)  # the row's styles everywhere: the row's image
 
 
+def test_mix_command_draws_the_same_grid(tmp_path):
+    """`ganzoo mix` and the page's style-mixing tab both draw `GANModel.style_mix_grid`."""
+    out = tmp_path / "mix.png"
+    result = invoke("mix", "stylegan-lite-mnist-5k", "-o", out, "--rows", 2, "--cols", 3, "--seed", 4,
+                    "--crossover", 3, "--truncation", 0.8)
+    assert result.exit_code == 0, result.output
+    want = ganzoo.load("stylegan-lite-mnist-5k").style_mix_grid(2, 3, seed=4, crossover=3, truncation=0.8)
+    assert np.array_equal(_pixels(out), _grid(want, nrow=4))
+
+
 def test_interpolate_seeds_ends_on_the_seeds_samples():
     gan = ganzoo.load("cgan-mnist-5k")
     walk = gan.interpolate_seeds([1, 2, 3], n=2, frames=5, labels=6)
@@ -224,7 +234,9 @@ def test_cli_refuses_a_taken_port(pages):
     one_line_error(invoke("demo", "no-such-model", "--port", 0), 2, "no-such-model")
 
 
-def _browser_tools() -> tuple[str, str]:
+@pytest.fixture
+def chromium() -> tuple[str, str]:
+    """Paths of Chromium and its driver, looked for before any page is served so that a skip costs nothing."""
     _import("selenium")
     names = ("chromium", "chromium-browser", "google-chrome")
     browser = next((path for path in map(shutil.which, names) if path), None)
@@ -234,13 +246,13 @@ def _browser_tools() -> tuple[str, str]:
     return browser, driver
 
 
-def test_browser_moves_the_seed_slider(pages, tmp_path):
+def test_browser_moves_the_seed_slider(chromium, pages, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser, driver_path = _browser_tools()
+    browser, driver_path = chromium
     page = pages["cgan-mnist-5k"]
     options = webdriver.ChromeOptions()
     options.binary_location = browser
