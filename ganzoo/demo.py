@@ -107,8 +107,8 @@ def _describe(gan: GANModel, name: str) -> str:
         facts.append("truncation")
     if gan.supports_style_mixing:
         facts.append("style mixing")
-    source = gan.info.get("source")
-    where = f" (from {source})" if source else ""
+    source = str(gan.info.get("source") or "")
+    where = " (shipped with its plugin)" if source.startswith("shipped:") else f" (from {source})" if source else ""
     return f"## {name}\n{' · '.join(facts)}{where}"
 
 
@@ -136,7 +136,7 @@ def build_demo(gan: GANModel, name: str | None = None, max_images: int = MAX_IMA
 
         run.__name__ = fn.__name__
         run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names])
+            [inspect.Parameter(param, inspect.Parameter.POSITIONAL_OR_KEYWORD) for param in names])
         return run
 
     def settings(values: tuple[Any, ...], names: list[str]) -> tuple[dict[str, Any], tuple[Any, ...]]:
