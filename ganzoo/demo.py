@@ -41,7 +41,9 @@ INSTALL_HINT = 'pip install "ganzoo[demo]"'
 MAX_IMAGES = 64
 ALL_CLASSES = -1  # the class picker's "every class in turn", which is what `sample(labels=None)` does
 # Tiny digits are shown with hard pixel edges instead of a blur when the browser scales them up.
-_CSS = ".ganzoo-pixels img { image-rendering: pixelated; }"
+# The mixing grid and the walk are scaled up to fill their boxes.
+_CSS = (".ganzoo-pixels img { image-rendering: pixelated; }\n"
+        "#mixed img, #walk-gif img { width: 100%; height: 100%; object-fit: contain; }")
 
 
 def require_gradio() -> ModuleType:
@@ -205,7 +207,7 @@ def build_demo(gan: GANModel, name: str | None = None, max_images: int = MAX_IMA
                 seed_b = gr.Number(value=1, precision=0, minimum=0, label="To seed", elem_id="seed-b")
                 frames = gr.Slider(2, 60, value=16, step=1, label="Frames", elem_id="frames")
                 walk_button = gr.Button("Walk from seed to seed", elem_id="walk")
-            walk_gif = gr.Image(label="Walk (GIF)", type="filepath", format="gif", interactive=False,
+            walk_gif = gr.Image(label="Walk (GIF)", type="filepath", format="gif", interactive=False, height=360,
                                 elem_id="walk-gif", elem_classes=["ganzoo-pixels"])
             walk_frames = gr.Gallery(label="Frames", elem_id="walk-frames", columns=8, format="png",
                                      object_fit="contain", interactive=False, elem_classes=["ganzoo-pixels"])
@@ -221,7 +223,8 @@ def build_demo(gan: GANModel, name: str | None = None, max_images: int = MAX_IMA
                                                f"(0 to {layers}).")
                     mix_button = gr.Button("Mix", elem_id="mix")
                 mixed = gr.Image(label="Style mixing: top row and left column are plain samples", type="pil",
-                                 format="png", interactive=False, elem_id="mixed", elem_classes=["ganzoo-pixels"])
+                                 format="png", interactive=False, height=360, elem_id="mixed",
+                                 elem_classes=["ganzoo-pixels"])
             mix_inputs = [c for c, n in zip(shared, shared_names, strict=True) if n in mix_names]
             mix_handler = guarded(mix, [*mix_names, "rows", "cols", "crossover"])
             mix_button.click(mix_handler, [*mix_inputs, rows, cols, crossover], mixed, api_name="mix")
