@@ -15,7 +15,7 @@ from ganzoo import __version__
 from ganzoo._io import remove_leftover_temps, write_json
 from ganzoo.errors import ConfigError, GanzooUsageError
 from ganzoo.model import GANModel
-from ganzoo.trainer.checkpoint import Checkpoint, latest_checkpoint
+from ganzoo.trainer.checkpoint import Checkpoint, resume_checkpoint
 from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer, check_training
 
 if TYPE_CHECKING:
@@ -132,17 +132,18 @@ def _on_main(world: World | None, fn: Callable[[], str | None]) -> str:
     return call() if world is None else world.on_main(call) or ""
 
 
-def _resume_point(world: World | None, folder: Path) -> Checkpoint | None:
-    """The newest readable checkpoint in `folder`, read by rank 0 and sent to the other processes."""
+def _resume_point(world: World | None, out: Path) -> Checkpoint | None:
+    """The checkpoint the run in `out` resumes from (`resume_checkpoint`: damaged ones skipped, a refusal where
+    starting from step 0 would overwrite an exported model), read by rank 0 and sent to the other processes."""
     if world is None:
-        return latest_checkpoint(folder)
+        return resume_checkpoint(out)
     payload: dict[str, bytes] = {}
 
     def read() -> None:
-        ckpt = latest_checkpoint(folder)
+        ckpt = resume_checkpoint(out)
         payload["data"] = ckpt.to_bytes() if ckpt is not None else b""
 
-    _on_main(world, read)
+    _on_main(world, read)  # a refusal on rank 0 stops every process, reported once
     data = world.broadcast_bytes(payload.get("data"))
     return Checkpoint.from_bytes(data) if data else None
 
@@ -181,6 +182,10 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
                    world: World | None) -> GANModel:
     from ganzoo.model import build_model
 
+    # first, before any file is written: a resume that has nothing to continue from may be refused
+    ckpt = _resume_point(world, out) if resume else None
+    if resume and ckpt is None:
+        logger.info("no checkpoint in %s yet (the run stopped before its first); starting from step 0", out)
     if world is None:
         arch, options, cfg, rec, dataset, hooks = _setup(plan, world)
     else:  # every process loads its data; a failure anywhere stops all of them, reported once
@@ -217,9 +222,6 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
 
     trainer = make_trainer() if world is None else world.checked(make_trainer)
     _on_main(world, lambda: write_json(out / RUN_CONFIG, plan))
-    ckpt = _resume_point(world, trainer.checkpoint_dir) if resume else None
-    if resume and ckpt is None:
-        logger.warning("no readable checkpoint in %s; starting from step 0", out)
     return trainer.run(progress=progress if trainer.is_main else None, resume_from=ckpt)
 
 
