@@ -94,8 +94,9 @@ def _os_error_message(exc: OSError) -> str:
     return f"{reason}{where}; {fix}"
 
 
-def _check_output_file(path: Path, option: str = "-o") -> None:
-    """Refuse an output file that cannot be created, before any work is done (exit code 2)."""
+def _check_output_file(path: Path, option: str = "-o", image: str | None = None) -> None:
+    """Refuse an output file that cannot be created, or an `image` ("grid" or "animation") whose suffix names no
+    format that can be written, before any work is done (exit code 2)."""
     if path.is_dir():
         raise _UsageFailure(f"{option} {path} is a folder; give a file name")
     ancestor = path.parent
@@ -103,6 +104,10 @@ def _check_output_file(path: Path, option: str = "-o") -> None:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
         raise _UsageFailure(f"cannot write {path}: {ancestor} is a file, not a folder; choose another {option}")
+    if image is not None:
+        from ganzoo.images import image_format
+
+        image_format(path, image)  # type: ignore[arg-type]
 
 
 def _parse_value(text: str) -> Any:
@@ -503,7 +508,7 @@ def _labels_option(gan: Any, classes: tuple[int, ...], n: int) -> list[int] | No
 @click.argument("model")
 @click.option("-n", "--num", "num", type=click.IntRange(min=1), default=64, show_default=True, help="Images.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("grid.png"),
-              show_default=True, help="PNG file for the grid.")
+              show_default=True, help="Image file for the grid: .png, .jpg/.jpeg, .webp, .bmp or .tif/.tiff.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the latents.")
 @click.option("--nrow", type=click.IntRange(min=1), help="Images per row.  [default: square]")
 @click.option("--class", "classes", type=click.IntRange(min=0), multiple=True,
@@ -517,7 +522,7 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, clas
     """Write a grid of samples from MODEL: a run or model folder, a catalogue name or a Hub repo id."""
     from ganzoo.images import save_grid
 
-    _check_output_file(output)
+    _check_output_file(output, image="grid")
     gan = _load_for_sampling(model, device)
     images = gan.sample(num, seed=seed, labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
     save_grid(images, output, nrow=nrow)
@@ -527,7 +532,7 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, clas
 @cli.command()
 @click.argument("model")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("walk.gif"),
-              show_default=True, help="GIF file.")
+              show_default=True, help="Animation file: .gif or .webp.")
 @click.option("-n", "--num", "num", type=click.IntRange(min=1), default=16, show_default=True,
               help="Parallel walks shown side by side.")
 @click.option("--keyframes", type=click.IntRange(min=2), default=4, show_default=True,
@@ -545,7 +550,7 @@ def interpolate(model: str, output: Path, num: int, keyframes: int, frames: int,
     """Write a looping latent-space walk of MODEL as an animated GIF."""
     from ganzoo.images import save_gif
 
-    _check_output_file(output)
+    _check_output_file(output, image="animation")
     gan = _load_for_sampling(model, device)
     walk = gan.interpolate(num, keyframes=keyframes, frames_per_key=frames, seed=seed, spherical=not linear,
                            labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
@@ -556,7 +561,7 @@ def interpolate(model: str, output: Path, num: int, keyframes: int, frames: int,
 @cli.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="GIF file.  [default: RUN/progress.gif]")
+              help="Animation file: .gif or .webp.  [default: RUN/progress.gif]")
 @click.option("--duration", type=click.IntRange(min=10), default=200, show_default=True, help="Milliseconds a frame.")
 @_errors_to_exit_codes
 def progress(run: Path, output: Path | None, duration: int) -> None:
@@ -567,7 +572,7 @@ def progress(run: Path, output: Path | None, duration: int) -> None:
     if not grids:
         raise _UsageFailure(f"{run} has no sample grids in samples/; is it a run folder?")
     output = output or run / "progress.gif"
-    _check_output_file(output)
+    _check_output_file(output, image="animation")
     gif_from_files(grids, output, duration_ms=duration)
     click.echo(f"wrote {len(grids)} frames to {output}")
 
@@ -575,7 +580,7 @@ def progress(run: Path, output: Path | None, duration: int) -> None:
 @cli.command()
 @click.argument("model")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("mix.png"),
-              show_default=True, help="PNG file.")
+              show_default=True, help="Image file: .png, .jpg/.jpeg, .webp, .bmp or .tif/.tiff.")
 @click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True, help="Latents giving coarse styles.")
 @click.option("--cols", type=click.IntRange(min=1), default=6, show_default=True, help="Latents giving fine styles.")
 @click.option("--crossover", type=click.IntRange(min=0), help="First layer taking the column's style.  "
@@ -591,7 +596,7 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
 
     from ganzoo.images import save_grid
 
-    _check_output_file(output)
+    _check_output_file(output, image="grid")
     gan = _load_for_sampling(model, device)
     G = gan.sampler
     if not hasattr(G, "style_mix"):
