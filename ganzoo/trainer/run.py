@@ -16,6 +16,7 @@ from ganzoo._io import remove_leftover_temps, write_json
 from ganzoo.errors import ConfigError, GanzooUsageError
 from ganzoo.model import GANModel
 from ganzoo.trainer.checkpoint import Checkpoint, resume_checkpoint
+from ganzoo.trainer.events import EVENT_FILE_PREFIX
 from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer, check_training
 
 if TYPE_CHECKING:
@@ -74,6 +75,9 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
+        for events in out.glob(EVENT_FILE_PREFIX + "*"):  # TensorBoard's, which a new run would otherwise join
+            if events.is_file():
+                events.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".ganzoo-write-test"
