@@ -297,7 +297,10 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 
 
 @cli.command()
-@click.option("--arch", "-a", help="Architecture to train (see `ganzoo list`). Not needed with --resume.")
+@click.option("--arch", "-a", help="Architecture to train (see `ganzoo list`). Not needed with --resume or --init.")
+@click.option("--init", "init", metavar="MODEL",
+              help="Fine-tune: start from MODEL (a run or model folder, a catalogue name, a Hub repo) with its "
+                   "architecture and config; its generator, EMA and discriminator (new if it has none).")
 @click.option("--preset", help="A preset of the architecture (see `ganzoo info ARCH`).")
 @click.option("--data", "-d",
               help="Dataset name (mnist-5k, mnist, fashion-mnist, cifar10, celeba) or an image folder.  "
@@ -356,8 +359,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
                    "--nproc_per_node N -m ganzoo train ...` would start them): one per GPU, or CPU processes.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan (config, recipe, options) and exit.")
 @_errors_to_exit_codes
-def train(arch: str | None, preset: str | None, data: str | None, steps: int | None, batch_size: int | None,
-          seed: int | None,
+def train(arch: str | None, init: str | None, preset: str | None, data: str | None, steps: int | None,
+          batch_size: int | None, seed: int | None,
           out: Path | None, resume: bool, overwrite: bool, img_size: int | None, channels: str | None,
           loss: str | None, g_lr: float | None, d_lr: float | None, d_steps: int | None,
           label_smoothing: float | None, label_noise: bool | None, instance_noise: float | None,
@@ -368,11 +371,17 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
     """Train an architecture with its recipe; writes a run folder with samples, checkpoints and model/."""
     if resume and overwrite:
         raise _UsageFailure("--resume and --overwrite contradict each other; pick one")
-    if not resume and not arch:
-        raise _UsageFailure("missing --arch; pick one from `ganzoo list`")
+    if resume and init:
+        raise _UsageFailure("--init starts a new run from a model and --resume continues a run; pick one")
+    if not resume and not arch and not init:
+        raise _UsageFailure("missing --arch; pick one from `ganzoo list`, or start from a model with --init")
     from ganzoo.registry import get_architecture
 
     known_arch = arch
+    if init and not arch:  # the source's: its config fields are what --set may change
+        from ganzoo.trainer.run import load_init_source
+
+        known_arch = load_init_source(init)[0].architecture
     if resume and not arch and out is not None and (out / "config.json").is_file():
         from ganzoo.trainer.run import read_plan
 
@@ -427,14 +436,15 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
         if resume:
             raise _UsageFailure("--dry-run shows a new run's plan; it cannot be combined with --resume")
         run_options = RunOptions.from_dict({**options, "data": data or "mnist-5k", "seed": seed or 0})
-        plan = plan_run(arch, run_options.data, preset=preset, config=config, recipe=recipe, options=run_options)
+        plan = plan_run(arch, run_options.data, preset=preset, config=config, recipe=recipe, options=run_options,
+                        init=init)
         click.echo(json.dumps(plan, indent=2))
         return
 
     progress, close = _progress_printer()
     try:
         model = run_training(arch, data=data, out=out, preset=preset, config=config, recipe=recipe, seed=seed,
-                             resume=resume, overwrite=overwrite, progress=progress, **options)
+                             resume=resume, overwrite=overwrite, init=init, progress=progress, **options)
     except TrainingInterrupted as exc:
         close()
         if _rank() != 0:  # rank 0 says it for every process
