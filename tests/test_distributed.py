@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -229,6 +230,9 @@ def test_nproc_resume_falls_back_past_a_damaged_checkpoint_and_refuses_without_o
     assert resumed.stderr.count(f"checkpoint {newest} is unreadable") == 1, resumed.stderr
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3]  # resumed from step 1: step 2 trained again and logged once
+    events = sorted(run.glob("events.out.tfevents.*"))
+    if importlib.util.find_spec("tensorboard") is not None:  # one file a session: rank 0 alone writes events
+        assert len(events) == 2, events
 
     for path in (run / "checkpoints").glob("step-*.safetensors"):
         path.write_bytes(b"\0" * 64)
@@ -238,3 +242,4 @@ def test_nproc_resume_falls_back_past_a_damaged_checkpoint_and_refuses_without_o
     errors = [line for line in refused.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and "is readable (newest:" in errors[0] and "--overwrite" in errors[0], refused.stderr
     assert {p.name: p.read_bytes() for p in (run / "model").iterdir()} == model
+    assert sorted(run.glob("events.out.tfevents.*")) == events  # the refused resume wrote nothing
