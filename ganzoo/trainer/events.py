@@ -35,7 +35,9 @@ def _wait_for_a_later_second(folder: Path) -> None:
     """Event files are read in name order and named by the second they were opened in: make sure a new one sorts
     after the files already there (a resume within a second of the interruption would otherwise sort first)."""
     stamps = [int(m.group(1)) for p in folder.glob(EVENT_FILE_PREFIX + "*") if (m := _STAMP.match(p.name))]
-    while stamps and int(time.time()) <= max(stamps):
+    if not stamps or max(stamps) > time.time() + 1:  # none, or stamped ahead of this clock: waiting would not help
+        return
+    while int(time.time()) <= max(stamps):
         time.sleep(0.05)
 
 
