@@ -94,8 +94,9 @@ def _os_error_message(exc: OSError) -> str:
     return f"{reason}{where}; {fix}"
 
 
-def _check_output_file(path: Path, option: str = "-o") -> None:
-    """Refuse an output file that cannot be created, before any work is done (exit code 2)."""
+def _check_output_file(path: Path, option: str = "-o", image: str | None = None) -> None:
+    """Refuse an output file that cannot be created, or an `image` ("grid" or "animation") whose suffix names no
+    format that can be written, before any work is done (exit code 2)."""
     if path.is_dir():
         raise _UsageFailure(f"{option} {path} is a folder; give a file name")
     ancestor = path.parent
@@ -103,6 +104,10 @@ def _check_output_file(path: Path, option: str = "-o") -> None:
         ancestor = ancestor.parent
     if ancestor.exists() and not ancestor.is_dir():
         raise _UsageFailure(f"cannot write {path}: {ancestor} is a file, not a folder; choose another {option}")
+    if image is not None:
+        from ganzoo.images import image_format
+
+        image_format(path, image)  # type: ignore[arg-type]
 
 
 def _parse_value(text: str) -> Any:
@@ -292,7 +297,10 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 
 
 @cli.command()
-@click.option("--arch", "-a", help="Architecture to train (see `ganzoo list`). Not needed with --resume.")
+@click.option("--arch", "-a", help="Architecture to train (see `ganzoo list`). Not needed with --resume or --init.")
+@click.option("--init", "init", metavar="MODEL",
+              help="Fine-tune: start from MODEL (a run or model folder, a catalogue name, a Hub repo) with its "
+                   "architecture and config; its generator, EMA and discriminator (new if it has none).")
 @click.option("--preset", help="A preset of the architecture (see `ganzoo info ARCH`).")
 @click.option("--data", "-d",
               help="Dataset name (mnist-5k, mnist, fashion-mnist, cifar10, celeba) or an image folder.  "
@@ -351,8 +359,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
                    "--nproc_per_node N -m ganzoo train ...` would start them): one per GPU, or CPU processes.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan (config, recipe, options) and exit.")
 @_errors_to_exit_codes
-def train(arch: str | None, preset: str | None, data: str | None, steps: int | None, batch_size: int | None,
-          seed: int | None,
+def train(arch: str | None, init: str | None, preset: str | None, data: str | None, steps: int | None,
+          batch_size: int | None, seed: int | None,
           out: Path | None, resume: bool, overwrite: bool, img_size: int | None, channels: str | None,
           loss: str | None, g_lr: float | None, d_lr: float | None, d_steps: int | None,
           label_smoothing: float | None, label_noise: bool | None, instance_noise: float | None,
@@ -363,11 +371,17 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
     """Train an architecture with its recipe; writes a run folder with samples, checkpoints and model/."""
     if resume and overwrite:
         raise _UsageFailure("--resume and --overwrite contradict each other; pick one")
-    if not resume and not arch:
-        raise _UsageFailure("missing --arch; pick one from `ganzoo list`")
+    if resume and init:
+        raise _UsageFailure("--init starts a new run from a model and --resume continues a run; pick one")
+    if not resume and not arch and not init:
+        raise _UsageFailure("missing --arch; pick one from `ganzoo list`, or start from a model with --init")
     from ganzoo.registry import get_architecture
 
     known_arch = arch
+    if init and not arch:  # the source's: its config fields are what --set may change
+        from ganzoo.trainer.run import load_init_source
+
+        known_arch = load_init_source(init)[0].architecture
     if resume and not arch and out is not None and (out / "config.json").is_file():
         from ganzoo.trainer.run import read_plan
 
@@ -422,14 +436,15 @@ def train(arch: str | None, preset: str | None, data: str | None, steps: int | N
         if resume:
             raise _UsageFailure("--dry-run shows a new run's plan; it cannot be combined with --resume")
         run_options = RunOptions.from_dict({**options, "data": data or "mnist-5k", "seed": seed or 0})
-        plan = plan_run(arch, run_options.data, preset=preset, config=config, recipe=recipe, options=run_options)
+        plan = plan_run(arch, run_options.data, preset=preset, config=config, recipe=recipe, options=run_options,
+                        init=init)
         click.echo(json.dumps(plan, indent=2))
         return
 
     progress, close = _progress_printer()
     try:
         model = run_training(arch, data=data, out=out, preset=preset, config=config, recipe=recipe, seed=seed,
-                             resume=resume, overwrite=overwrite, progress=progress, **options)
+                             resume=resume, overwrite=overwrite, init=init, progress=progress, **options)
     except TrainingInterrupted as exc:
         close()
         if _rank() != 0:  # rank 0 says it for every process
@@ -503,7 +518,7 @@ def _labels_option(gan: Any, classes: tuple[int, ...], n: int) -> list[int] | No
 @click.argument("model")
 @click.option("-n", "--num", "num", type=click.IntRange(min=1), default=64, show_default=True, help="Images.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("grid.png"),
-              show_default=True, help="PNG file for the grid.")
+              show_default=True, help="Image file for the grid: .png, .jpg/.jpeg, .webp, .bmp or .tif/.tiff.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the latents.")
 @click.option("--nrow", type=click.IntRange(min=1), help="Images per row.  [default: square]")
 @click.option("--class", "classes", type=click.IntRange(min=0), multiple=True,
@@ -517,7 +532,7 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, clas
     """Write a grid of samples from MODEL: a run or model folder, a catalogue name or a Hub repo id."""
     from ganzoo.images import save_grid
 
-    _check_output_file(output)
+    _check_output_file(output, image="grid")
     gan = _load_for_sampling(model, device)
     images = gan.sample(num, seed=seed, labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
     save_grid(images, output, nrow=nrow)
@@ -527,7 +542,7 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, clas
 @cli.command()
 @click.argument("model")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("walk.gif"),
-              show_default=True, help="GIF file.")
+              show_default=True, help="Animation file: .gif or .webp.")
 @click.option("-n", "--num", "num", type=click.IntRange(min=1), default=16, show_default=True,
               help="Parallel walks shown side by side.")
 @click.option("--keyframes", type=click.IntRange(min=2), default=4, show_default=True,
@@ -545,7 +560,7 @@ def interpolate(model: str, output: Path, num: int, keyframes: int, frames: int,
     """Write a looping latent-space walk of MODEL as an animated GIF."""
     from ganzoo.images import save_gif
 
-    _check_output_file(output)
+    _check_output_file(output, image="animation")
     gan = _load_for_sampling(model, device)
     walk = gan.interpolate(num, keyframes=keyframes, frames_per_key=frames, seed=seed, spherical=not linear,
                            labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
@@ -556,7 +571,7 @@ def interpolate(model: str, output: Path, num: int, keyframes: int, frames: int,
 @cli.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="GIF file.  [default: RUN/progress.gif]")
+              help="Animation file: .gif or .webp.  [default: RUN/progress.gif]")
 @click.option("--duration", type=click.IntRange(min=10), default=200, show_default=True, help="Milliseconds a frame.")
 @_errors_to_exit_codes
 def progress(run: Path, output: Path | None, duration: int) -> None:
@@ -567,7 +582,7 @@ def progress(run: Path, output: Path | None, duration: int) -> None:
     if not grids:
         raise _UsageFailure(f"{run} has no sample grids in samples/; is it a run folder?")
     output = output or run / "progress.gif"
-    _check_output_file(output)
+    _check_output_file(output, image="animation")
     gif_from_files(grids, output, duration_ms=duration)
     click.echo(f"wrote {len(grids)} frames to {output}")
 
@@ -575,7 +590,7 @@ def progress(run: Path, output: Path | None, duration: int) -> None:
 @cli.command()
 @click.argument("model")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("mix.png"),
-              show_default=True, help="PNG file.")
+              show_default=True, help="Image file: .png, .jpg/.jpeg, .webp, .bmp or .tif/.tiff.")
 @click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True, help="Latents giving coarse styles.")
 @click.option("--cols", type=click.IntRange(min=1), default=6, show_default=True, help="Latents giving fine styles.")
 @click.option("--crossover", type=click.IntRange(min=0), help="First layer taking the column's style.  "
@@ -589,7 +604,7 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
     """Style-mixing grid: top row and left column are plain samples, the rest mix row (coarse) and column (fine)."""
     from ganzoo.images import save_grid
 
-    _check_output_file(output)
+    _check_output_file(output, image="grid")
     gan = _load_for_sampling(model, device)
     if not gan.supports_style_mixing:
         raise _UsageFailure(f"{gan.architecture} has no style mixing; use a StyleGAN-style model")

@@ -234,3 +234,53 @@ def test_written_files_respect_the_umask(trained_run):
     os.umask(umask)
     mode = stat.S_IMODE((trained_run / "model" / "generator.safetensors").stat().st_mode)
     assert mode == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".png", "PNG"), (".jpg", "JPEG"), (".JPEG", "JPEG"), (".webp", "WEBP"),
+                                         (".bmp", "BMP"), (".tiff", "TIFF")])
+def test_sample_writes_the_format_its_suffix_names(trained_run, tmp_path, suffix, fmt):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from ganzoo.images import grid_png_bytes
+
+    out = tmp_path / f"grid{suffix}"
+    result = invoke("sample", trained_run, "-n", 4, "--seed", 3, "-o", out)
+    assert result.exit_code == 0, result.output
+    expected = np.asarray(Image.open(io.BytesIO(grid_png_bytes(ganzoo.load(trained_run).sample(4, seed=3)))))
+    with Image.open(out) as picture:
+        assert picture.format == fmt
+        got = np.asarray(picture)
+    if got.ndim == 3 and expected.ndim == 2:  # WebP has no grayscale mode: three equal channels
+        assert (got == got[..., :1]).all()
+        got = got[..., 0]
+    assert got.shape == expected.shape
+    difference = np.abs(got.astype(int) - expected.astype(int)).max()
+    assert difference <= (40 if fmt == "JPEG" else 0), difference  # every format but JPEG is lossless
+
+
+@pytest.mark.parametrize("command", [["sample"], ["mix"], ["interpolate"], ["progress"]])
+def test_an_image_suffix_that_cannot_be_written_is_refused_before_any_work(trained_run, tmp_path, command):
+    """A grid or animation named with a suffix no writer exists for: exit 2, one line listing the suffixes that
+    work, nothing written; said before the model is even loaded (mix would otherwise say 'no style mixing')."""
+    for name in ("out.xyz", "out"):
+        target = tmp_path / name
+        line = one_line_error(invoke(*command, trained_run, "-o", target), 2, "cannot write an ", str(target))
+        assert (".gif, .webp" if command[0] in ("interpolate", "progress") else ".png, .jpg, .jpeg, .webp") in line
+        assert not target.exists()
+    one_line_error(invoke("sample", tmp_path / "no-such-model", "-o", tmp_path / "grid.xyz"), 2, "suffix '.xyz'")
+    if command[0] in ("interpolate", "progress"):  # a still format is no animation
+        one_line_error(invoke(*command, trained_run, "-o", tmp_path / "walk.png"), 2, "animation")
+
+
+def test_walk_and_progress_as_animated_webp(trained_run, tmp_path):
+    from PIL import Image
+
+    result = invoke("interpolate", trained_run, "-o", tmp_path / "walk.webp", "-n", 2, "--keyframes", 2, "--frames", 2)
+    assert result.exit_code == 0, result.output
+    assert invoke("progress", trained_run, "-o", tmp_path / "progress.webp").exit_code == 0
+    with Image.open(tmp_path / "walk.webp") as walk, Image.open(tmp_path / "progress.webp") as grids:
+        assert (walk.format, walk.n_frames) == ("WEBP", 4)
+        assert (grids.format, grids.n_frames) == ("WEBP", len(list((trained_run / "samples").glob("*.png"))))

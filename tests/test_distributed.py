@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -213,3 +214,32 @@ def test_ctrl_c_stops_every_process_after_the_same_step(tmp_path):
     resumed = _ganzoo("train", "--resume", "--out", str(run), "--steps", str(step + 2), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"for {step + 2} steps" in resumed.stdout
+
+
+def test_nproc_resume_falls_back_past_a_damaged_checkpoint_and_refuses_without_one(tmp_path):
+    """The distributed resume reads its checkpoint as a single process does (rank 0 reads, the others receive):
+    a damaged newest checkpoint is skipped with a warning naming it; with none readable every process stops,
+    one error line, and the exported model is left as it was."""
+    run = tmp_path / "run"
+    assert _ganzoo("train", *TINY, "--steps", "2", "--checkpoint-every", "1", "--out", str(run),
+                   cwd=tmp_path).returncode == 0
+    older, newest = sorted((run / "checkpoints").glob("step-*.safetensors"))
+    newest.write_bytes(newest.read_bytes()[:300])
+    resumed = _ganzoo("train", "--nproc", "2", "--resume", "--out", str(run), "--steps", "3", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stderr.count(f"checkpoint {newest} is unreadable") == 1, resumed.stderr
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]  # resumed from step 1: step 2 trained again and logged once
+    events = sorted(run.glob("events.out.tfevents.*"))
+    if importlib.util.find_spec("tensorboard") is not None:  # one file a session: rank 0 alone writes events
+        assert len(events) == 2, events
+
+    for path in (run / "checkpoints").glob("step-*.safetensors"):
+        path.write_bytes(b"\0" * 64)
+    model = {p.name: p.read_bytes() for p in (run / "model").iterdir()}
+    refused = _ganzoo("train", "--nproc", "2", "--resume", "--out", str(run), "--steps", "4", cwd=tmp_path)
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and "is readable (newest:" in errors[0] and "--overwrite" in errors[0], refused.stderr
+    assert {p.name: p.read_bytes() for p in (run / "model").iterdir()} == model
+    assert sorted(run.glob("events.out.tfevents.*")) == events  # the refused resume wrote nothing

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -145,15 +146,54 @@ def test_a_metrics_line_cut_short_is_dropped_on_resume(tmp_path):
     assert steps == [1, 2, 3]
 
 
-def test_an_unreadable_newest_checkpoint_is_skipped(tmp_path, caplog):
-    run, whole = tmp_path / "run", tmp_path / "whole"
-    tiny_train("gan", run, steps=3, checkpoint_every=1, keep_checkpoints=3)
-    newest = find_checkpoints(run / "checkpoints")[-1][1]
-    newest.write_bytes(newest.read_bytes()[:1000])  # e.g. copied by a tool that does not write atomically
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_older_one(tmp_path, caplog, damage):
+    """The newest checkpoint cut short (a copy that was not atomic) or overwritten with garbage: the run resumes from
+    the older one, with a warning naming the bad file, exactly as a resume from the older one would."""
+    run, older_only = tmp_path / "run", tmp_path / "older-only"
+    tiny_train("gan", run, steps=3, checkpoint_every=1, keep_checkpoints=2)
+    (_, _), (_, newest) = find_checkpoints(run / "checkpoints")
+    shutil.copytree(run, older_only)
+    (older_only / "checkpoints" / newest.name).unlink()  # what a resume from the older checkpoint starts with
+    data = newest.read_bytes()
+    newest.write_bytes(data[:len(data) // 2] if damage == "truncated" else b"\x8f" * 4096)
     with caplog.at_level("WARNING", logger="ganzoo"):
         resumed = ganzoo.train(out=run, steps=5, resume=True)
-    assert "skipping unreadable checkpoint at step 3" in caplog.text
-    assert_same_state(tiny_train("gan", whole, steps=5).generator, resumed.generator)
+    assert f"checkpoint {newest} is unreadable" in caplog.text
+    assert "newest readable checkpoint, step 2" in caplog.text
+    reference = ganzoo.train(out=older_only, steps=5, resume=True)
+    for part in ("generator", "discriminator", "ema"):
+        assert_same_state(getattr(reference, part), getattr(resumed, part))
+    assert_same_state(tiny_train("gan", tmp_path / "whole", steps=5).generator, resumed.generator)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 5
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("how", ["all-damaged", "none-left"])
+def test_resume_without_a_readable_checkpoint_refuses_and_keeps_the_exported_model(tmp_path, how):
+    """No checkpoint to continue from, but a finished run's model/: exit 1 with one line naming the file and the fix;
+    nothing in the run folder changes (no retraining from step 0 over model/)."""
+    run = tmp_path / "run"
+    assert invoke("train", *TINY_GAN, "--steps", 3, "--checkpoint-every", 1, "--out", run).exit_code == 0
+    checkpoints = [p for _, p in find_checkpoints(run / "checkpoints")]
+    assert len(checkpoints) == 2
+    for path in checkpoints:
+        if how == "all-damaged":
+            path.write_bytes(path.read_bytes()[:500])
+        else:
+            path.unlink()
+    before = _tree_bytes(run)
+    line = error_line(invoke("train", "--resume", "--out", run, "--steps", 5), 1)
+    if how == "all-damaged":
+        assert f"none of its 2 checkpoint(s) is readable (newest: {checkpoints[-1]})" in line, line
+    else:
+        assert f"exported {run / 'model'} but no checkpoint in {run / 'checkpoints'}" in line, line
+    assert "restore it from a copy, or train again from step 0 with --overwrite" in line
+    assert _tree_bytes(run) == before
 
 
 def test_divergence_through_the_cli_names_the_step_and_says_there_is_no_checkpoint(tmp_path):

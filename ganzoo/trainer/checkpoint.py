@@ -17,9 +17,10 @@ from typing import Any
 import torch
 
 from ganzoo.errors import WeightsError
-from ganzoo.serialization import read_state, save_state
+from ganzoo.serialization import save_state
 
-__all__ = ["Checkpoint", "find_checkpoints", "flatten_optimizer", "latest_checkpoint", "unflatten_optimizer"]
+__all__ = ["Checkpoint", "find_checkpoints", "flatten_optimizer", "latest_checkpoint", "resume_checkpoint",
+           "unflatten_optimizer"]
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +87,21 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
-        from safetensors import safe_open
+        """Read a checkpoint file; a missing, cut-short or foreign file is a `WeightsError` naming it."""
+        from safetensors import SafetensorError, safe_open
+        from safetensors.torch import load_file
 
-        tensors = read_state(path)
-        with safe_open(str(path), framework="pt") as fh:
-            raw = (fh.metadata() or {}).get(META_KEY)
-        if raw is None:
-            raise WeightsError(f"{path} is a safetensors file but not a ganzoo checkpoint")
-        return cls(tensors, json.loads(raw))
+        try:
+            tensors = load_file(str(path), device="cpu")
+            with safe_open(str(path), framework="pt") as fh:
+                raw = (fh.metadata() or {}).get(META_KEY)
+            meta = json.loads(raw) if raw is not None else None
+        except (SafetensorError, OSError, ValueError) as exc:  # ValueError: JSONDecodeError too
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise WeightsError(f"checkpoint {path} is unreadable ({reason[:200]})") from None
+        if not isinstance(meta, dict) or "step" not in meta:
+            raise WeightsError(f"checkpoint {path} is a safetensors file but not a ganzoo checkpoint")
+        return cls(tensors, meta)
 
 
 def find_checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -109,10 +117,43 @@ def find_checkpoints(folder: Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(folder: Path) -> Checkpoint | None:
-    """The newest readable checkpoint; an unreadable one is skipped with a warning."""
+    """The newest readable checkpoint in `folder`; None when there is none.
+
+    Checkpoints are written atomically, so an unreadable one is damage (a disk error, a copy cut short): it is
+    skipped with a warning that names it, and the next older one is tried. Whether a run may start again from step 0
+    without one is the caller's decision (see `resume_checkpoint`).
+    """
     for step, path in reversed(find_checkpoints(folder)):
         try:
-            return Checkpoint.load(path)
+            ckpt = Checkpoint.load(path)
         except WeightsError as exc:
-            logger.warning("skipping unreadable checkpoint at step %d: %s", step, exc)
+            logger.warning("%s; trying the checkpoint before step %d", exc, step)
+            continue
+        return ckpt
+    return None
+
+
+def resume_checkpoint(out: Path, exported: tuple[str, ...] = ("model", "best")) -> Checkpoint | None:
+    """The checkpoint a resumed run in the run folder `out` continues from, or None to start from step 0.
+
+    Falls back past damaged checkpoints to the newest readable one. Starting from step 0 is allowed only where it
+    loses nothing: a run that never wrote a checkpoint nor exported a model (one killed early). When checkpoints
+    exist but none is readable, or a model was exported but no checkpoint is left, this raises a `WeightsError`
+    rather than retrain over the exported model.
+    """
+    folder = out / "checkpoints"
+    found = find_checkpoints(folder)
+    ckpt = latest_checkpoint(folder)
+    if ckpt is not None:
+        if int(ckpt.meta["step"]) != found[-1][0]:
+            logger.warning("resuming %s from its newest readable checkpoint, step %d", out, ckpt.meta["step"])
+        return ckpt
+    fix = "restore it from a copy, or train again from step 0 with --overwrite (replaces the run's files)"
+    if found:
+        raise WeightsError(f"cannot resume {out}: none of its {len(found)} checkpoint(s) is readable "
+                           f"(newest: {found[-1][1]}); {fix}")
+    models = [out / name for name in exported if (out / name).exists()]
+    if models:
+        raise WeightsError(f"cannot resume {out}: it has an exported {models[0]} but no checkpoint in {folder}; "
+                           f"{fix}")
     return None

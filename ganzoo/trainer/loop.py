@@ -27,7 +27,7 @@ from ganzoo._io import write_text
 from ganzoo.augment import Augment, parse_policy
 from ganzoo.data import ImageDataset
 from ganzoo.errors import ConfigError, GanzooError
-from ganzoo.images import class_rows, save_grid
+from ganzoo.images import class_rows, save_grid, to_uint8
 from ganzoo.interfaces import (
     SCHEDULE_ALIASES,
     SCHEDULE_OPTIMIZER_TARGETS,
@@ -49,6 +49,7 @@ from ganzoo.trainer.ema import ema_beta, update_ema
 if TYPE_CHECKING:
     from ganzoo.metrics.evaluation import EvalResult
     from ganzoo.trainer.distributed import World
+    from ganzoo.trainer.events import EventWriter
 
 __all__ = ["RunOptions", "Trainer", "TrainingDiverged", "TrainingInterrupted", "check_training", "schedule_starts"]
 
@@ -292,6 +293,7 @@ class Trainer:
         self._stats: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
         self._stop_requested = False  # Ctrl-C reached this process
+        self.events: EventWriter | None = None  # TensorBoard events (rank 0, when tensorboard is installed)
         self._stop_agreed = False  # some process of a distributed run was interrupted: all stop after this step
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -491,6 +493,8 @@ class Trainer:
             self.state().save(path)
             for _, old in find_checkpoints(self.checkpoint_dir)[:-self.options.keep_checkpoints]:
                 old.unlink(missing_ok=True)
+            if self.events is not None:  # events up to the checkpoint survive a kill; later ones are logged again
+                self.events.flush()
 
         self._on_main(write)
         return path
@@ -509,10 +513,14 @@ class Trainer:
 
     def release(self) -> None:
         """Give the modules back as they were built: BatchNorm layers that a distributed run made global become
-        plain BatchNorm again (sharing the trained weights), so the model works without a process group."""
+        plain BatchNorm again (sharing the trained weights), so the model works without a process group. Closes the
+        TensorBoard event file."""
         for restore in self._restore:
             restore()
         self._restore = []
+        if self.events is not None:
+            self.events.close()
+            self.events = None
 
     # ----------------------------------------------------------------------------------------------------------------
     # outputs
@@ -532,6 +540,11 @@ class Trainer:
             G.train(was_training)
         path = self.out / "samples" / f"step-{self.step:07d}.png"
         save_grid(images.float(), path, nrow=self.grid_nrow)
+        if self.events is not None:
+            from torchvision.utils import make_grid
+
+            nrow = self.grid_nrow or max(1, math.ceil(math.sqrt(len(images))))
+            self.events.grid("samples", make_grid(to_uint8(images), nrow=nrow, padding=2), self.step)
         return path
 
     def training_summary(self) -> dict[str, Any]:
@@ -592,6 +605,20 @@ class Trainer:
     def _append_metrics(self, record: dict[str, Any]) -> None:
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
+        if self.events is not None:
+            self.events.scalars(record)
+
+    def _open_events(self) -> None:
+        """Start TensorBoard events for this session (rank 0): the plan as hyperparameters on a run's first session,
+        and what an interrupted session logged after the step resumed from marked to be dropped by readers."""
+        from ganzoo.trainer.events import open_event_writer
+
+        self.events = open_event_writer(self.out, self.step)
+        if self.events is not None and self.step == 0:
+            plan = {"architecture": self.model.architecture, "preset": self.run_info.get("preset"),
+                    "config": self.model.config.to_dict(), "recipe": self.recipe.to_dict(),
+                    "options": self.options.to_dict()}
+            self.events.hparams(plan)
 
     def _diverged(self, what: str) -> TrainingDiverged:
         last = find_checkpoints(self.checkpoint_dir)
@@ -678,6 +705,7 @@ class Trainer:
             self.load_state(resume_from)
             logger.info("resumed from step %d", self.step)
         self._on_main(self._trim_metrics)  # also when a killed run is restarted before its first checkpoint
+        self._on_main(self._open_events)
         total = self.recipe.steps
         self._t0 = time.perf_counter()
         t_last, step_last = self._t0, self.step

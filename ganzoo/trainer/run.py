@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -12,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ganzoo import __version__
-from ganzoo._io import remove_leftover_temps, write_json
-from ganzoo.errors import ConfigError, GanzooUsageError
+from ganzoo._io import remove_leftover_temps, sha256_of, write_json
+from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
 from ganzoo.model import GANModel
-from ganzoo.trainer.checkpoint import Checkpoint, latest_checkpoint
+from ganzoo.trainer.checkpoint import Checkpoint, resume_checkpoint
+from ganzoo.trainer.events import EVENT_FILE_PREFIX
 from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer, check_training
 
 if TYPE_CHECKING:
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from ganzoo.interfaces import ArchConfig, Architecture, Recipe, TrainingHook
     from ganzoo.trainer.distributed import World
 
-__all__ = ["default_out", "plan_run", "read_plan", "train"]
+__all__ = ["default_out", "load_init_source", "plan_run", "read_plan", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +76,9 @@ def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
                 shutil.rmtree(target)
             elif target.exists():
                 target.unlink()
+        for events in out.glob(EVENT_FILE_PREFIX + "*"):  # TensorBoard's, which a new run would otherwise join
+            if events.is_file():
+                events.unlink()
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".ganzoo-write-test"
@@ -103,25 +108,101 @@ def read_plan(out: Path) -> dict[str, Any]:
     return plan
 
 
-def plan_run(architecture: str, data: str, *, preset: str | None, config: Mapping[str, Any],
-             recipe: Mapping[str, Any], options: RunOptions) -> dict[str, Any]:
+def plan_run(architecture: str | None, data: str, *, preset: str | None, config: Mapping[str, Any],
+             recipe: Mapping[str, Any], options: RunOptions, init: str | os.PathLike[str] | None = None
+             ) -> dict[str, Any]:
     """Resolve everything a run needs into a JSON-able plan (what `config.json` of a run folder holds).
 
     The dataset decides the number of channels (and classes, for conditional architectures) unless the config
-    sets them.
+    sets them. With `init` (anything `ganzoo.load` accepts) the run fine-tunes that model: the architecture and
+    config are the source's, `config` may change only what keeps the weights' shapes, and the plan records the
+    source under "init".
     """
     from ganzoo.data import native_channels
     from ganzoo.registry import get_architecture
 
-    arch = get_architecture(architecture)
-    overrides = dict(config)
-    if "channels" not in overrides:
-        overrides["channels"] = native_channels(data)
-    cfg = arch.make_config(preset, **overrides)
+    started_from = None
+    if init is not None:
+        source, started_from = load_init_source(init)
+        if architecture is not None and get_architecture(architecture).name != source.architecture:
+            raise GanzooUsageError(f"--init {init} is a {source.architecture} model, not {architecture}; "
+                                   "drop --arch (fine-tuning keeps the source's architecture)")
+        arch = get_architecture(source.architecture)
+        cfg = source.config.replace(**config)
+        _check_weights_fit(source, cfg, {k: v for k, v in config.items() if source.config.to_dict().get(k) != v},
+                           str(init))
+        if preset is None:
+            preset = source.info.get("training", {}).get("preset")
+    else:
+        if architecture is None:
+            raise GanzooUsageError("name an architecture to train (see `ganzoo list`), or a model to start from")
+        arch = get_architecture(architecture)
+        overrides = dict(config)
+        if "channels" not in overrides:
+            overrides["channels"] = native_channels(data)
+        cfg = arch.make_config(preset, **overrides)
     rec = arch.make_recipe(preset, **recipe)
     check_training(arch, cfg, rec)  # a bad loss, option, schedule or combination fails here, before a run folder
-    return {"architecture": arch.name, "preset": preset, "config": cfg.to_dict(), "recipe": rec.to_dict(),
+    plan = {"architecture": arch.name, "preset": preset, "config": cfg.to_dict(), "recipe": rec.to_dict(),
             "options": options.to_dict(), "ganzoo_version": __version__, "torch_version": torch.__version__}
+    if started_from is not None:
+        plan["init"] = started_from
+    return plan
+
+
+def load_init_source(init: str | os.PathLike[str]) -> tuple[GANModel, dict[str, Any]]:
+    """The model a fine-tuning run starts from (anything `ganzoo.load` accepts), and what config.json records of
+    it: the name as given, where it was found, and the sha256 of its weight files."""
+    from ganzoo import hub
+    from ganzoo.model import load_model_folder
+    from ganzoo.serialization import DISCRIMINATOR_NAME, GENERATOR_NAME, find_model_folder
+
+    found, where = hub.locate(os.fspath(init))
+    folder = find_model_folder(found)
+    source = load_model_folder(folder)
+    record = {"source": os.fspath(init), "from": where if where != os.fspath(found) else str(folder.resolve()),
+              "generator_sha256": sha256_of(folder / GENERATOR_NAME),
+              "discriminator_sha256": sha256_of(folder / DISCRIMINATOR_NAME) if source.discriminator else None}
+    return source, record
+
+
+def _check_weights_fit(source: GANModel, cfg: ArchConfig, changed: Mapping[str, Any], name: str) -> None:
+    """Refuse config changes after which the source's weights no longer fit the networks (one line naming them)."""
+    from ganzoo.serialization import build_parts
+
+    if not changed:
+        return
+    fresh = build_parts(source.architecture, cfg, discriminator=source.discriminator is not None)
+    for part in ("generator", "discriminator"):
+        have = getattr(source, part)
+        if have is None:
+            continue
+        old, new = have.state_dict(), getattr(fresh, part).state_dict()
+        for key in sorted(old.keys() | new.keys()):
+            if key not in old or key not in new or old[key].shape != new[key].shape:
+                was = tuple(old[key].shape) if key in old else "absent"
+                now = tuple(new[key].shape) if key in new else "absent"
+                changes = ", ".join(f"{k}={json.dumps(v)}" for k, v in changed.items())
+                raise ConfigError(f"cannot fine-tune {name} with {changes}: the {part}'s {key} would be {now}, the "
+                                  f"source's is {was}; keep the source's value, or train from scratch without --init")
+
+
+def _start_from_init(model: GANModel, init: Mapping[str, Any], seed: int) -> None:
+    """Put the source's weights into a new run's model: generator (and so its EMA copy), and the discriminator when
+    the source has one. The source must still be the one the run was planned with (its sha256)."""
+    from ganzoo.serialization import load_weights
+
+    source, record = load_init_source(init["source"])
+    if record["generator_sha256"] != init["generator_sha256"]:
+        raise WeightsError(f"{init['source']} is not the model this run started from (its generator's sha256 "
+                           f"changed); start the run again with --overwrite")
+    load_weights(model.generator, source.generator.state_dict(), f"{init['source']} generator")
+    if source.discriminator is not None:
+        assert model.discriminator is not None
+        load_weights(model.discriminator, source.discriminator.state_dict(), f"{init['source']} discriminator")
+    else:
+        logger.warning("%s has no discriminator; fine-tuning starts from its generator and a new discriminator "
+                       "(initialised with seed %d)", init["source"], seed)
 
 
 def _on_main(world: World | None, fn: Callable[[], str | None]) -> str:
@@ -132,17 +213,18 @@ def _on_main(world: World | None, fn: Callable[[], str | None]) -> str:
     return call() if world is None else world.on_main(call) or ""
 
 
-def _resume_point(world: World | None, folder: Path) -> Checkpoint | None:
-    """The newest readable checkpoint in `folder`, read by rank 0 and sent to the other processes."""
+def _resume_point(world: World | None, out: Path) -> Checkpoint | None:
+    """The checkpoint the run in `out` resumes from (`resume_checkpoint`: damaged ones skipped, a refusal where
+    starting from step 0 would overwrite an exported model), read by rank 0 and sent to the other processes."""
     if world is None:
-        return latest_checkpoint(folder)
+        return resume_checkpoint(out)
     payload: dict[str, bytes] = {}
 
     def read() -> None:
-        ckpt = latest_checkpoint(folder)
+        ckpt = resume_checkpoint(out)
         payload["data"] = ckpt.to_bytes() if ckpt is not None else b""
 
-    _on_main(world, read)
+    _on_main(world, read)  # a refusal on rank 0 stops every process, reported once
     data = world.broadcast_bytes(payload.get("data"))
     return Checkpoint.from_bytes(data) if data else None
 
@@ -181,6 +263,10 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
                    world: World | None) -> GANModel:
     from ganzoo.model import build_model
 
+    # first, before any file is written: a resume that has nothing to continue from may be refused
+    ckpt = _resume_point(world, out) if resume else None
+    if resume and ckpt is None:
+        logger.info("no checkpoint in %s yet (the run stopped before its first); starting from step 0", out)
     if world is None:
         arch, options, cfg, rec, dataset, hooks = _setup(plan, world)
     else:  # every process loads its data; a failure anywhere stops all of them, reported once
@@ -193,6 +279,12 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
     torch.manual_seed(options.seed)  # weights initialise the same way for the same seed
     model = build_model(arch.name, cfg)
     run_info = {"data": options.data, "architecture": arch.name}
+    if plan.get("init"):
+        run_info["init"] = {k: plan["init"][k] for k in ("source", "generator_sha256")}
+        if ckpt is None and world is None:  # a resumed run takes every weight from its checkpoint
+            _start_from_init(model, plan["init"], options.seed)
+        elif ckpt is None:  # every process loads the source; a failure anywhere stops all of them
+            world.checked(lambda: _start_from_init(model, plan["init"], options.seed))
     if plan.get("preset"):
         run_info["preset"] = plan["preset"]
     evaluator = None
@@ -217,9 +309,6 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
 
     trainer = make_trainer() if world is None else world.checked(make_trainer)
     _on_main(world, lambda: write_json(out / RUN_CONFIG, plan))
-    ckpt = _resume_point(world, trainer.checkpoint_dir) if resume else None
-    if resume and ckpt is None:
-        logger.warning("no readable checkpoint in %s; starting from step 0", out)
     return trainer.run(progress=progress if trainer.is_main else None, resume_from=ckpt)
 
 
@@ -227,7 +316,7 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
           out: str | Path | None = None, *, preset: str | None = None, config: Mapping[str, Any] | None = None,
           recipe: Mapping[str, Any] | None = None, batch_size: int | None = None, seed: int | None = None,
           device: str | None = None, resume: bool = False, overwrite: bool = False,
-          progress: ProgressFn | None = None, **options: Any) -> GANModel:
+          init: str | os.PathLike[str] | None = None, progress: ProgressFn | None = None, **options: Any) -> GANModel:
     """Train an architecture with its recipe and write a run folder; returns the trained model.
 
     Args:
@@ -241,6 +330,9 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
             channels_last, compile, ...) are accepted as keywords.
         resume: continue the run in `out` from its newest checkpoint.
         overwrite: replace an existing run in `out`.
+        init: fine-tune: start from this model (anything `ganzoo.load` accepts) instead of random weights. Its
+            generator, EMA and discriminator (a new one when it has none) are the starting point, its architecture
+            and config are the run's; `config` may change only what keeps the weights' shapes.
         progress: called after every step with (step, total steps, logged values or None).
 
     Started by torchrun (WORLD_SIZE > 1), every process calls this with the same arguments and trains on its
@@ -252,7 +344,7 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
     try:
         model = _train(architecture, data, steps, out, preset=preset, config=config, recipe=recipe,
                        batch_size=batch_size, seed=seed, device=device, resume=resume, overwrite=overwrite,
-                       progress=progress, world=world, **options)
+                       init=init, progress=progress, world=world, **options)
     except BaseException:
         if world is not None:
             world.abort()
@@ -265,7 +357,8 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
 def _train(architecture: str | None, data: str | None, steps: int | None, out: str | Path | None, *,
            preset: str | None, config: Mapping[str, Any] | None, recipe: Mapping[str, Any] | None,
            batch_size: int | None, seed: int | None, device: str | None, resume: bool, overwrite: bool,
-           progress: ProgressFn | None, world: World | None, **options: Any) -> GANModel:
+           init: str | os.PathLike[str] | None, progress: ProgressFn | None, world: World | None,
+           **options: Any) -> GANModel:
     recipe = dict(recipe or {})
     if steps is not None:
         recipe["steps"] = steps
@@ -276,6 +369,8 @@ def _train(architecture: str | None, data: str | None, steps: int | None, out: s
             options[key] = value
 
     # Planning reads and prepares the run folder: rank 0 alone does it, and its errors are reported once.
+    if resume and init is not None:
+        raise GanzooUsageError("--init starts a new run from a model and --resume continues a run; pick one")
     if resume:
         if out is None:
             raise GanzooUsageError("resuming needs the run folder: pass --out RUN")
@@ -302,13 +397,13 @@ def _train(architecture: str | None, data: str | None, steps: int | None, out: s
         plan = json.loads(_on_main(world, plan_resume))
         return _run_from_plan(plan, folder, resume=True, progress=progress, world=world)
 
-    if architecture is None:
+    if architecture is None and init is None:
         raise GanzooUsageError("name an architecture to train (see `ganzoo list`)")
 
     def plan_new() -> str:
         run_options = RunOptions.from_dict(options)
         plan = plan_run(architecture, run_options.data, preset=preset, config=config or {}, recipe=recipe,
-                        options=run_options)
+                        options=run_options, init=init)
         folder = Path(out) if out is not None else default_out(plan["architecture"])
         _prepare_out(folder, resume=False, overwrite=overwrite)
         return json.dumps({"plan": plan, "folder": str(folder)})
