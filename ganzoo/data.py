@@ -7,7 +7,11 @@ Four kinds of source are understood by `load_dataset`:
   (1,000 modes; 50,000 train and 25,600 test images, always the same; see `STACKED_MNIST_SIZES`);
 * torchvision datasets (``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``), downloaded on first use
   into `cache_dir`;
-* a folder of images, optionally with one sub-folder per class.
+* a folder of images, optionally with one sub-folder per class;
+* the streamed sources of `ganzoo.streaming` (``stream:FOLDER``, StyleGAN-style zips, ``hf:NAME``), read whole.
+
+`open_dataset`, what training uses, leaves the streamed sources on disk instead: they are decoded image by image
+as batches are drawn (`ganzoo.streaming.StreamingDataset`).
 
 Splits (`SPLITS`): named datasets have a fixed train/test split. mnist-5k's is ganzoo's own: the last
 `MNIST_5K_TEST_PER_CLASS` (100) images of every class, in the file's own order, are the test part (1,000 images),
@@ -46,6 +50,8 @@ from ganzoo.errors import ConfigError, DataError, GanzooUsageError, unknown_name
 if TYPE_CHECKING:
     from torchvision.io import ImageReadMode
 
+    from ganzoo.streaming import StreamingDataset
+
 __all__ = [
     "BUILTIN",
     "IMAGE_EXTENSIONS",
@@ -61,6 +67,7 @@ __all__ = [
     "load_dataset",
     "mnist_5k_test_mask",
     "native_channels",
+    "open_dataset",
     "select_split",
 ]
 
@@ -187,6 +194,10 @@ def native_channels(spec: str) -> int:
     name = _dataset_name(spec)
     if name is not None:
         return _NATIVE_CHANNELS[name]
+    if _is_streamed(spec):
+        from ganzoo.streaming import open_source
+
+        return open_source(spec).native_channels()
     folder = _folder_path(spec)
     channels = _folder_native_channels(_scan_folder(folder))
     if channels is None:
@@ -222,12 +233,7 @@ def load_dataset(
     dataset is unlabelled. Dataset names take precedence over same-named directories ("./mnist" forces
     the folder).
     """
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
-        raise ConfigError(f"img_size must be a positive integer, got {img_size!r}; use e.g. 32 or 64")
-    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
-        raise ConfigError(f"channels must be 1, 3 or None (keep the dataset's own), got {channels!r}")
-    if on_bad_image not in ("fail", "skip"):
-        raise ConfigError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
+    _check_arguments(img_size, channels, on_bad_image)
     name = _dataset_name(spec)
     if split is not None:
         _check_split(os.fspath(spec), split)
@@ -252,7 +258,40 @@ def load_dataset(
             for part in parts
         ]
         return loaded[0] if len(loaded) == 1 else _concatenate(loaded, "all")
+    if _is_streamed(spec):
+        from ganzoo.streaming import load_streamed
+
+        return load_streamed(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
     return _load_folder(_folder_path(spec), img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+
+
+def open_dataset(
+    spec: str, *, img_size: int, channels: int | None = None, on_bad_image: str = "fail"
+) -> ImageDataset | StreamingDataset:
+    """What training reads: a `StreamingDataset` (decoded image by image as batches are drawn) for a streamed spec
+    (``stream:FOLDER``, ``zip:FILE`` or a .zip path, ``hf:NAME``; see `ganzoo.streaming`), else `load_dataset`'s
+    in-memory dataset."""
+    if not _is_streamed(spec):
+        return load_dataset(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+    _check_arguments(img_size, channels, on_bad_image)
+    from ganzoo.streaming import open_streaming
+
+    return open_streaming(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+
+
+def _check_arguments(img_size: int, channels: int | None, on_bad_image: str) -> None:
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
+        raise ConfigError(f"img_size must be a positive integer, got {img_size!r}; use e.g. 32 or 64")
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+        raise ConfigError(f"channels must be 1, 3 or None (keep the dataset's own), got {channels!r}")
+    if on_bad_image not in ("fail", "skip"):
+        raise ConfigError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
+
+
+def _is_streamed(spec: str | os.PathLike[str]) -> bool:
+    from ganzoo.streaming import is_streamed
+
+    return is_streamed(spec)
 
 
 def _concatenate(parts: list[ImageDataset], split: str) -> ImageDataset:
@@ -274,7 +313,7 @@ def _dataset_name(spec: str | os.PathLike[str]) -> str | None:
     lowered = text.strip().lower()
     if lowered in _NATIVE_CHANNELS:
         return lowered
-    if _looks_like_path(text):
+    if _looks_like_path(text) or _is_streamed(text):
         return None
     raise unknown_name("dataset", text, dataset_names(), hint="or pass an image folder path")
 
@@ -294,8 +333,11 @@ def _folder_path(spec: str | os.PathLike[str]) -> Path:
         text = text[len(_FOLDER_PREFIX) :]
     folder = Path(text).expanduser().absolute()
     if not folder.exists():
+        hub_like = text.count("/") == 1 and not text.startswith((".", "/"))
+        hub = f" (a Hugging Face dataset: hf:{text})" if hub_like else ""
         raise GanzooUsageError(
             f"data folder {folder} does not exist; check the path or use a dataset name ({', '.join(dataset_names())})"
+            + hub
         )
     if not folder.is_dir():
         raise GanzooUsageError(f"data path {folder} is a file, not a folder; pass the folder that holds the images")
@@ -561,7 +603,11 @@ def _quiet_torchvision_io() -> Iterator[None]:
 
 def _decode_one(path: Path, mode: ImageReadMode | None, channels: int) -> torch.Tensor:
     """Decode one file to uint8 (channels, H, W); torchvision first, PIL for what it cannot read (e.g. BMP)."""
-    data = path.read_bytes()
+    return _decode_bytes(path.read_bytes(), mode, channels, path)
+
+
+def _decode_bytes(data: bytes, mode: ImageReadMode | None, channels: int, path: object = "image") -> torch.Tensor:
+    """Decode an encoded image (`path` names it in debug logs) as `_decode_one` decodes a file."""
     image: torch.Tensor | None = None
     if mode is not None and data:
         from torchvision.io import ImageReadMode, decode_image
