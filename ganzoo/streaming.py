@@ -624,6 +624,6 @@ def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str
         meta["ganzoo"] = {"source": str(src), "size": size, "fit": fit, "channels": channels, "skipped": len(skipped)}
         archive.writestr(_LABELS_FILE, json.dumps(meta))
     if skipped:
-        logger.warning("skipped %d unreadable file(s) of %d (first: %s: %s)", len(skipped), total, *skipped[0])
+        logger.info("skipped %d unreadable file(s) of %d (first: %s: %s)", len(skipped), total, *skipped[0])
     return PrepareSummary(out=out, images=len(written), size=size, channels=channels, class_names=class_names,
                           skipped=skipped)
