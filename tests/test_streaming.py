@@ -295,3 +295,26 @@ def test_cli_stream_flag_and_data_errors(tmp_path):
     assert bad.exit_code == 1 and "cannot read the zip" in bad.stderr and bad.stderr.count("\n") == 1
     with pytest.raises(GanzooUsageError, match="hf:someone/data"):
         data_module.native_channels("someone/data")
+
+
+@pytest.mark.slow
+def test_two_processes_on_a_streamed_folder_train_as_on_the_folder_in_memory(tmp_path):
+    """`ganzoo train --nproc 2`: each process decodes only its rows of every global batch, in its own workers, and
+    the weights equal a 2-process run on the same folder held in memory."""
+    import os
+    import subprocess
+
+    folder = make_folder(tmp_path / "src", per_class=6)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR",
+                                                            "MASTER_PORT", "GROUP_RANK")}
+    env["OMP_NUM_THREADS"] = "1"
+    common = ["--nproc", "2", "--arch", "dcgan", "--batch-size", "8", "--device", "cpu", "--set", "g_width=4",
+              "--set", "d_width=4", "--set", "z_dim=8", "--img-size", "28", "--steps", "3", "--log-every", "1"]
+    for name, extra in (("memory", ["--data", str(folder)]), ("stream", ["--data", str(folder), "--stream",
+                                                                            "--data-workers", "1"])):
+        done = subprocess.run([sys.executable, "-m", "ganzoo", "train", *common, *extra, "--out", str(tmp_path / name)],
+                              cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    a, b = ganzoo.load(str(tmp_path / "memory")), ganzoo.load(str(tmp_path / "stream"))
+    assert_same_state(a.generator, b.generator)
+    assert_same_state(a.discriminator, b.discriminator)
