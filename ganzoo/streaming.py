@@ -1,7 +1,8 @@
 """Datasets read image by image: streamed image folders, StyleGAN-style zips and Hugging Face datasets.
 
-`ganzoo.data.load_dataset` holds a whole dataset in memory as one tensor. The sources here are read one image at
-a time instead, so memory does not grow with the dataset. A data spec names one:
+`ganzoo.data.load_dataset` holds a whole dataset in memory as one tensor (it reads these sources whole too, and
+`ganzoo.data.open_dataset` opens them for streaming). The sources here are read one image at a time instead, so
+memory does not grow with the dataset. A data spec names one:
 
 * ``stream:FOLDER``: an image folder (the same files, classes and order as the in-memory folder);
 * ``zip:FILE`` or any path ending in ``.zip``: a zip in StyleGAN's dataset format: images (sorted by name) with
@@ -36,7 +37,7 @@ from typing import Any
 
 import torch
 
-from ganzoo import data as _data
+from ganzoo import _imagefiles as _files
 from ganzoo.errors import DataError, GanzooUsageError
 
 __all__ = [
@@ -131,11 +132,11 @@ class FolderSource(Source):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.name = f"stream:{folder}"
-        files = _data._scan_folder(folder)
+        files = _files._scan_folder(folder)
         if not files:
-            raise GanzooUsageError(f"data folder {folder} contains no images ({_data._extensions_text()})")
+            raise GanzooUsageError(f"data folder {folder} contains no images ({_files._extensions_text()})")
         self.entries = [str(p) for p in files]  # strings: a tenth of the memory of Path objects
-        layout = _data._class_layout(folder, files)
+        layout = _files._class_layout(folder, files)
         if layout is not None:
             self.class_names, self.labels = layout
 
@@ -157,11 +158,11 @@ class ZipSource(Source):
                 names = archive.namelist()
                 meta = json.loads(archive.read(_LABELS_FILE)) if _LABELS_FILE in names else None
         except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise DataError(f"cannot read the zip {path} ({_data._short_reason(exc)}); is it a zip of images?") \
+            raise DataError(f"cannot read the zip {path} ({_files._short_reason(exc)}); is it a zip of images?") \
                 from None
         self.entries = sorted(n for n in names if _is_image_name(n))
         if not self.entries:
-            raise GanzooUsageError(f"the zip {path} holds no images ({_data._extensions_text()})")
+            raise GanzooUsageError(f"the zip {path} holds no images ({_files._extensions_text()})")
         self._read_labels(meta)
 
     def _read_labels(self, meta: Any) -> None:
@@ -210,7 +211,7 @@ class TarSource(Source):
             self._tar = tarfile.open(path)
             members = [m for m in self._tar.getmembers() if m.isfile() and _is_image_name(m.name)]
         except (tarfile.TarError, OSError) as exc:
-            raise DataError(f"cannot read the archive {path} ({_data._short_reason(exc)})") from None
+            raise DataError(f"cannot read the archive {path} ({_files._short_reason(exc)})") from None
         self._members = members
         self.entries = [m.name for m in members]
 
@@ -285,7 +286,7 @@ def _hf_load(datasets: Any, target: str, split: str | None, spec: str) -> Any:
         where = "" if "data_files" in kwargs or "data_dir" in kwargs else (
             "; offline (HF_DATASETS_OFFLINE=1) it must be in the datasets cache" if offline else
             "; check the id, the network, or set HF_DATASETS_OFFLINE=1 to read the cache")
-        raise DataError(f"cannot load the Hugging Face dataset {target} ({_data._short_reason(exc)}){where}") \
+        raise DataError(f"cannot load the Hugging Face dataset {target} ({_files._short_reason(exc)}){where}") \
             from None
     splits = sorted(loaded)
     chosen = split or ("train" if "train" in loaded else splits[0])
@@ -297,7 +298,15 @@ def _hf_load(datasets: Any, target: str, split: str | None, spec: str) -> Any:
 def _is_image_name(name: str) -> bool:
     parts = name.split("/")
     return not name.endswith("/") and not any(p.startswith(".") for p in parts) and \
-        name.lower().endswith(_data.IMAGE_EXTENSIONS) and not parts[0] == "__MACOSX"
+        name.lower().endswith(_files.IMAGE_EXTENSIONS) and not parts[0] == "__MACOSX"
+
+
+def _existing_folder(text: str) -> Path:
+    folder = Path(text).expanduser().absolute()
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise GanzooUsageError(f"data folder {folder} {what}; check the path")
+    return folder
 
 
 def open_source(spec: str | os.PathLike[str]) -> Source:
@@ -306,7 +315,7 @@ def open_source(spec: str | os.PathLike[str]) -> Source:
     if text.startswith("hf:"):
         return HFSource(text)
     if text.startswith("stream:"):
-        return FolderSource(_data._folder_path(text[len("stream:"):]))
+        return FolderSource(_existing_folder(text[len("stream:"):]))
     path = Path(text[len("zip:"):] if text.startswith("zip:") else text).expanduser().absolute()
     if not path.is_file():
         raise GanzooUsageError(f"data zip {path} does not exist; check the path")
@@ -345,15 +354,15 @@ class StreamingDataset:
         """Image `i` as uint8 (channels, img_size, img_size). An unreadable image raises a one-line `DataError`, or
         with `on_bad_image="skip"` is replaced by the next readable one (so the order stays a function of the
         position)."""
-        mode = _data._read_mode(self.channels)
+        mode = _files._read_mode(self.channels)
         for j in range(i, i + len(self)):
             k = j % len(self)
             try:
-                with _data._quiet_torchvision_io():
-                    image = _data._decode_bytes(self.source.read_bytes(k), mode, self.channels, self.source.entry(k))
-                return _data._fit(image, self.img_size)
+                with _files._quiet_torchvision_io():
+                    image = _files._decode_bytes(self.source.read_bytes(k), mode, self.channels, self.source.entry(k))
+                return _files._fit(image, self.img_size)
             except Exception as exc:
-                reason = f"{self.source.entry(k)} ({_data._short_reason(exc, 120)})"
+                reason = f"{self.source.entry(k)} ({_files._short_reason(exc, 120)})"
                 if self.on_bad_image == "fail":
                     raise DataError(f"cannot decode image {reason}; fix or delete it, or pass --on-bad-image skip "
                                     "to use the next readable image in its place") from None
@@ -374,34 +383,6 @@ def open_streaming(spec: str | os.PathLike[str], *, img_size: int, channels: int
     return StreamingDataset(source=source, img_size=img_size, channels=channels, labels=labels,
                             num_classes=len(source.class_names or []) if labels is not None else 0,
                             name=source.name, class_names=source.class_names, on_bad_image=on_bad_image)
-
-
-def load_streamed(spec: str | os.PathLike[str], *, img_size: int, channels: int | None = None,
-                  on_bad_image: str = "fail") -> _data.ImageDataset:
-    """A streamed spec read whole into memory, as `load_dataset` would read an image folder (unreadable images are
-    skipped or fail as `on_bad_image` says)."""
-    text = os.fspath(spec)
-    if text.startswith("stream:"):
-        return _data._load_folder(_data._folder_path(text[len("stream:"):]), img_size=img_size, channels=channels,
-                                  on_bad_image=on_bad_image)
-    dataset = open_streaming(spec, img_size=img_size, channels=channels, on_bad_image="fail")
-    out = torch.empty((len(dataset), dataset.channels, img_size, img_size), dtype=torch.uint8)
-    keep: list[int] = []
-    for i in range(len(dataset)):
-        try:
-            out[len(keep)] = dataset.read(i)
-        except DataError:
-            if on_bad_image == "fail":
-                raise
-            continue
-        keep.append(i)
-    skipped = len(dataset) - len(keep)
-    if skipped:
-        logger.warning("skipped %d unreadable image(s) of %d in %s", skipped, len(dataset), dataset.name)
-    labels = dataset.labels[keep] if dataset.labels is not None else None
-    return _data.ImageDataset(images=out[:len(keep)].clone() if skipped else out, labels=labels,
-                              num_classes=dataset.num_classes, name=dataset.name, class_names=dataset.class_names,
-                              skipped=skipped)
 
 
 class _BatchReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -598,18 +579,18 @@ def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str
     source = _prepare_source(src)
     class_names, all_labels = _folder_labels(source) if labels == "from-folders" else (None, None)
     channels = channels or source.native_channels()
-    mode = _data._read_mode(channels)
+    mode = _files._read_mode(channels)
     written: list[tuple[str, int | None]] = []
     skipped: list[tuple[str, str]] = []
     total = len(source)
     with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         for i in range(total):
             try:
-                with _data._quiet_torchvision_io():
-                    image = _data._decode_bytes(source.read_bytes(i), mode, channels, source.entry(i))
-                image = _data._fit(image, size) if fit == "crop" else _pad_fit(image, size)
+                with _files._quiet_torchvision_io():
+                    image = _files._decode_bytes(source.read_bytes(i), mode, channels, source.entry(i))
+                image = _files._fit(image, size) if fit == "crop" else _pad_fit(image, size)
             except Exception as exc:
-                skipped.append((source.entry(i), _data._short_reason(exc, 120)))
+                skipped.append((source.entry(i), _files._short_reason(exc, 120)))
             else:
                 name = f"{len(written) // 1000:05d}/img{len(written):08d}.png"
                 archive.writestr(name, _encode_png(image.contiguous()))
