@@ -318,3 +318,23 @@ def test_two_processes_on_a_streamed_folder_train_as_on_the_folder_in_memory(tmp
     a, b = ganzoo.load(str(tmp_path / "memory")), ganzoo.load(str(tmp_path / "stream"))
     assert_same_state(a.generator, b.generator)
     assert_same_state(a.discriminator, b.discriminator)
+
+
+def test_bad_folders_streamed_fail_in_one_line_with_the_in_memory_exit_codes(tmp_path):
+    """tests/test_bad_input.py's bad folders, trained with --stream: the same exit codes, one line each; a corrupt
+    image is met when its batch is drawn and named."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        from test_bad_input import DATA_CASES, TINY
+    finally:
+        sys.path.pop(0)
+    streamed_fragment = {"empty-folder": "contains no images", "all-corrupt": "no readable images among its first"}
+    for case, (setup, code, fragment) in DATA_CASES.items():
+        data = tmp_path / case / "data"
+        setup(data)
+        result = invoke("train", "--arch", "dcgan", "--data", data, "--stream", "--data-workers", 1, "--steps", 2,
+                        "--out", tmp_path / case / "run", *TINY)
+        assert result.exit_code == code, (case, result.output)
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert len(errors) == 1 and "Traceback" not in result.output, (case, result.stderr)
+        assert streamed_fragment.get(case, fragment) in errors[0], (case, errors[0])
