@@ -246,7 +246,17 @@ def markdown(result: dict[str, Any]) -> str:
              f"{m['torch_threads']} torch thread(s); ganzoo {result['ganzoo_version']}, torch "
              f"{result['torch_version']}; load average {result['load_average_before']} before, "
              f"{result.get('load_average_after')} after.\n"]
-    s = result["speed"]
+    s = result.get("speed")
+    if s is None:
+        lines.append("Speed: not measured in this run (--skip-speed).\n")
+    else:
+        lines += _speed_lines(s, result)
+    lines += _memory_lines(result["memory"])
+    return "\n".join(lines)
+
+
+def _speed_lines(s: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    lines = []
     lines.append(f"Speed: DCGAN 64 px (default config and recipe, batch {s['batch_size']}) on {s['images']:,} "
                  f"generated images, median img/s over {result['settings']['rounds']} alternating rounds of "
                  f"{result['settings']['steps']} steps; {s['workers']} decoding worker process(es). Loading the "
@@ -257,8 +267,11 @@ def markdown(result: dict[str, Any]) -> str:
     ]))
     lines.append(f"\nstreamed / in memory: **{fmt_ratio(s['ratio'])}** (target >= {SPEED_TARGET}: "
                  f"{verdict(s['ratio']['median'], SPEED_TARGET)})\n")
-    mem = result["memory"]
-    rows = []
+    return lines
+
+
+def _memory_lines(mem: dict[str, Any]) -> list[str]:
+    lines, rows = [], []
     for variant, label in (("memory", "in memory"), ("stream", "streamed")):
         if variant not in mem["runs"]:
             continue
@@ -273,15 +286,18 @@ def markdown(result: dict[str, Any]) -> str:
                            "workers", "total large / small"], rows))
     lines.append(f"\nstreamed, {mem['large']:,} / {mem['small']:,} images: **{mem['growth']['stream']:.2f}x** "
                  f"(target <= {FLAT_TARGET}: {verdict(mem['growth']['stream'], FLAT_TARGET, False)})\n")
-    return "\n".join(lines)
+    return lines
 
 
 def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
-    ratio, growth = result["speed"]["ratio"]["median"], result["memory"]["growth"]["stream"]
-    return [{"what": "streamed / in-memory img/s, dcgan 64 px", "value": f"{ratio:.2f}x",
-             "target": f">= {SPEED_TARGET}x", "verdict": verdict(ratio, SPEED_TARGET)},
-            {"what": "streamed peak memory, large / small dataset", "value": f"{growth:.2f}x",
-             "target": f"<= {FLAT_TARGET}x", "verdict": verdict(growth, FLAT_TARGET, higher_is_better=False)}]
+    growth = result["memory"]["growth"]["stream"]
+    out = [{"what": "streamed peak memory, large / small dataset", "value": f"{growth:.2f}x",
+            "target": f"<= {FLAT_TARGET}x", "verdict": verdict(growth, FLAT_TARGET, higher_is_better=False)}]
+    if "speed" in result:
+        ratio = result["speed"]["ratio"]["median"]
+        out.insert(0, {"what": "streamed / in-memory img/s, dcgan 64 px", "value": f"{ratio:.2f}x",
+                       "target": f">= {SPEED_TARGET}x", "verdict": verdict(ratio, SPEED_TARGET)})
+    return out
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -302,6 +318,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="variants of the memory test; in memory, 50,000 images take 50,000 x 12 KiB more and "
                              "the decoding minutes")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "streaming", help="folder for RESULTS.{json,md}")
+    parser.add_argument("--skip-speed", action="store_true", help="measure memory only")
     parser.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quick = args.quick
@@ -329,7 +346,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result = result_header("streaming", device, {k: (str(v) if isinstance(v, Path) else v) for k, v in
                                                  vars(args).items() if k not in ("child", "json")})
     generate(args.folder, max(args.speed_images, args.large))
-    result["speed"] = bench_speed(subset(args.folder, args.speed_images), args, device)
+    if not args.skip_speed:
+        result["speed"] = bench_speed(subset(args.folder, args.speed_images), args, device)
     result["memory"] = bench_memory({n: subset(args.folder, n) for n in (args.small, args.large)}, args)
     finish(result, args.json, t_start)
     args.out.mkdir(parents=True, exist_ok=True)
