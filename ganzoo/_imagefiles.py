@@ -83,22 +83,32 @@ def _short_reason(exc: BaseException, limit: int = 200) -> str:
 
 def _scan_folder(folder: Path) -> list[Path]:
     """All image files below `folder`, recursively, sorted; hidden files and folders are ignored."""
-    found: list[tuple[tuple[str, ...], Path]] = []
+    return [folder / name for name in _scan_folder_names(folder)]
+
+
+def _scan_folder_names(folder: Path) -> list[str]:
+    """`_scan_folder`'s files as paths relative to `folder` (plain strings: a streamed folder keeps one per image).
+
+    Sorted as tuples of path parts would sort: comparing strings whose separators became NUL, which sorts below
+    every other character, gives the same order without a tuple per file."""
+    root = str(folder)
+    found: list[str] = []
     seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen_dirs:  # a symlink loop
             dirnames[:] = []
             continue
         seen_dirs.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        relative = os.path.relpath(dirpath, root)
+        prefix = "" if relative == "." else relative + os.sep
         for filename in filenames:
             if filename.startswith(".") or not filename.lower().endswith(IMAGE_EXTENSIONS):
                 continue
-            path = Path(dirpath) / filename
-            found.append((path.relative_to(folder).parts, path))
-    found.sort(key=lambda item: item[0])
-    return [path for _, path in found]
+            found.append(prefix + filename)
+    found.sort(key=lambda name: name.replace(os.sep, "\0"))
+    return found
 
 
 def _class_layout(folder: Path, files: list[Path]) -> tuple[list[str], list[int]] | None:
@@ -109,6 +119,21 @@ def _class_layout(folder: Path, files: list[Path]) -> tuple[list[str], list[int]
         if len(parts) < 2:
             return None
         tops.append(parts[0])
+    class_names = sorted(set(tops))
+    if len(class_names) < 2:
+        return None
+    index = {class_name: i for i, class_name in enumerate(class_names)}
+    return class_names, [index[top] for top in tops]
+
+
+def _class_layout_names(names: list[str]) -> tuple[list[str], list[int]] | None:
+    """`_class_layout` for paths relative to the folder (`_scan_folder_names`)."""
+    tops: list[str] = []
+    for name in names:
+        top, sep, _ = name.partition(os.sep)
+        if not sep:
+            return None
+        tops.append(top)
     class_names = sorted(set(tops))
     if len(class_names) < 2:
         return None

@@ -132,16 +132,19 @@ class FolderSource(Source):
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.name = f"stream:{folder}"
-        files = _files._scan_folder(folder)
-        if not files:
+        self.entries = _files._scan_folder_names(folder)  # relative: the shortest strings that name the files
+        if not self.entries:
             raise GanzooUsageError(f"data folder {folder} contains no images ({_files._extensions_text()})")
-        self.entries = [str(p) for p in files]  # strings: a tenth of the memory of Path objects
-        layout = _files._class_layout(folder, files)
+        layout = _files._class_layout_names(self.entries)
         if layout is not None:
             self.class_names, self.labels = layout
 
+    def entry(self, i: int) -> str:
+        """The path of image `i`."""
+        return os.path.join(self.folder, self.entries[i])
+
     def read_bytes(self, i: int) -> bytes:
-        with open(self.entries[i], "rb") as fh:
+        with open(self.entry(i), "rb") as fh:
             return fh.read()
 
 
@@ -516,9 +519,8 @@ def _folder_labels(source: Source) -> tuple[list[str], list[int]]:
         if source.labels is None or source.class_names is None:
             raise GanzooUsageError(f"{source.name} has no class label column; drop --labels")
         return source.class_names, source.labels
-    root = Path(getattr(source, "folder", "/"))
-    parts = [Path(e).relative_to(root).parts if isinstance(source, FolderSource) else tuple(e.split("/"))
-             for e in source.entries]
+    separator = os.sep if isinstance(source, FolderSource) else "/"
+    parts = [e.split(separator) for e in source.entries]
     tops = [p[0] for p in parts if len(p) >= 2]
     names = sorted(set(tops))
     if len(tops) != len(parts) or len(names) < 2:

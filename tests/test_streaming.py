@@ -338,3 +338,20 @@ def test_bad_folders_streamed_fail_in_one_line_with_the_in_memory_exit_codes(tmp
         errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
         assert len(errors) == 1 and "Traceback" not in result.output, (case, result.stderr)
         assert streamed_fragment.get(case, fragment) in errors[0], (case, errors[0])
+
+
+def test_the_lean_folder_scan_keeps_the_in_memory_order(tmp_path):
+    """A streamed folder keeps relative names as strings, sorted without a tuple per file: the order must still be
+    that of sorting by path parts, where 'a/x' comes before 'a-b/x' although '-' sorts before '/'."""
+    from ganzoo._imagefiles import _scan_folder, _scan_folder_names
+
+    names = ["a/x.png", "a-b/x.png", "a.png", "a/b/x.png", "a b/y.PNG", "ab/z.jpg", "A/x.png", "a/.hidden.png"]
+    for name in names:
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_bytes(b"")
+    (tmp_path / "src" / ".git").mkdir()
+    (tmp_path / "src" / ".git" / "x.png").write_bytes(b"")
+    got = _scan_folder_names(tmp_path / "src")
+    expected = sorted((n for n in names if ".hidden" not in n), key=lambda n: Path(n).parts)
+    assert got == expected and got[:3] == ["A/x.png", "a/b/x.png", "a/x.png"]
+    assert _scan_folder(tmp_path / "src") == [tmp_path / "src" / n for n in expected]
