@@ -243,8 +243,11 @@ class HFSource(Source):
         label_cols = [k for k, f in dataset.features.items() if isinstance(f, datasets.ClassLabel)]
         if label_cols:
             feature = dataset.features[label_cols[0]]
-            self.labels = [int(x) for x in dataset.data.column(label_cols[0]).to_pylist()]
-            self.class_names = [str(n) for n in feature.names]
+            labels = [int(x) for x in dataset.data.column(label_cols[0]).to_pylist()]
+            if labels and min(labels) < 0:  # -1: rows without a label (often a test split): train unconditionally
+                logger.info("%s: some rows have no class label; its labels are not used", spec)
+            else:
+                self.labels, self.class_names = labels, [str(n) for n in feature.names]
         # undecoded: the file's own bytes go through the same decoder as an image folder's files
         self.dataset = dataset.select_columns([self.column]).cast_column(self.column, datasets.Image(decode=False))
         self.entries = []
