@@ -258,9 +258,10 @@ class Timing:
     step_s: float  # seconds per step, checkpoint included
 
 
-def reference_run(folder: Path, steps: int, logs: Path) -> Timing:
+def reference_run(folder: Path, steps: int, logs: Path, run_args: list[str] | None = None) -> Timing:
     """The uninterrupted run; also measures how long start-up and a step take."""
-    attempt = _Attempt(["train", *RUN_ARGS, *CADENCE, "--steps", str(steps), "--out", str(folder)],
+    args = RUN_ARGS if run_args is None else run_args
+    attempt = _Attempt(["train", *args, *CADENCE, "--steps", str(steps), "--out", str(folder)],
                        logs / "reference.log", folder.parent)
     _wait_until(attempt, lambda: newest_step(folder) is not None, poll=0.002)
     first = time.perf_counter()
@@ -281,8 +282,11 @@ def plan_modes(kills: int, rng: random.Random) -> list[str]:
 
 
 def kill_and_resume(work: Path, *, kills: int, steps: int, seed: int, modes: list[str] | None = None,
-                    log=print) -> Report:
-    """Run the whole harness in `work` (reference/, run/, logs/); returns the report."""
+                    log=print, run_args: list[str] | None = None) -> Report:
+    """Run the whole harness in `work` (reference/, run/, logs/); returns the report.
+
+    `run_args` replaces the training arguments `RUN_ARGS` (another architecture or data, e.g. a streamed dataset)."""
+    run_args = RUN_ARGS if run_args is None else run_args
     rng = random.Random(seed)
     modes = modes or plan_modes(kills, rng)
     kills = len(modes)
@@ -292,7 +296,7 @@ def kill_and_resume(work: Path, *, kills: int, steps: int, seed: int, modes: lis
     reference, run = work / "reference", work / "run"
     report = Report(steps=steps)
     t0 = time.perf_counter()
-    timing = reference_run(reference, steps, logs)
+    timing = reference_run(reference, steps, logs, run_args)
     log(f"reference: {steps} steps, start-up {timing.startup_s:.2f} s, {1000 * timing.step_s:.1f} ms a step")
     # steps a non-startup kill lets the run advance at most, so that every planned kill finds the run unfinished
     gap = max(1, (steps - 2) // (2 * kills))
@@ -302,7 +306,7 @@ def kill_and_resume(work: Path, *, kills: int, steps: int, seed: int, modes: lis
             report.resumes += 1
             return ["train", "--resume", "--out", str(run), *CADENCE]
         report.fresh_starts += 1
-        return ["train", *RUN_ARGS, *CADENCE, "--steps", str(steps), "--out", str(run), "--overwrite"]
+        return ["train", *run_args, *CADENCE, "--steps", str(steps), "--out", str(run), "--overwrite"]
 
     for number, mode in enumerate(modes, 1):
         start_step = newest_step(run) if (run / "config.json").is_file() else None

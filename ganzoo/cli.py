@@ -167,6 +167,8 @@ def cli(verbose: bool) -> None:
     logging.getLogger("ganzoo").setLevel(level)
     if not verbose:  # huggingface_hub logs its retries through its own handler; its error is reported as ours
         os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # read when huggingface_hub is first imported
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # datasets' bars, when hf: data is loaded
+        os.environ.setdefault("DATASETS_VERBOSITY", "error")
         if "huggingface_hub" in sys.modules:
             logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
@@ -303,8 +305,14 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
                    "architecture and config; its generator, EMA and discriminator (new if it has none).")
 @click.option("--preset", help="A preset of the architecture (see `ganzoo info ARCH`).")
 @click.option("--data", "-d",
-              help="Dataset name (mnist-5k, mnist, fashion-mnist, cifar10, celeba) or an image folder.  "
-                   "[default: mnist-5k]")
+              help="Dataset name (mnist-5k, mnist, fashion-mnist, cifar10, celeba), an image folder, a StyleGAN-style "
+                   "zip (streamed; see `ganzoo data prepare`) or hf:NAME, a Hugging Face dataset (a Hub id, a local "
+                   "image folder or parquet; streamed).  [default: mnist-5k]")
+@click.option("--stream", is_flag=True,
+              help="Read an image folder image by image while training (worker processes decode it) instead of "
+                   "holding it in memory: for folders larger than memory. Same as --data stream:FOLDER.")
+@click.option("--data-workers", type=click.IntRange(min=0),
+              help="Processes decoding streamed data (0: the training process).  [default: half the cores, 1-8]")
 @click.option("--steps", type=click.IntRange(min=1), help="Generator updates.  [default: the recipe's]")
 @click.option("--batch-size", "-b", type=click.IntRange(min=1), help="Batch size.  [default: the recipe's]")
 @click.option("--seed", type=int, help="Seed for weights, data order and noise.  [default: 0]")
@@ -359,8 +367,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
                    "--nproc_per_node N -m ganzoo train ...` would start them): one per GPU, or CPU processes.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan (config, recipe, options) and exit.")
 @_errors_to_exit_codes
-def train(arch: str | None, init: str | None, preset: str | None, data: str | None, steps: int | None,
-          batch_size: int | None, seed: int | None,
+def train(arch: str | None, init: str | None, preset: str | None, data: str | None, stream: bool,
+          data_workers: int | None, steps: int | None, batch_size: int | None, seed: int | None,
           out: Path | None, resume: bool, overwrite: bool, img_size: int | None, channels: str | None,
           loss: str | None, g_lr: float | None, d_lr: float | None, d_steps: int | None,
           label_smoothing: float | None, label_noise: bool | None, instance_noise: float | None,
@@ -418,6 +426,10 @@ def train(arch: str | None, init: str | None, preset: str | None, data: str | No
         options = {k: v for k, v in options.items() if source(k) is click.core.ParameterSource.COMMANDLINE}
     if on_bad_image is not None:
         options["on_bad_image"] = on_bad_image
+    if data_workers is not None:
+        options["data_workers"] = data_workers
+    if stream:
+        data = _streamed_folder(data)
     evaluation = {"eval_every": eval_every, "eval_metrics": eval_metrics, "eval_extractor": eval_extractor,
                   "eval_samples": eval_samples, "keep_best": keep_best}
     options.update({k: v for k, v in evaluation.items() if v is not None})
@@ -464,6 +476,17 @@ def train(arch: str | None, init: str | None, preset: str | None, data: str | No
     click.echo(f"sample grid: {run_dir / 'model' / 'samples.png'}")
 
 
+def _streamed_folder(data: str | None) -> str:
+    """`--stream`: the data spec that streams the image folder `data` (a streamed spec is left as it is)."""
+    from ganzoo.data import dataset_names
+    from ganzoo.streaming import is_streamed
+
+    if data is None or data.strip().lower() in dataset_names():
+        raise _UsageFailure(f"--stream reads an image folder image by image; {data or 'mnist-5k'} is a named dataset "
+                            "held in memory: drop --stream or pass --data FOLDER")
+    return data if is_streamed(data) else f"stream:{data}"
+
+
 def _launch(nproc: int) -> None:
     """Run this same `train` command in `nproc` processes (torchrun's standalone launcher) and exit with its code."""
     from ganzoo.trainer.distributed import launch, launched_world_size
@@ -481,6 +504,64 @@ def _launch(nproc: int) -> None:
     code = launch(nproc, args)
     if code:
         raise _QuietExit(code)  # the processes reported their errors themselves
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@cli.group()
+def data() -> None:
+    """Prepare datasets for training."""
+
+
+@data.command("prepare")
+@click.argument("src")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--size", type=click.IntRange(min=4), required=True, help="Side of the square images, in pixels.")
+@click.option("--labels", type=click.Choice(["none", "from-folders"]), default="none", show_default=True,
+              help="from-folders: one class per top-level folder of SRC (a Hugging Face dataset's class label "
+                   "column), written to dataset.json.")
+@click.option("--fit", type=click.Choice(["crop", "pad"]), default="crop", show_default=True,
+              help="crop: shorter side to --size and centre-crop (as training fits images); pad: longer side to "
+                   "--size and pad with black.")
+@click.option("--channels", type=click.Choice(["1", "3"]), help="Image channels.  [default: the first image's]")
+@_errors_to_exit_codes
+def prepare(src: str, out: Path, size: int, labels: str, fit: str, channels: str | None) -> None:
+    """Write SRC (an image folder, a zip or tar archive of images, or hf:NAME) to OUT.zip in StyleGAN's dataset format:
+    square PNGs and labels in dataset.json. Train on it with --data OUT.zip (streamed)."""
+    from ganzoo.streaming import prepare_zip
+
+    if out.suffix.lower() != ".zip":
+        raise _UsageFailure(f"OUT must be a .zip file, got {out}")
+    _check_output_file(out, "OUT")
+    state: dict[str, Any] = {"bar": None}
+
+    def progress(done: int, total: int) -> None:
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=total, label="preparing", show_eta=True, show_pos=True,
+                                             file=sys.stderr)
+            state["bar"].__enter__()
+        state["bar"].update(1)
+
+    try:
+        summary = prepare_zip(src, out, size=size, labels=labels, fit=fit,
+                              channels=int(channels) if channels else None, progress=progress)
+    finally:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+    classes = f", {len(summary.class_names)} classes" if summary.class_names else ""
+    click.echo(f"wrote {summary.images} images ({summary.size}x{summary.size}, {summary.channels} "
+               f"channel{'s' if summary.channels > 1 else ''}{classes}) to {summary.out}")
+    if summary.skipped:
+        click.echo(f"skipped {len(summary.skipped)} unreadable file(s):")
+        for name, reason in summary.skipped[:10]:
+            click.echo(f"  {name}: {reason}")
+        if len(summary.skipped) > 10:
+            click.echo(f"  ... and {len(summary.skipped) - 10} more")
+    else:
+        click.echo("skipped no files")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,11 @@ Four kinds of source are understood by `load_dataset`:
   (1,000 modes; 50,000 train and 25,600 test images, always the same; see `STACKED_MNIST_SIZES`);
 * torchvision datasets (``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``), downloaded on first use
   into `cache_dir`;
-* a folder of images, optionally with one sub-folder per class.
+* a folder of images, optionally with one sub-folder per class;
+* the streamed sources of `ganzoo.streaming` (``stream:FOLDER``, StyleGAN-style zips, ``hf:NAME``), read whole.
+
+`open_dataset`, what training uses, leaves the streamed sources on disk instead: they are decoded image by image
+as batches are drawn (`ganzoo.streaming.StreamingDataset`).
 
 Splits (`SPLITS`): named datasets have a fixed train/test split. mnist-5k's is ganzoo's own: the last
 `MNIST_5K_TEST_PER_CLASS` (100) images of every class, in the file's own order, are the test part (1,000 images),
@@ -32,8 +36,6 @@ import io
 import logging
 import os
 import random
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -41,10 +43,24 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ganzoo._imagefiles import (
+    IMAGE_EXTENSIONS,
+    _class_layout,
+    _decode_one,
+    _extensions_text,
+    _fit,
+    _folder_native_channels,
+    _quiet_torchvision_io,
+    _read_mode,
+    _scan_folder,
+    _short_reason,
+    _to_channels,
+)
 from ganzoo.errors import ConfigError, DataError, GanzooUsageError, unknown_name
 
 if TYPE_CHECKING:
-    from torchvision.io import ImageReadMode
+
+    from ganzoo.streaming import StreamingDataset
 
 __all__ = [
     "BUILTIN",
@@ -61,6 +77,7 @@ __all__ = [
     "load_dataset",
     "mnist_5k_test_mask",
     "native_channels",
+    "open_dataset",
     "select_split",
 ]
 
@@ -68,7 +85,6 @@ logger = logging.getLogger(__name__)
 
 BUILTIN = ("mnist-5k", "stacked-mnist")
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "celeba")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 SPLITS = ("train", "test", "all")
 MNIST_5K_TEST_PER_CLASS = 100  # the last 100 images of every class are mnist-5k's test part
 #: images in each part of stacked-mnist: 50,000 train (150 MiB at 32 px) and 25,600 test, the sample count of the
@@ -79,10 +95,7 @@ _STACKED_MNIST_SEEDS = {"train": 1, "test": 2}  # random.Random seeds: the same 
 _NATIVE_CHANNELS = {"mnist-5k": 1, "stacked-mnist": 3, "mnist": 1, "fashion-mnist": 1, "cifar10": 3, "celeba": 3}
 # Where each torchvision dataset keeps its files below the download root (named in error messages).
 _TV_SUBDIR = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw", "cifar10": "", "celeba": "celeba"}
-_GRAY_PIL_MODES = ("1", "L", "LA", "La", "I", "F")  # plus the "I;16*" family
 _FOLDER_PREFIX = "folder:"
-_RESIZE_CHUNK = 4096
-_TV_IO_DEPRECATION = "The image decoding and encoding capabilities of TorchVision"
 
 
 @dataclass
@@ -187,6 +200,10 @@ def native_channels(spec: str) -> int:
     name = _dataset_name(spec)
     if name is not None:
         return _NATIVE_CHANNELS[name]
+    if _is_streamed(spec):
+        from ganzoo.streaming import open_source
+
+        return open_source(spec).native_channels()
     folder = _folder_path(spec)
     channels = _folder_native_channels(_scan_folder(folder))
     if channels is None:
@@ -222,12 +239,7 @@ def load_dataset(
     dataset is unlabelled. Dataset names take precedence over same-named directories ("./mnist" forces
     the folder).
     """
-    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
-        raise ConfigError(f"img_size must be a positive integer, got {img_size!r}; use e.g. 32 or 64")
-    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
-        raise ConfigError(f"channels must be 1, 3 or None (keep the dataset's own), got {channels!r}")
-    if on_bad_image not in ("fail", "skip"):
-        raise ConfigError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
+    _check_arguments(img_size, channels, on_bad_image)
     name = _dataset_name(spec)
     if split is not None:
         _check_split(os.fspath(spec), split)
@@ -252,7 +264,68 @@ def load_dataset(
             for part in parts
         ]
         return loaded[0] if len(loaded) == 1 else _concatenate(loaded, "all")
+    if _is_streamed(spec):
+        return _load_streamed(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
     return _load_folder(_folder_path(spec), img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+
+
+def open_dataset(
+    spec: str, *, img_size: int, channels: int | None = None, on_bad_image: str = "fail"
+) -> ImageDataset | StreamingDataset:
+    """What training reads: a `StreamingDataset` (decoded image by image as batches are drawn) for a streamed spec
+    (``stream:FOLDER``, ``zip:FILE`` or a .zip path, ``hf:NAME``; see `ganzoo.streaming`), else `load_dataset`'s
+    in-memory dataset."""
+    if not _is_streamed(spec):
+        return load_dataset(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+    _check_arguments(img_size, channels, on_bad_image)
+    from ganzoo.streaming import open_streaming
+
+    return open_streaming(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+
+
+def _check_arguments(img_size: int, channels: int | None, on_bad_image: str) -> None:
+    if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
+        raise ConfigError(f"img_size must be a positive integer, got {img_size!r}; use e.g. 32 or 64")
+    if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
+        raise ConfigError(f"channels must be 1, 3 or None (keep the dataset's own), got {channels!r}")
+    if on_bad_image not in ("fail", "skip"):
+        raise ConfigError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
+
+
+def _is_streamed(spec: str | os.PathLike[str]) -> bool:
+    from ganzoo.streaming import is_streamed
+
+    return is_streamed(spec)
+
+
+def _load_streamed(spec: str | os.PathLike[str], *, img_size: int, channels: int | None = None,
+                  on_bad_image: str = "fail") -> ImageDataset:
+    """A streamed spec read whole into memory, as `load_dataset` would read an image folder (unreadable images are
+    skipped or fail as `on_bad_image` says)."""
+    text = os.fspath(spec)
+    if text.startswith("stream:"):
+        return _load_folder(_folder_path(text[len("stream:"):]), img_size=img_size, channels=channels,
+                            on_bad_image=on_bad_image)
+    from ganzoo.streaming import open_streaming
+
+    dataset = open_streaming(spec, img_size=img_size, channels=channels, on_bad_image="fail")
+    out = torch.empty((len(dataset), dataset.channels, img_size, img_size), dtype=torch.uint8)
+    keep: list[int] = []
+    for i in range(len(dataset)):
+        try:
+            out[len(keep)] = dataset.read(i)
+        except DataError:
+            if on_bad_image == "fail":
+                raise
+            continue
+        keep.append(i)
+    skipped = len(dataset) - len(keep)
+    if skipped:
+        logger.warning("skipped %d unreadable image(s) of %d in %s", skipped, len(dataset), dataset.name)
+    labels = dataset.labels[keep] if dataset.labels is not None else None
+    return ImageDataset(images=out[:len(keep)].clone() if skipped else out, labels=labels,
+                              num_classes=dataset.num_classes, name=dataset.name, class_names=dataset.class_names,
+                              skipped=skipped)
 
 
 def _concatenate(parts: list[ImageDataset], split: str) -> ImageDataset:
@@ -274,7 +347,7 @@ def _dataset_name(spec: str | os.PathLike[str]) -> str | None:
     lowered = text.strip().lower()
     if lowered in _NATIVE_CHANNELS:
         return lowered
-    if _looks_like_path(text):
+    if _looks_like_path(text) or _is_streamed(text):
         return None
     raise unknown_name("dataset", text, dataset_names(), hint="or pass an image folder path")
 
@@ -294,59 +367,18 @@ def _folder_path(spec: str | os.PathLike[str]) -> Path:
         text = text[len(_FOLDER_PREFIX) :]
     folder = Path(text).expanduser().absolute()
     if not folder.exists():
+        hub_like = text.count("/") == 1 and not text.startswith((".", "/"))
+        hub = f" (a Hugging Face dataset: hf:{text})" if hub_like else ""
         raise GanzooUsageError(
             f"data folder {folder} does not exist; check the path or use a dataset name ({', '.join(dataset_names())})"
+            + hub
         )
     if not folder.is_dir():
         raise GanzooUsageError(f"data path {folder} is a file, not a folder; pass the folder that holds the images")
     return folder
 
 
-def _extensions_text() -> str:
-    return "accepted extensions: " + " ".join(IMAGE_EXTENSIONS) + ", any case"
-
-
 # ------------------------------------------------------------------------------------------ geometry
-
-
-def _fit(images: torch.Tensor, img_size: int) -> torch.Tensor:
-    """Resize (shorter side -> img_size, antialiased) and centre-crop to img_size x img_size.
-
-    Accepts (C, H, W) or (N, C, H, W) uint8; large batches are resized in chunks to bound memory.
-    torchvision's transforms are imported only when needed: the import takes seconds.
-    """
-    height, width = images.shape[-2:]
-    if (height, width) == (img_size, img_size):
-        return images
-    from torchvision.transforms.v2 import functional as F
-
-    if min(height, width) != img_size:
-        if images.ndim == 4 and images.shape[0] > _RESIZE_CHUNK:
-            parts = [
-                F.resize(images[i : i + _RESIZE_CHUNK], [img_size], antialias=True)
-                for i in range(0, images.shape[0], _RESIZE_CHUNK)
-            ]
-            images = torch.cat(parts)
-        else:
-            images = F.resize(images, [img_size], antialias=True)
-    if tuple(images.shape[-2:]) != (img_size, img_size):
-        images = F.center_crop(images, [img_size, img_size])
-    return images
-
-
-def _to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
-    """Convert (…, C, H, W) uint8 images to `channels` (1 or 3), dropping any alpha channel."""
-    have = images.shape[-3]
-    if have in (2, 4):  # gray+alpha / RGB+alpha
-        images = images[..., : have - 1, :, :]
-        have -= 1
-    if have == channels:
-        return images
-    if channels == 3:
-        return images.expand(*images.shape[:-3], 3, *images.shape[-2:])
-    from torchvision.transforms.v2 import functional as F
-
-    return F.rgb_to_grayscale(images, num_output_channels=1)
 
 
 def _finish(images: torch.Tensor, img_size: int, channels: int) -> torch.Tensor:
@@ -427,15 +459,6 @@ def _load_stacked_mnist(img_size: int, split: str) -> ImageDataset:
 # --------------------------------------------------------------------------------------- torchvision
 
 
-def _short_reason(exc: BaseException, limit: int = 200) -> str:
-    """One line describing `exc`: its type and collapsed message, truncated."""
-    text = " ".join(str(exc).split())
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
-        text = f"{text} (pip install {exc.name})"
-    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _open_torchvision(name: str, target: Path, download: bool, split: str = "train") -> Any:
     """Construct the torchvision dataset object ("train" or "test" split), turning any failure into a one-line
     DataError."""
@@ -499,111 +522,6 @@ def _load_torchvision(
 
 
 # -------------------------------------------------------------------------------------- image folder
-
-
-def _scan_folder(folder: Path) -> list[Path]:
-    """All image files below `folder`, recursively, sorted; hidden files and folders are ignored."""
-    found: list[tuple[tuple[str, ...], Path]] = []
-    seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen_dirs:  # a symlink loop
-            dirnames[:] = []
-            continue
-        seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for filename in filenames:
-            if filename.startswith(".") or not filename.lower().endswith(IMAGE_EXTENSIONS):
-                continue
-            path = Path(dirpath) / filename
-            found.append((path.relative_to(folder).parts, path))
-    found.sort(key=lambda item: item[0])
-    return [path for _, path in found]
-
-
-def _class_layout(folder: Path, files: list[Path]) -> tuple[list[str], list[int]] | None:
-    """(class names, label per file) when every image sits below one of >= 2 sub-folders, else None."""
-    tops: list[str] = []
-    for path in files:
-        parts = path.relative_to(folder).parts
-        if len(parts) < 2:
-            return None
-        tops.append(parts[0])
-    class_names = sorted(set(tops))
-    if len(class_names) < 2:
-        return None
-    index = {class_name: i for i, class_name in enumerate(class_names)}
-    return class_names, [index[top] for top in tops]
-
-
-def _folder_native_channels(files: list[Path]) -> int | None:
-    """1 when the first readable image is grayscale (read from its header only), 3 otherwise, None if none is."""
-    from PIL import Image
-
-    for path in files:
-        try:
-            with Image.open(path) as image:
-                mode = image.mode
-        except Exception:  # an unreadable file: look at the next one
-            logger.debug("cannot read the header of %s", path, exc_info=True)
-            continue
-        return 1 if mode in _GRAY_PIL_MODES or mode.startswith("I;16") else 3
-    return None
-
-
-@contextlib.contextmanager
-def _quiet_torchvision_io() -> Iterator[None]:
-    """Silence torchvision 0.29's per-call deprecation warning for its image decoders."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_TV_IO_DEPRECATION, category=DeprecationWarning)
-        yield
-
-
-def _decode_one(path: Path, mode: ImageReadMode | None, channels: int) -> torch.Tensor:
-    """Decode one file to uint8 (channels, H, W); torchvision first, PIL for what it cannot read (e.g. BMP)."""
-    data = path.read_bytes()
-    image: torch.Tensor | None = None
-    if mode is not None and data:
-        from torchvision.io import ImageReadMode, decode_image
-
-        # torchvision ignores GRAY for WebP (with a warning) and GIF; decode those as RGB and convert below.
-        if channels == 1 and (data[:4] == b"GIF8" or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")):
-            mode = ImageReadMode.RGB
-        try:
-            image = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode)
-        except RuntimeError:  # unsupported format or corrupt: PIL gets a go below
-            logger.debug("torchvision cannot decode %s; trying PIL", path)
-    if image is None:
-        # PIL reads what torchvision cannot (BMP); for a truly corrupt file its message is the clearer one.
-        image = _decode_pil(data, channels)
-    if image.ndim == 4:  # an animated GIF: keep the first frame
-        image = image[0]
-    if image.dtype != torch.uint8:  # 16-bit PNG
-        from torchvision.transforms.v2 import functional as F
-
-        image = F.to_dtype(image, torch.uint8, scale=True)
-    return _to_channels(image, channels)
-
-
-def _decode_pil(data: bytes, channels: int) -> torch.Tensor:
-    from PIL import Image
-    from torchvision.transforms.v2 import functional as F
-
-    try:
-        opened = Image.open(io.BytesIO(data))
-    except Image.UnidentifiedImageError:  # its message would name a BytesIO object
-        raise ValueError("not a recognised image format" if data else "empty file") from None
-    with opened as image:
-        converted = image.convert("L" if channels == 1 else "RGB")
-    return F.pil_to_tensor(converted)
-
-
-def _read_mode(channels: int) -> ImageReadMode | None:
-    try:
-        from torchvision.io import ImageReadMode, decode_image  # noqa: F401 - both must exist
-    except ImportError:  # a torchvision without its (deprecated) image decoders: PIL does it all
-        return None
-    return ImageReadMode.GRAY if channels == 1 else ImageReadMode.RGB
 
 
 def _decode_files(

@@ -42,6 +42,7 @@ from ganzoo.interfaces import (
 from ganzoo.losses import GANLoss, loss_from_recipe
 from ganzoo.model import GANModel
 from ganzoo.sharding import batch_shard, draw_rows
+from ganzoo.streaming import StreamBatches, StreamingDataset, epoch_order
 from ganzoo.trainer.ada import AdaptiveAugment
 from ganzoo.trainer.checkpoint import Checkpoint, find_checkpoints, flatten_optimizer, unflatten_optimizer
 from ganzoo.trainer.ema import ema_beta, update_ema
@@ -90,6 +91,7 @@ class RunOptions(JsonConfig):
     eval_extractor: str = "digits"
     eval_samples: int = 2000  # generated images per evaluation
     keep_best: str | None = None  # a value the metrics report (fid, precision, ...): export out/best when it improves
+    data_workers: int | None = None  # processes decoding a streamed dataset (0: the training process; None: auto)
 
     def validate(self) -> None:
         from ganzoo.errors import ConfigError
@@ -98,6 +100,9 @@ class RunOptions(JsonConfig):
                      "eval_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.data_workers is not None and self.data_workers < 0:
+            raise ConfigError(f"data_workers must be 0 (decode in the training process) or more, got "
+                              f"{self.data_workers}")
         if self.eval_every < 0:
             raise ConfigError(f"eval_every must be 0 (no evaluation) or a number of steps, got {self.eval_every}")
         if self.eval_every or self.keep_best is not None:  # names checked before a run folder is made
@@ -156,12 +161,23 @@ class _Batches:
     def get(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         epoch, offset = divmod(index, self.per_epoch)
         if epoch != self._epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(len(self.images), generator=gen).to(self.images.device)
+            self._perm = epoch_order(len(self.images), self.seed, epoch).to(self.images.device)
             self._epoch = epoch
         idx = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size][self.rows]
         x = self.images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=self.memory_format)
         return x, (self.labels[idx] if self.labels is not None else None)
+
+    def close(self) -> None:
+        """Nothing to stop: the data is in memory."""
+
+
+def _batch_source(dataset: ImageDataset | StreamingDataset, batch_size: int, options: RunOptions,
+                  device: torch.device, memory_format: torch.memory_format,
+                  rows: slice) -> _Batches | StreamBatches:
+    """In-memory batches, or batches decoded by worker processes for a streamed dataset: the same order either way."""
+    if isinstance(dataset, ImageDataset):
+        return _Batches(dataset, batch_size, options.seed, device, memory_format, rows)
+    return StreamBatches(dataset, batch_size, options.seed, device, memory_format, rows, options.data_workers)
 
 
 def _make_optimizer(recipe: Recipe, params: Iterator[nn.Parameter], lr: float,
@@ -216,7 +232,7 @@ EvaluatorFn = Callable[[GANModel], "EvalResult"]
 
 
 class Trainer:
-    """Trains a `GANModel` on an in-memory dataset, writing a run folder.
+    """Trains a `GANModel` on an in-memory or a streamed dataset, writing a run folder.
 
     Run folder: config.json (written by the caller), metrics.jsonl, samples/, checkpoints/, model/.
 
@@ -225,9 +241,10 @@ class Trainer:
     writes to the run folder.
     """
 
-    def __init__(self, model: GANModel, recipe: Recipe, dataset: ImageDataset, options: RunOptions, out: Path,
-                 hooks: list[TrainingHook] | None = None, run_info: dict[str, Any] | None = None,
-                 evaluator: EvaluatorFn | None = None, world: World | None = None) -> None:
+    def __init__(self, model: GANModel, recipe: Recipe, dataset: ImageDataset | StreamingDataset,
+                 options: RunOptions, out: Path, hooks: list[TrainingHook] | None = None,
+                 run_info: dict[str, Any] | None = None, evaluator: EvaluatorFn | None = None,
+                 world: World | None = None) -> None:
         if model.discriminator is None:
             raise GanzooError("training needs a discriminator; build the model with discriminator=True")
         self.model = model
@@ -279,7 +296,7 @@ class Trainer:
                                   sum_across=world.sum_on_cpu if world is not None else None)
         for hook in self.hooks:
             hook.setup(context)
-        self.batches = _Batches(dataset, recipe.batch_size, options.seed, self.device, self.memory_format, rows)
+        self.batches = _batch_source(dataset, recipe.batch_size, options, self.device, self.memory_format, rows)
         self.step = 0
         self.elapsed = 0.0  # seconds of training before this process (from the checkpoint)
         self._t0 = time.perf_counter()  # reset when run() starts
@@ -514,13 +531,14 @@ class Trainer:
     def release(self) -> None:
         """Give the modules back as they were built: BatchNorm layers that a distributed run made global become
         plain BatchNorm again (sharing the trained weights), so the model works without a process group. Closes the
-        TensorBoard event file."""
+        TensorBoard event file and a streamed dataset's workers."""
         for restore in self._restore:
             restore()
         self._restore = []
         if self.events is not None:
             self.events.close()
             self.events = None
+        self.batches.close()  # a streamed dataset's worker processes
 
     # ----------------------------------------------------------------------------------------------------------------
     # outputs

@@ -23,6 +23,7 @@ from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer, check_training
 if TYPE_CHECKING:
     from ganzoo.data import ImageDataset
     from ganzoo.interfaces import ArchConfig, Architecture, Recipe, TrainingHook
+    from ganzoo.streaming import StreamingDataset
     from ganzoo.trainer.distributed import World
 
 __all__ = ["default_out", "load_init_source", "plan_run", "read_plan", "train"]
@@ -31,7 +32,8 @@ logger = logging.getLogger(__name__)
 
 RUN_CONFIG = "config.json"
 _RUN_ARTIFACTS = ("config.json", "metrics.jsonl", "samples", "checkpoints", "model")
-_RESUMABLE_OPTIONS = {"device", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every"}
+_RESUMABLE_OPTIONS = {"device", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every",
+                      "data_workers"}
 
 
 def default_out(architecture: str, root: Path = Path("runs")) -> Path:
@@ -229,12 +231,13 @@ def _resume_point(world: World | None, out: Path) -> Checkpoint | None:
     return Checkpoint.from_bytes(data) if data else None
 
 
-_Setup = tuple["Architecture", RunOptions, "ArchConfig", "Recipe", "ImageDataset", list["TrainingHook"]]
+_Setup = tuple["Architecture", RunOptions, "ArchConfig", "Recipe", "ImageDataset | StreamingDataset",
+               list["TrainingHook"]]
 
 
 def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
     """Check the plan and load the data: (architecture, options, config, recipe, dataset, hooks). Updates `plan`."""
-    from ganzoo.data import load_dataset
+    from ganzoo.data import open_dataset
     from ganzoo.registry import get_architecture
 
     arch = get_architecture(plan["architecture"])
@@ -243,7 +246,7 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
     rec = arch.make_recipe(None, **plan["recipe"])
     if world is not None:
         world.rows(rec.batch_size)  # a batch that does not split over the processes
-    dataset = load_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
+    dataset = open_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
                            on_bad_image=options.on_bad_image)
     if arch.conditional and dataset.num_classes == 0:
         raise GanzooUsageError(f"{arch.name} is conditional and needs labelled data; {options.data} has no labels "
@@ -289,11 +292,11 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
         run_info["preset"] = plan["preset"]
     evaluator = None
     if options.eval_every:
-        from ganzoo.data import eval_split, load_dataset, select_split
+        from ganzoo.data import ImageDataset, eval_split, load_dataset, select_split
         from ganzoo.metrics import Evaluator
 
         split = eval_split(options.data)  # the test part where the data has one, as `ganzoo eval` compares with
-        if dataset.split == split or dataset.name == "mnist-5k":
+        if isinstance(dataset, ImageDataset) and (dataset.split == split or dataset.name == "mnist-5k"):
             reference = select_split(dataset, split)
         else:
             reference = load_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
@@ -321,7 +324,8 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
 
     Args:
         architecture: a registered name (`ganzoo.list_models()`); optional when resuming.
-        data: dataset name or image folder (default the embedded `mnist-5k`).
+        data: dataset name or image folder (default the embedded `mnist-5k`); ``stream:FOLDER``, a StyleGAN-style
+            .zip or ``hf:NAME`` are read image by image as training goes (see `ganzoo.streaming`).
         steps, batch_size: override the recipe's.
         out: run folder (default `runs/<architecture>`, numbered when taken).
         preset: a named preset of the architecture (e.g. `keras-mnist` for dcgan).
