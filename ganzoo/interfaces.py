@@ -8,16 +8,20 @@ Everything a plugin needs from ganzoo is importable from here, `ganzoo.layers` a
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import torch
 from torch import nn
 
 from ganzoo.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ganzoo.augment import Augment
 
 __all__ = [
     "ArchConfig",
@@ -27,6 +31,8 @@ __all__ = [
     "Preset",
     "PretrainedCfg",
     "Recipe",
+    "Schedule",
+    "TrainingContext",
     "TrainingHook",
 ]
 
@@ -167,6 +173,89 @@ class ArchConfig(JsonConfig):
             raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Schedules: pure functions of the step
+# ---------------------------------------------------------------------------------------------------------------------
+
+#: what a schedule can change on the optimisers
+SCHEDULE_OPTIMIZER_TARGETS = ("g_lr", "d_lr", "g_beta1", "g_beta2", "d_beta1", "d_beta2")
+#: a key that schedules several values the same way
+SCHEDULE_ALIASES = {"lr": ("g_lr", "d_lr"), "gamma": ("r1_gamma", "r2_gamma"), "beta1": ("g_beta1", "d_beta1"),
+           "beta2": ("g_beta2", "d_beta2")}
+
+
+@dataclass(frozen=True)
+class Schedule(JsonConfig):
+    """One value's course over training: optional linear warm-up, then cosine or linear to `to` (or constant).
+
+    A recipe names what to schedule (`Recipe.schedules`), e.g. R3GAN's
+    `{"lr": {"kind": "cosine", "to": 5e-5}, "gamma": {"kind": "cosine", "to": 0.005}, "beta2": {"to": 0.99}}`.
+    Each schedule starts from the recipe's own value of what it schedules (`g_lr`, `r1_gamma`, `betas[1]`, ...),
+    after an optional linear warm-up from zero, and moves to `to` over `steps` generator steps (0: the whole run).
+    A value depends on the step alone, so a resumed run continues exactly and checkpoints store nothing of it.
+    """
+
+    kind: Literal["cosine", "linear", "constant"] = "cosine"
+    to: float | None = None  # the final value (cosine, linear); not used by constant
+    steps: int = 0  # generator steps from the start of training to reaching `to`; 0 means the whole run
+    warmup: int = 0  # generator steps of linear warm-up from 0 to the start value
+
+    def validate(self) -> None:
+        if self.kind == "constant" and self.to is not None:
+            raise ConfigError("a constant schedule keeps the recipe's value: drop 'to', or use kind cosine or linear")
+        if self.kind != "constant" and self.to is None:
+            raise ConfigError(f"a {self.kind} schedule needs 'to', the value to reach")
+        if self.to is not None and not math.isfinite(self.to):
+            raise ConfigError(f"'to' must be a finite number, got {self.to}")
+        if self.steps < 0 or self.warmup < 0:
+            raise ConfigError(f"steps and warmup must be >= 0, got {self.steps} and {self.warmup}")
+        if self.steps and self.warmup >= self.steps:
+            raise ConfigError(f"warmup ({self.warmup}) must be shorter than steps ({self.steps})")
+
+    def value(self, start: float, step: int, total_steps: int) -> float:
+        """The value at generator step `step` (0-based) of a run of `total_steps`, starting from `start`."""
+        if self.warmup and step < self.warmup:
+            return start * (step + 1) / self.warmup
+        if self.kind == "constant":
+            return start
+        assert self.to is not None
+        horizon = self.steps or total_steps
+        span = max(1, horizon - self.warmup)
+        t = min(1.0, max(0.0, (step - self.warmup) / span))
+        if self.kind == "cosine":
+            return self.to + (start - self.to) * 0.5 * (1.0 + math.cos(math.pi * t))
+        return start + (self.to - start) * t
+
+
+def parse_schedules(spec: Mapping[str, Any]) -> dict[str, Schedule]:
+    """A recipe's `schedules` mapping as `Schedule`s, each checked."""
+    parsed: dict[str, Schedule] = {}
+    for key, value in spec.items():
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"schedules: keys must be names of what is scheduled, got {key!r}")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"schedules.{key} must be a JSON object such as {{\"kind\": \"cosine\", \"to\": 0.1}}")
+        try:
+            parsed[key] = Schedule.from_dict(value)
+        except ConfigError as exc:
+            raise ConfigError(f"schedules.{key}: {exc}") from None
+    return parsed
+
+
+def expand_schedules(schedules: Mapping[str, Schedule]) -> dict[str, Schedule]:
+    """One schedule per scheduled value: aliases ("lr", "gamma", "beta2", ...) become the values they stand for."""
+    out: dict[str, Schedule] = {}
+    origin: dict[str, str] = {}
+    for key, schedule in schedules.items():
+        for target in SCHEDULE_ALIASES.get(key, (key,)):
+            if target in out:
+                raise ConfigError(f"schedules: {target} is scheduled by both {origin[target]!r} and {key!r}; "
+                                  "keep one")
+            out[target] = schedule
+            origin[target] = key
+    return out
+
+
 @dataclass(frozen=True)
 class Recipe(JsonConfig):
     """How an architecture is trained by the shared trainer. Every field is JSON-able and overridable."""
@@ -179,54 +268,89 @@ class Recipe(JsonConfig):
     label_noise: bool = False  # D's targets drawn as real ~ U(0.7, 1.2), fake ~ U(0.0, 0.3)
     gp_weight: float = 0.0  # gradient penalty (WGAN-GP lambda)
     r1_gamma: float = 0.0  # R1 penalty on real images
-    r1_interval: int = 1  # lazy regularisation: apply R1 every N D steps (scaled by N)
+    r2_gamma: float = 0.0  # R2 penalty on generated images
+    r1_interval: int = 1  # lazy regularisation: apply R1 and R2 every N D steps (scaled by N)
     clip_value: float = 0.0  # weight clipping of D after each step (original WGAN)
     drift: float = 0.0  # epsilon * D(x)^2 (progressive GAN)
+    loss_options: dict[str, Any] = field(default_factory=dict)  # any other option of the loss (third-party losses)
     # optimisation
-    optimizer: typing.Literal["adam", "rmsprop", "sgd"] = "adam"
+    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     g_lr: float = 2e-4
     d_lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)  # Adam
+    g_betas: tuple[float, float] | None = None  # Adam betas of G alone (None: betas)
+    d_betas: tuple[float, float] | None = None  # Adam betas of D alone (None: betas)
     rho: float = 0.99  # RMSprop smoothing (Keras calls it rho, PyTorch alpha)
     eps: float = 1e-8
     momentum: float = 0.0  # SGD
     lr_decay: float = 0.0  # inverse-time decay lr / (1 + lr_decay * step), as Keras' `decay`
+    schedules: dict[str, Any] = field(default_factory=dict)  # step-derived schedules (see `Schedule`)
     d_steps: int = 1  # D updates per G update ("for i from 1 to k: train D")
     # stabilisers
     ema_kimg: float = 0.0  # half-life of the generator EMA in thousands of images; 0 disables the EMA
     ema_rampup: float = 0.0  # if > 0, the half-life grows as ema_rampup * images seen until it reaches ema_kimg
     instance_noise: float = 0.0  # std of Gaussian noise on D's inputs at step 0, decayed linearly to 0
     instance_noise_steps: int = 0  # steps over which the instance noise decays; 0 means the whole run
-    augment: str = ""  # DiffAugment policy for D's inputs, e.g. "color,translation,cutout" (ganzoo.augment)
+    # augmentation of D's inputs, real and fake alike (ganzoo.augment)
+    augment: str = ""  # policy, e.g. "color,translation,cutout" (DiffAugment) or "xflip,rotate90,translation,color"
+    augment_p: float | None = None  # probability of each augmentation per image; None: 1, or 0 at the start of ADA
+    ada_target: float = 0.0  # > 0: adaptive augmentation, p follows E[sign(D(real))] towards this (0.6 in ADA)
+    ada_kimg: float = 500.0  # ADA's speed: thousands of images for p to go from 0 to 1
+    ada_interval: int = 4  # ADA: D steps between adjustments of p
     # distributed runs: BatchNorm statistics over the global batch rather than each process's rows
     sync_batchnorm: bool = False
 
     def validate(self) -> None:
         positive = {"steps": self.steps, "batch_size": self.batch_size, "d_steps": self.d_steps,
-                    "r1_interval": self.r1_interval}
+                    "r1_interval": self.r1_interval, "ada_interval": self.ada_interval}
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
-        for name in ("g_lr", "d_lr"):
+        for name in ("g_lr", "d_lr", "ada_kimg"):
             value = getattr(self, name)
             if not value > 0 or value != value or value == float("inf"):
                 raise ConfigError(f"{name} must be a positive number, got {value}")
-        non_negative = ("label_smoothing", "gp_weight", "r1_gamma", "clip_value", "drift", "ema_kimg",
-                        "ema_rampup", "instance_noise", "instance_noise_steps", "lr_decay", "momentum")
+        non_negative = ("label_smoothing", "gp_weight", "r1_gamma", "r2_gamma", "clip_value", "drift", "ema_kimg",
+                        "ema_rampup", "instance_noise", "instance_noise_steps", "lr_decay", "momentum", "ada_target")
         for name in non_negative:
             value = getattr(self, name)
             if not value >= 0:
                 raise ConfigError(f"{name} must be >= 0, got {value}")
         if self.label_smoothing >= 1:
             raise ConfigError(f"label_smoothing must be below 1, got {self.label_smoothing}")
-        if not all(0 <= b < 1 for b in self.betas):
-            raise ConfigError(f"betas must lie in [0, 1), got {list(self.betas)}")
+        for name in ("betas", "g_betas", "d_betas"):
+            betas = getattr(self, name)
+            if betas is not None and not all(0 <= b < 1 for b in betas):
+                raise ConfigError(f"{name} must lie in [0, 1), got {list(betas)}")
         if not 0 <= self.rho < 1:
             raise ConfigError(f"rho must lie in [0, 1), got {self.rho}")
+        if self.augment_p is not None and not 0 <= self.augment_p <= 1:
+            raise ConfigError(f"augment_p must lie in [0, 1], got {self.augment_p}")
+        if self.ada_target >= 1:
+            raise ConfigError(f"ada_target must lie in (0, 1) (0.6 in the ADA paper), got {self.ada_target}")
         if self.augment:
             from ganzoo.augment import parse_policy
 
             parse_policy(self.augment)
+        elif self.ada_target > 0 or self.augment_p is not None:
+            raise ConfigError("augment_p and ada_target need augmentations: set augment, e.g. "
+                              "augment=xflip,rotate90,translation,color")
+        scheduled = expand_schedules(parse_schedules(self.schedules))
+        uses_betas = self.g_betas is not None or self.d_betas is not None or any("beta" in k for k in scheduled)
+        if self.optimizer != "adam" and uses_betas:
+            raise ConfigError(f"betas belong to Adam, and the optimizer is {self.optimizer}; drop them or use adam")
+
+    def betas_of(self, net: Literal["g", "d"]) -> tuple[float, float]:
+        """Adam's betas for G ("g") or D ("d")."""
+        own = self.g_betas if net == "g" else self.d_betas
+        return own if own is not None else self.betas
+
+    @property
+    def start_augment_p(self) -> float:
+        """The augmentation probability at step 0."""
+        if self.augment_p is not None:
+            return self.augment_p
+        return 0.0 if self.ada_target > 0 else 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -270,12 +394,36 @@ class Discriminator(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement forward(images, labels=None)")
 
 
+@dataclass
+class TrainingContext:
+    """What the trainer offers its hooks, handed to `TrainingHook.setup` once before the first step.
+
+    Attributes:
+        recipe: the run's recipe.
+        device: where training runs.
+        augment: the augmentation service for D's inputs (`ganzoo.augment.Augment`); a hook may change its
+            probability `p` (a tensor on the device), as adaptive augmentation does.
+        world_size: processes in the run (1 unless distributed).
+        sum_across: in a distributed run, sums a list of floats over all processes (a collective: every process
+            must call it at the same step); None in a single process.
+    """
+
+    recipe: Recipe
+    device: torch.device
+    augment: Augment
+    world_size: int = 1
+    sum_across: Callable[[list[float]], list[float]] | None = None
+
+
 class TrainingHook:
-    """A general hook into the shared trainer, for architectures whose training changes over time.
+    """A general hook into the shared trainer, for training that changes over time or reacts to D's outputs.
 
     Hooks must derive their state from the step counter (or save it in `state_dict`) so that a resumed run
-    continues exactly.
+    continues exactly. Every method has a default that does nothing, so a hook overrides only what it needs.
     """
+
+    def setup(self, context: TrainingContext) -> None:
+        """Called once before training starts (and before a checkpoint's state is loaded into the hook)."""
 
     def before_step(self, step: int, images_seen: int, generator: nn.Module, discriminator: nn.Module,
                     ema: nn.Module | None) -> None:
@@ -284,6 +432,10 @@ class TrainingHook:
     def process_real(self, images: torch.Tensor) -> torch.Tensor:
         """Transform a batch of real images before D sees it (e.g. to the current resolution)."""
         return images
+
+    def after_d_step(self, d_step: int, stats: Mapping[str, torch.Tensor]) -> None:
+        """Called after each D update with the loss's stats (detached tensors on the device: `d_real`, `d_fake`,
+        `d_real_sign`, the penalties ...). `d_step` counts D updates from the start of training."""
 
     def stats(self) -> dict[str, float]:
         """Extra values logged with the losses."""
@@ -365,6 +517,8 @@ class Architecture:
     presets: Mapping[str, Preset] = field(default_factory=dict)
     pretrained: Sequence[PretrainedCfg] = ()
     make_hooks: Callable[[Any, Recipe], Sequence[TrainingHook]] | None = None
+    #: checks a config and a recipe together, raising ConfigError (one line: the problem and the fix)
+    validate: Callable[[Any, Recipe], None] | None = None
     conditional: bool = False  # True when the architecture needs labels (num_classes > 0)
     test_config: Mapping[str, Any] = field(default_factory=dict)  # a tiny config for fast tests (ganzoo.testing)
 
@@ -381,7 +535,13 @@ class Architecture:
         return Recipe.from_dict({**base, **overrides})
 
     def hooks(self, config: ArchConfig, recipe: Recipe) -> list[TrainingHook]:
+        """The architecture's training hooks for this config and recipe."""
         return list(self.make_hooks(config, recipe)) if self.make_hooks else []
+
+    def check(self, config: ArchConfig, recipe: Recipe) -> None:
+        """Raise ConfigError when this config and recipe cannot be trained together (`validate`, if any)."""
+        if self.validate is not None:
+            self.validate(config, recipe)
 
     def _preset(self, preset: str) -> Preset:
         from ganzoo.errors import unknown_name

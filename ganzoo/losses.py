@@ -1,13 +1,20 @@
 """The loss zoo. A `GANLoss` owns the maths of both phases and its regularisers; the trainer only calls it.
 
 Each loss maps D's logits to an adversarial term; the base class adds the regularisers any loss may use:
-gradient penalty (Gulrajani et al. 2017), R1 (Mescheder et al. 2018) with lazy intervals, weight clipping
+gradient penalty (Gulrajani et al. 2017), R1 and R2 (Mescheder et al. 2018) with lazy intervals, weight clipping
 (Arjovsky et al. 2017) and the drift term (Karras et al. 2018). Stats are returned as detached tensors so the
 trainer never has to synchronise with the device to log them.
+
+What each phase sees: D's phase gets a real and a fake batch; G's phase gets the fake batch and, for losses that
+compare the two (relativistic losses set `uses_real_in_g`), the real batch of the same step. A loss's options are
+its constructor's keyword arguments; a recipe passes the common ones as its own fields (`r1_gamma`, ...) and any
+other through `loss_options`. An option the loss keeps as a float attribute of the same name can be scheduled
+(`Recipe.schedules`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -24,11 +31,16 @@ __all__ = [
     "LeastSquaresLoss",
     "MinimaxLoss",
     "NonSaturatingLoss",
+    "RelativisticAverageLoss",
+    "RelativisticLoss",
     "WassersteinLoss",
     "build_loss",
     "gradient_penalty",
     "list_losses",
+    "loss_from_recipe",
+    "loss_options",
     "r1_penalty",
+    "r2_penalty",
     "register_loss",
 ]
 
@@ -59,23 +71,46 @@ def r1_penalty(D: DFn, real: torch.Tensor, labels: torch.Tensor | None = None) -
     return grad.square().sum(dim=1).mean()
 
 
+def r2_penalty(D: DFn, fake: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """E[||grad D(G(z))||^2] at generated images (multiply by gamma / 2 for the R2 term).
+
+    The same zero-centred penalty as R1, on the other distribution; R3GAN (Huang et al. 2024) uses both.
+    """
+    return r1_penalty(D, fake, labels)
+
+
 class GANLoss:
     """Base class: adversarial terms from subclasses, regularisers here.
 
+    Subclasses define `d_adversarial(real_logits, fake_logits)` and `g_adversarial(fake_logits)`; one that sets
+    `uses_real_in_g = True` gets `g_adversarial(fake_logits, real_logits)` instead. Options of a subclass are
+    keyword arguments of its `__init__` (passing the rest on to this one); keep each as an attribute of the same
+    name so that a schedule can change it as training goes.
+
     Args:
         gp_weight: weight of the gradient penalty (lambda); 0 disables it.
-        r1_gamma: R1 weight gamma (the term is gamma / 2 * E||grad||^2); 0 disables it.
-        r1_interval: lazy regularisation, apply R1 every this many D steps, scaled by the interval.
+        r1_gamma: R1 weight gamma (the term is gamma / 2 * E||grad D(real)||^2); 0 disables it.
+        r2_gamma: R2 weight gamma (gamma / 2 * E||grad D(fake)||^2); 0 disables it.
+        r1_interval: lazy regularisation, apply R1 and R2 every this many D steps, scaled by the interval.
         clip_value: clip every D parameter to [-c, c] after each D step; 0 disables it.
         drift: weight of E[D(x)^2] on real logits; 0 disables it.
     """
 
     name = ""
+    #: G's phase needs D's logits on the real batch too (relativistic losses)
+    uses_real_in_g = False
 
-    def __init__(self, *, gp_weight: float = 0.0, r1_gamma: float = 0.0, r1_interval: int = 1,
-                 clip_value: float = 0.0, drift: float = 0.0) -> None:
+    def __init__(self, *, gp_weight: float = 0.0, r1_gamma: float = 0.0, r2_gamma: float = 0.0,
+                 r1_interval: int = 1, clip_value: float = 0.0, drift: float = 0.0) -> None:
+        for option, value in {"gp_weight": gp_weight, "r1_gamma": r1_gamma, "r2_gamma": r2_gamma,
+                              "clip_value": clip_value, "drift": drift}.items():
+            if not float(value) >= 0:
+                raise ConfigError(f"{option} must be >= 0, got {value}")
+        if int(r1_interval) < 1:
+            raise ConfigError(f"r1_interval must be at least 1, got {r1_interval}")
         self.gp_weight = float(gp_weight)
         self.r1_gamma = float(r1_gamma)
+        self.r2_gamma = float(r2_gamma)
         self.r1_interval = int(r1_interval)
         self.clip_value = float(clip_value)
         self.drift = float(drift)
@@ -84,7 +119,7 @@ class GANLoss:
     def d_adversarial(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         raise NotImplementedError
 
-    def g_adversarial(self, fake_logits: torch.Tensor) -> torch.Tensor:
+    def g_adversarial(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     def d_loss(self, D: DFn, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
@@ -101,22 +136,41 @@ class GANLoss:
         loss, stats = self.d_adversarial(real_logits, fake_logits)
         stats["d_real"] = real_logits.detach().mean()
         stats["d_fake"] = fake_logits.detach().mean()
+        # E[sign(D(x))] on reals: the overfitting heuristic r_t that adaptive augmentation follows (Karras et al. 2020)
+        stats["d_real_sign"] = real_logits.detach().float().sign().mean()
         if self.gp_weight > 0:
             gp = gradient_penalty(penalty_D, real, fake, labels)
             loss = loss + self.gp_weight * gp
             stats["gradient_penalty"] = gp.detach()
-        if self.r1_gamma > 0 and step % self.r1_interval == 0:
-            r1 = r1_penalty(penalty_D, real, labels)
-            loss = loss + (self.r1_gamma / 2) * self.r1_interval * r1
-            stats["r1_penalty"] = r1.detach()
+        if step % self.r1_interval == 0:
+            if self.r1_gamma > 0:
+                r1 = r1_penalty(penalty_D, real, labels)
+                loss = loss + (self.r1_gamma / 2) * self.r1_interval * r1
+                stats["r1_penalty"] = r1.detach()
+            if self.r2_gamma > 0:
+                r2 = r2_penalty(penalty_D, fake, labels)
+                loss = loss + (self.r2_gamma / 2) * self.r1_interval * r2
+                stats["r2_penalty"] = r2.detach()
         if self.drift > 0:
             loss = loss + self.drift * real_logits.square().mean()
         stats["d_loss"] = loss.detach()
         return loss, stats
 
-    def g_loss(self, D: DFn, fake: torch.Tensor, labels: torch.Tensor | None = None) -> tuple[torch.Tensor, Stats]:
-        """G's loss on a fake batch (gradients flow through D into G)."""
-        loss = self.g_adversarial(D(fake, labels))
+    def g_loss(self, D: DFn, fake: torch.Tensor, labels: torch.Tensor | None = None, *,
+               real: torch.Tensor | None = None, step: int = 0) -> tuple[torch.Tensor, Stats]:
+        """G's loss on a fake batch (gradients flow through D into G).
+
+        `real` is the step's real batch: the trainer always passes it; losses with `uses_real_in_g` need it.
+        `step` counts generator updates.
+        """
+        fake_logits = D(fake, labels)
+        if self.uses_real_in_g:
+            if real is None:
+                raise ConfigError(f"loss {self.name!r} compares fakes with reals: g_loss needs the real batch "
+                                  "(call g_loss(D, fake, labels, real=real))")
+            loss = self.g_adversarial(fake_logits, D(real.detach(), labels))
+        else:
+            loss = self.g_adversarial(fake_logits)
         return loss, {"g_loss": loss.detach()}
 
     @torch.no_grad()
@@ -209,6 +263,48 @@ class LeastSquaresLoss(GANLoss):
         return 0.5 * (fake_logits - 1).square().mean()
 
 
+class RelativisticLoss(GANLoss):
+    """Relativistic pairing GAN, RpGAN (Jolicoeur-Martineau 2018; the loss of R3GAN, Huang et al. 2024).
+
+    D learns that each real image is more real than the fake it is paired with: softplus(-(D(x) - D(G(z))));
+    G the opposite. Pair with R1 and R2 (`r1_gamma`, `r2_gamma`), as R3GAN does.
+    """
+
+    name = "relativistic"
+    uses_real_in_g = True
+
+    def d_adversarial(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        return F.softplus(fake_logits - real_logits).mean(), {}
+
+    def g_adversarial(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
+        assert real_logits is not None
+        return F.softplus(real_logits - fake_logits).mean()
+
+
+class RelativisticAverageLoss(GANLoss):
+    """Relativistic average GAN, RaGAN with the cross-entropy (RaSGAN; Jolicoeur-Martineau 2018).
+
+    Each image is compared with the mean logit of the other kind in its batch: D wants D(x) - mean D(G(z)) high and
+    D(G(z)) - mean D(x) low, G the reverse, so both batches carry G's gradient. In a distributed run the means are
+    over each process's rows.
+    """
+
+    name = "relativistic-average"
+    uses_real_in_g = True
+
+    @staticmethod
+    def _terms(winner: torch.Tensor, loser: torch.Tensor) -> torch.Tensor:
+        # -log sigmoid(winner - mean loser) - log(1 - sigmoid(loser - mean winner))
+        return F.softplus(loser.mean() - winner).mean() + F.softplus(loser - winner.mean()).mean()
+
+    def d_adversarial(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, Stats]:
+        return self._terms(real_logits, fake_logits), {}
+
+    def g_adversarial(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
+        assert real_logits is not None
+        return self._terms(fake_logits, real_logits)
+
+
 _LOSSES: dict[str, type[GANLoss]] = {}
 
 
@@ -222,7 +318,8 @@ def register_loss(cls: type[GANLoss]) -> type[GANLoss]:
     return cls
 
 
-for _cls in (MinimaxLoss, NonSaturatingLoss, HingeLoss, WassersteinLoss, LeastSquaresLoss):
+for _cls in (MinimaxLoss, NonSaturatingLoss, HingeLoss, WassersteinLoss, LeastSquaresLoss, RelativisticLoss,
+             RelativisticAverageLoss):
     register_loss(_cls)
 
 
@@ -242,24 +339,61 @@ def list_losses() -> list[str]:
     return sorted({**_third_party_losses(), **_LOSSES})
 
 
-def build_loss(name: str, **options: Any) -> GANLoss:
-    """Instantiate a loss by name; options a loss does not take are an error naming them."""
+def _loss_class(name: str) -> type[GANLoss]:
     cls = _LOSSES.get(name) or _third_party_losses().get(name)
     if cls is None:
         raise unknown_name("loss", name, list_losses())
+    return cls
+
+
+def loss_options(name: str) -> dict[str, Any]:
+    """The options a loss takes (keyword arguments of its constructor and of the classes it passes them on to),
+    with their defaults."""
+    options: dict[str, Any] = {}
+    for klass in _loss_class(name).__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        forwards = False
+        for param in list(inspect.signature(init).parameters.values())[1:]:
+            if param.kind is param.VAR_KEYWORD:
+                forwards = True
+            elif param.kind is not param.VAR_POSITIONAL:
+                options.setdefault(param.name, param.default)
+        if not forwards:
+            break
+    return options
+
+
+def build_loss(name: str, **options: Any) -> GANLoss:
+    """Instantiate a loss by name; options a loss does not take are an error naming them and the ones it takes."""
+    cls = _loss_class(name)
+    known = loss_options(name)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"loss {name!r} does not take {', '.join(unknown)}; its options are "
+                          f"{', '.join(sorted(known)) or 'none'}")
     try:
         return cls(**options)
-    except TypeError as exc:
-        raise ConfigError(f"loss {name!r} does not take these options: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"loss {name!r}: bad option value ({exc})") from None
+
+
+#: recipe fields that are loss options, with the value that means "off" (only options that differ are passed on)
+RECIPE_LOSS_FIELDS = {"label_smoothing": 0.0, "label_noise": False, "gp_weight": 0.0, "r1_gamma": 0.0,
+                      "r2_gamma": 0.0, "r1_interval": 1, "clip_value": 0.0, "drift": 0.0}
 
 
 def loss_from_recipe(recipe: Any) -> GANLoss:
-    """Build the recipe's loss, passing only the options that differ from their defaults."""
+    """Build the recipe's loss: its loss-option fields that differ from their defaults, then `loss_options`."""
     options: dict[str, Any] = {}
-    defaults = {"label_smoothing": 0.0, "label_noise": False, "gp_weight": 0.0, "r1_gamma": 0.0,
-                "r1_interval": 1, "clip_value": 0.0, "drift": 0.0}
-    for key, default in defaults.items():
+    for key, default in RECIPE_LOSS_FIELDS.items():
         value = getattr(recipe, key)
         if value != default:
             options[key] = value
-    return build_loss(recipe.loss, **options)
+    extra = dict(getattr(recipe, "loss_options", {}) or {})
+    clash = sorted(set(extra) & set(RECIPE_LOSS_FIELDS))
+    if clash:
+        raise ConfigError(f"loss_options sets {', '.join(clash)}, which is a recipe field; set it directly "
+                          f"(--set {clash[0]}=...) instead")
+    return build_loss(recipe.loss, **options, **extra)

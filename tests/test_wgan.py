@@ -63,6 +63,10 @@ def test_gp_preset_trains_with_a_critic_without_batchnorm_and_logs_the_wasserste
 def test_gradient_penalty_with_a_batchnorm_critic_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="critic_norm 'batch' cannot be combined with a gradient penalty"):
         tiny_train("wgan", tmp_path / "bad", steps=1, preset="gp", config={"critic_norm": "batch"})
+    with pytest.raises(ConfigError, match=r"gradient penalty \(gp_weight, r1_gamma or r2_gamma > 0\)"):
+        tiny_train("wgan", tmp_path / "bad-r2", steps=1, preset="clip", config={"critic_norm": "batch"},
+                   recipe={"r2_gamma": 1.0})
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad-r2").exists()  # refused before a run folder
     # clipping with BatchNorm (the original WGAN) is fine, and so is a GP with no normalisation
     tiny_train("wgan", tmp_path / "none", steps=1, config={"critic_norm": "none"})
 

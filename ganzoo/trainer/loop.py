@@ -8,6 +8,7 @@ Losses are accumulated on the device and read back every `log_every` steps, so a
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import math
@@ -23,14 +24,25 @@ from torch import nn
 
 from ganzoo import __version__
 from ganzoo._io import write_text
-from ganzoo.augment import augment, parse_policy
+from ganzoo.augment import Augment
 from ganzoo.data import ImageDataset
-from ganzoo.errors import GanzooError
+from ganzoo.errors import ConfigError, GanzooError
 from ganzoo.images import class_rows, save_grid
-from ganzoo.interfaces import JsonConfig, Recipe, TrainingHook
-from ganzoo.losses import loss_from_recipe
+from ganzoo.interfaces import (
+    SCHEDULE_ALIASES,
+    SCHEDULE_OPTIMIZER_TARGETS,
+    JsonConfig,
+    Recipe,
+    Schedule,
+    TrainingContext,
+    TrainingHook,
+    expand_schedules,
+    parse_schedules,
+)
+from ganzoo.losses import GANLoss, loss_from_recipe
 from ganzoo.model import GANModel
 from ganzoo.sharding import batch_shard, draw_rows
+from ganzoo.trainer.ada import AdaptiveAugment
 from ganzoo.trainer.checkpoint import Checkpoint, find_checkpoints, flatten_optimizer, unflatten_optimizer
 from ganzoo.trainer.ema import ema_beta, update_ema
 
@@ -38,7 +50,7 @@ if TYPE_CHECKING:
     from ganzoo.metrics.evaluation import EvalResult
     from ganzoo.trainer.distributed import World
 
-__all__ = ["RunOptions", "Trainer", "TrainingDiverged", "TrainingInterrupted"]
+__all__ = ["RunOptions", "Trainer", "TrainingDiverged", "TrainingInterrupted", "check_training", "schedule_starts"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,15 +163,49 @@ class _Batches:
         return x, (self.labels[idx] if self.labels is not None else None)
 
 
-def _make_optimizer(recipe: Recipe, params: Iterator[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+def _make_optimizer(recipe: Recipe, params: Iterator[nn.Parameter], lr: float,
+                    betas: tuple[float, float]) -> torch.optim.Optimizer:
     if recipe.optimizer == "adam":
         # the fused kernel: about a third less time in the optimiser step than the per-tensor loop on this CPU
         params = list(params)
         fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-        return torch.optim.Adam(params, lr=lr, betas=recipe.betas, eps=recipe.eps, fused=fused)
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=recipe.eps, fused=fused)
     if recipe.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, alpha=recipe.rho, eps=recipe.eps)
     return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum)
+
+
+def schedule_starts(recipe: Recipe, loss: GANLoss) -> dict[str, tuple[Schedule, float]]:
+    """Each scheduled value with its schedule and its start value (the recipe's, or the loss's option)."""
+    starts = {"g_lr": recipe.g_lr, "d_lr": recipe.d_lr}
+    for net in ("g", "d"):
+        betas = recipe.betas_of(net)  # type: ignore[arg-type]
+        starts[f"{net}_beta1"], starts[f"{net}_beta2"] = betas
+    for target in expand_schedules(parse_schedules(recipe.schedules)):
+        if target in SCHEDULE_OPTIMIZER_TARGETS:
+            continue
+        value = getattr(loss, target, None)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"schedules: {target!r} is neither an optimiser value "
+                              f"({', '.join(SCHEDULE_OPTIMIZER_TARGETS)}) nor a numeric option of loss "
+                              f"{recipe.loss!r}; check the name")
+        starts[target] = float(value)
+    for key, targets in SCHEDULE_ALIASES.items():
+        off = [t for t in targets if key in recipe.schedules and starts.get(t) == 0]
+        if off:  # e.g. "gamma" with R2 off: a schedule from 0 would turn it on
+            raise ConfigError(f"schedules: {key!r} also schedules {off[0]}, which is 0 (off); schedule "
+                              f"{', '.join(t for t in targets if t not in off)} alone")
+    return {target: (schedule, starts[target])
+            for target, schedule in expand_schedules(parse_schedules(recipe.schedules)).items()}
+
+
+def check_training(architecture: Any, config: Any, recipe: Recipe) -> GANLoss:
+    """Everything that can be checked before training starts: the loss and its options, the schedules' targets and
+    the architecture's own check of config and recipe together. Returns the loss."""
+    loss = loss_from_recipe(recipe)
+    schedule_starts(recipe, loss)
+    architecture.check(config, recipe)
+    return loss
 
 
 ProgressFn = Callable[[int, int, dict[str, float] | None], None]  # (step, total steps, logged values)
@@ -215,10 +261,22 @@ class Trainer:
         compiled = {"options": {"fallback_random": True}}
         self.G_fn: Callable[..., torch.Tensor] = torch.compile(self.G, **compiled) if options.compile else self.G
         self.D_fn: Callable[..., torch.Tensor] = torch.compile(self.D, **compiled) if options.compile else self.D
-        self.opt_G = _make_optimizer(recipe, self.G.parameters(), recipe.g_lr)
-        self.opt_D = _make_optimizer(recipe, self.D.parameters(), recipe.d_lr)
+        self.opt_G = _make_optimizer(recipe, self.G.parameters(), recipe.g_lr, recipe.betas_of("g"))
+        self.opt_D = _make_optimizer(recipe, self.D.parameters(), recipe.d_lr, recipe.betas_of("d"))
         self.loss = loss_from_recipe(recipe)
-        self._augment = parse_policy(recipe.augment)
+        self._schedules = schedule_starts(recipe, self.loss)
+        # whether the loss's g_loss takes the real batch and the step (losses written before they were passed on)
+        g_params = inspect.signature(self.loss.g_loss).parameters.values()
+        self._g_loss_keywords = any(p.name == "real" or p.kind is p.VAR_KEYWORD for p in g_params)
+        self.augment = Augment(recipe.augment, recipe.start_augment_p, self.device, adaptive=recipe.ada_target > 0)
+        if recipe.ada_target > 0:
+            self.hooks.append(AdaptiveAugment(recipe.ada_target, recipe.ada_kimg, recipe.ada_interval,
+                                              recipe.batch_size))
+        context = TrainingContext(recipe=recipe, device=self.device, augment=self.augment,
+                                  world_size=world.world_size if world is not None else 1,
+                                  sum_across=world.sum_on_cpu if world is not None else None)
+        for hook in self.hooks:
+            hook.setup(context)
         self.batches = _Batches(dataset, recipe.batch_size, options.seed, self.device, self.memory_format, rows)
         self.step = 0
         self.elapsed = 0.0  # seconds of training before this process (from the checkpoint)
@@ -250,9 +308,9 @@ class Trainer:
     # one step
 
     def _d_input(self, images: torch.Tensor) -> torch.Tensor:
-        """D's inputs, real and fake alike: DiffAugment if the recipe asks, then instance noise decaying to zero."""
-        if self._augment:
-            images = augment(images, self._augment)
+        """D's inputs, real and fake alike: augmented if the recipe asks, then instance noise decaying to zero."""
+        if self.augment:
+            images = self.augment(images)
         sigma0 = self.recipe.instance_noise
         if sigma0 <= 0:
             return images
@@ -273,12 +331,29 @@ class Trainer:
     def _latents(self, n: int) -> torch.Tensor:
         return draw_rows(n, self.G.sample_latents).to(self.device, non_blocking=True)
 
-    def _set_lr(self) -> None:
-        if self.recipe.lr_decay > 0:  # derived from the step, so nothing extra to checkpoint
-            scale = 1.0 / (1.0 + self.recipe.lr_decay * self.step)
-            for opt, base in ((self.opt_G, self.recipe.g_lr), (self.opt_D, self.recipe.d_lr)):
-                for group in opt.param_groups:
-                    group["lr"] = base * scale
+    def scheduled_values(self, step: int | None = None) -> dict[str, float]:
+        """The scheduled values (see `Recipe.schedules`) at generator step `step` (default: the current one)."""
+        step = self.step if step is None else step
+        return {target: schedule.value(start, step, self.recipe.steps)
+                for target, (schedule, start) in self._schedules.items()}
+
+    def _set_hyperparameters(self) -> None:
+        """Learning rates, Adam's betas and loss weights for this step: pure functions of the step, so nothing extra
+        goes into checkpoints."""
+        if not self._schedules and self.recipe.lr_decay <= 0:
+            return
+        values = self.scheduled_values()
+        decay = 1.0 / (1.0 + self.recipe.lr_decay * self.step)  # Keras' inverse-time decay, on top of a schedule
+        for net, opt in (("g", self.opt_G), ("d", self.opt_D)):
+            lr = values.get(f"{net}_lr", self.recipe.g_lr if net == "g" else self.recipe.d_lr) * decay
+            for group in opt.param_groups:
+                group["lr"] = lr
+                if "betas" in group and (f"{net}_beta1" in values or f"{net}_beta2" in values):
+                    b1, b2 = group["betas"]
+                    group["betas"] = (values.get(f"{net}_beta1", b1), values.get(f"{net}_beta2", b2))
+        for target, value in values.items():
+            if target not in SCHEDULE_OPTIMIZER_TARGETS:
+                setattr(self.loss, target, value)
 
     def _accumulate(self, stats: dict[str, torch.Tensor]) -> None:
         for key, value in stats.items():
@@ -304,7 +379,7 @@ class Trainer:
         recipe = self.recipe
         for hook in self.hooks:
             hook.before_step(self.step, self.images_seen, self.G, self.D, self.model.ema)
-        self._set_lr()
+        self._set_hyperparameters()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.amp)
 
         self.D.requires_grad_(True)
@@ -326,11 +401,16 @@ class Trainer:
             self._average_gradients(self.D)
             self.opt_D.step()
             self.loss.after_d_step(self.D)
+            for hook in self.hooks:
+                hook.after_d_step(self.step * recipe.d_steps + i, d_stats)
         self._accumulate(d_stats)
 
         self.D.requires_grad_(False)  # G's step needs no gradients for D's weights
         with autocast:
-            g_loss, g_stats = self.loss.g_loss(self._D, fake, labels)
+            if self._g_loss_keywords:  # the real batch of the last D step: relativistic losses compare with it
+                g_loss, g_stats = self.loss.g_loss(self._D, fake, labels, real=real, step=self.step)
+            else:
+                g_loss, g_stats = self.loss.g_loss(self._D, fake, labels)
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         self._average_gradients(self.G)

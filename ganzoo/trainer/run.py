@@ -16,7 +16,7 @@ from ganzoo._io import remove_leftover_temps, write_json
 from ganzoo.errors import ConfigError, GanzooUsageError
 from ganzoo.model import GANModel
 from ganzoo.trainer.checkpoint import Checkpoint, latest_checkpoint
-from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer
+from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer, check_training
 
 if TYPE_CHECKING:
     from ganzoo.data import ImageDataset
@@ -111,7 +111,6 @@ def plan_run(architecture: str, data: str, *, preset: str | None, config: Mappin
     sets them.
     """
     from ganzoo.data import native_channels
-    from ganzoo.losses import loss_from_recipe
     from ganzoo.registry import get_architecture
 
     arch = get_architecture(architecture)
@@ -120,7 +119,7 @@ def plan_run(architecture: str, data: str, *, preset: str | None, config: Mappin
         overrides["channels"] = native_channels(data)
     cfg = arch.make_config(preset, **overrides)
     rec = arch.make_recipe(preset, **recipe)
-    loss_from_recipe(rec)  # an unknown loss or option fails here, before a run folder is made
+    check_training(arch, cfg, rec)  # a bad loss, option, schedule or combination fails here, before a run folder
     return {"architecture": arch.name, "preset": preset, "config": cfg.to_dict(), "recipe": rec.to_dict(),
             "options": options.to_dict(), "ganzoo_version": __version__, "torch_version": torch.__version__}
 
@@ -174,6 +173,7 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
         raise ConfigError(f"num_classes is {cfg.num_classes} but {options.data} has {dataset.num_classes} classes")
     plan["data"] = {"name": dataset.name, "images": len(dataset), "classes": dataset.num_classes,
                     "skipped": dataset.skipped}
+    check_training(arch, cfg, rec)
     return arch, options, cfg, rec, dataset, arch.hooks(cfg, rec)
 
 

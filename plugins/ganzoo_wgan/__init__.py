@@ -19,7 +19,6 @@ with BatchNorm and ReLU, and a tanh output. The loss logs the critic's Wasserste
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,7 +34,6 @@ from ganzoo.interfaces import (
     Preset,
     PretrainedCfg,
     Recipe,
-    TrainingHook,
 )
 from ganzoo.layers import conv_plan, normal_init_, upsampling_stack
 
@@ -110,17 +108,12 @@ def build_discriminator(cfg: WGANConfig) -> Discriminator:
     return WGANCritic(cfg)
 
 
-def check_config(cfg: WGANConfig, recipe: Recipe) -> Sequence[TrainingHook]:
-    """Reject a config and recipe that do not fit together; WGAN needs no hooks otherwise.
-
-    The trainer builds the hooks from the config and the recipe together, which makes this the place to check
-    combinations: a gradient penalty (or R1) is a per-sample gradient, and BatchNorm in the critic couples the
-    samples of a batch.
-    """
-    if cfg.critic_norm == "batch" and (recipe.gp_weight > 0 or recipe.r1_gamma > 0):
-        raise ConfigError("critic_norm 'batch' cannot be combined with a gradient penalty (gp_weight or r1_gamma "
-                          "> 0); use critic_norm 'layer' or 'none'")
-    return []
+def check_config(cfg: WGANConfig, recipe: Recipe) -> None:
+    """Reject a config and recipe that do not fit together: a gradient penalty (GP, R1 or R2) is a per-sample
+    gradient, and BatchNorm in the critic couples the samples of a batch."""
+    if cfg.critic_norm == "batch" and (recipe.gp_weight > 0 or recipe.r1_gamma > 0 or recipe.r2_gamma > 0):
+        raise ConfigError("critic_norm 'batch' cannot be combined with a gradient penalty (gp_weight, r1_gamma or "
+                          "r2_gamma > 0); use critic_norm 'layer' or 'none'")
 
 
 _CLIP = {"loss": "wasserstein", "gp_weight": 0.0, "clip_value": 0.01, "optimizer": "rmsprop", "g_lr": 5e-5,
@@ -150,7 +143,7 @@ architecture = Architecture(
             recipe=_CLIP,
         ),
     },
-    make_hooks=check_config,
+    validate=check_config,
     pretrained=(
         PretrainedCfg(name="wgan-mnist-5k", repo_id="ganzoo/wgan-mnist-5k", dataset="mnist-5k", resolution=28,
                       license="cc-by-sa-3.0", recipe="ganzoo train --arch wgan --data mnist-5k",
