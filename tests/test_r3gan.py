@@ -160,8 +160,38 @@ def test_presets():
     assert arch.make_recipe("cifar10").batch_size == 64
 
 
-def test_recipe():
+def test_recipe_is_the_papers():
     recipe = get_architecture("r3gan").recipe
-    assert recipe.optimizer == "adam" and recipe.betas[0] == 0.0
-    assert recipe.r1_gamma > 0
+    assert recipe.loss == "relativistic"
+    assert recipe.r1_gamma == recipe.r2_gamma > 0  # one gamma for R1 and R2
+    assert recipe.optimizer == "adam" and recipe.g_lr == recipe.d_lr == 2e-4 and recipe.betas == (0.0, 0.9)
+    assert recipe.schedules["lr"] == {"kind": "cosine", "to": 5e-5}
+    assert recipe.schedules["gamma"] == {"kind": "cosine", "to": pytest.approx(recipe.r1_gamma / 10)}
+    assert recipe.schedules["beta2"] == {"kind": "cosine", "to": 0.99}
     assert recipe.ema_kimg > 0
+
+
+def test_the_schedules_end_where_the_papers_do():
+    from ganzoo.losses import loss_from_recipe
+    from ganzoo.trainer.loop import schedule_starts
+
+    recipe = get_architecture("r3gan").make_recipe(steps=100)
+    starts = schedule_starts(recipe, loss_from_recipe(recipe))  # the trainer's own check and start values
+    at = {step: {k: s.value(start, step, 100) for k, (s, start) in starts.items()} for step in (0, 50, 100)}
+    gamma = recipe.r1_gamma
+    assert at[0] == pytest.approx({"g_lr": 2e-4, "d_lr": 2e-4, "r1_gamma": gamma, "r2_gamma": gamma,
+                                   "g_beta2": 0.9, "d_beta2": 0.9})
+    assert at[50]["g_lr"] == pytest.approx((2e-4 + 5e-5) / 2)  # cosine: half-way at half-time
+    assert at[100] == pytest.approx({"g_lr": 5e-5, "d_lr": 5e-5, "r1_gamma": gamma / 10, "r2_gamma": gamma / 10,
+                                     "g_beta2": 0.99, "d_beta2": 0.99})
+
+
+def test_training_applies_r1_and_r2(tmp_path):
+    import json
+
+    from ganzoo.testing import tiny_train
+
+    tiny_train("r3gan", tmp_path / "run", steps=2, log_every=1)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    logged = json.loads(lines[-1])
+    assert logged["r1_penalty"] > 0 and logged["r2_penalty"] > 0
