@@ -67,7 +67,11 @@ _RELU_GAIN = math.sqrt(2.0)
 
 
 class _UpBlock(nn.Module):
-    """BN, ReLU, 2x nearest upsampling, 3x3 conv, BN, ReLU, 3x3 conv; shortcut: 2x upsampling and a 1x1 conv."""
+    """BN, ReLU, 2x nearest upsampling, 3x3 conv, BN, ReLU, 3x3 conv; shortcut: 2x upsampling and a 1x1 conv.
+
+    The shortcut's 1x1 conv runs before the upsampling: a pointwise map commutes with copying pixels, so the result
+    is the paper's at a quarter of the cost.
+    """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
@@ -80,7 +84,7 @@ class _UpBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.interpolate(F.relu(self.bn0(x)), scale_factor=2, mode="nearest")
         h = self.conv1(F.relu(self.bn1(self.conv0(h))))
-        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+        return h + F.interpolate(self.shortcut(x), scale_factor=2, mode="nearest")
 
 
 class SNGANGenerator(Generator):
