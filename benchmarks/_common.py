@@ -26,9 +26,8 @@ import ganzoo
 from ganzoo._io import write_json
 from ganzoo.data import ImageDataset, load_dataset
 from ganzoo.interfaces import ArchConfig, Architecture, Recipe
-from ganzoo.model import GANModel
+from ganzoo.model import GANModel, build_model
 from ganzoo.registry import get_architecture
-from ganzoo.serialization import build_model
 from ganzoo.trainer.loop import RunOptions, Trainer, resolve_device
 
 DATA = "mnist-5k"

@@ -66,8 +66,8 @@ def worker(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from ganzoo.data import load_dataset
+    from ganzoo.model import build_model
     from ganzoo.registry import get_architecture
-    from ganzoo.serialization import build_model
     from ganzoo.trainer.distributed import World
     from ganzoo.trainer.loop import RunOptions, Trainer
 

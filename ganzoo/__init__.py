@@ -23,7 +23,7 @@ _LAZY = {
     "create": "ganzoo.api",
     "load": "ganzoo.api",
     "train": "ganzoo.api",
-    "evaluate": "ganzoo.metrics",
+    "evaluate": "ganzoo.api",
     "list_models": "ganzoo.registry",
     "list_pretrained": "ganzoo.registry",
     "list_losses": "ganzoo.losses",
@@ -55,11 +55,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ganzoo.api import create, load, train
+    from ganzoo.api import create, evaluate, load, train
     from ganzoo.errors import GanzooError
     from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Recipe
     from ganzoo.losses import list_losses
-    from ganzoo.metrics import evaluate
     from ganzoo.model import GANModel
     from ganzoo.registry import list_models, list_pretrained
 

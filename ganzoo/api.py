@@ -1,17 +1,26 @@
-"""The public face: create, load and train models. Thin wrappers over the layers below."""
+"""The public face: create, load, train and evaluate models. Thin wrappers over the layers below.
+
+This is the layer that turns a name into a model: `ganzoo.hub` turns the name into a verified folder, `ganzoo.model`
+the folder into a `GANModel`; `evaluate` accepts anything `load` does and hands `ganzoo.metrics` the loaded model.
+None of the layers below imports this module back.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ganzoo.model import GANModel
-from ganzoo.serialization import build_model
+from ganzoo import hub
+from ganzoo.model import GANModel, build_model, load_local, load_model_folder
 from ganzoo.trainer import train
 
-__all__ = ["create", "load", "train"]
+if TYPE_CHECKING:
+    from ganzoo.metrics import EvalResult
+
+__all__ = ["create", "evaluate", "load", "train"]
 
 
 def create(architecture: str, *, preset: str | None = None, discriminator: bool = True,
@@ -42,6 +51,38 @@ def load(name_or_path: str | os.PathLike[str], revision: str | None = None,
         revision: a Hub branch, tag or commit id (catalogue entries default to their pinned commit).
         device: where to put the model.
     """
-    from ganzoo.hub import load as hub_load
+    source = hub.resolve(os.fspath(name_or_path), revision)
+    if source.kind == "local":
+        return load_local(source.location, device)
+    folder, where = hub.locate(source)
+    model = load_model_folder(folder, device)
+    model.info["source"] = where
+    return model
 
-    return hub_load(os.fspath(name_or_path), revision=revision, device=device)
+
+def evaluate(model: GANModel | str | os.PathLike[str], data: str = "mnist-5k",
+             metrics: str | Sequence[str] = ("fid",), *, extractor: str = "digits", num_samples: int | None = None,
+             seed: int = 0, device: str | torch.device | None = None, batch_size: int = 250, cache: bool = True,
+             split: str | None = None, **generator_kwargs: Any) -> EvalResult:
+    """Evaluate a generator (a `GANModel`, or anything `load` takes) against a dataset.
+
+        result = ganzoo.evaluate("runs/dcgan", "mnist-5k", ["fid", "kid"], extractor="digits")
+        result.values        # {"fid": ..., "kid": ..., "kid_std": ...}
+        result.diagnostics   # class histogram, entropy, classes covered (digit data only)
+        result.provenance    # extractor, weights sha256, data and split, image counts, seed, versions
+
+    Metric, extractor and split names are checked before a name is loaded. The arguments are those of
+    `ganzoo.metrics.evaluate`, which does the measuring on the loaded model.
+    """
+    from ganzoo.data import eval_split
+    from ganzoo.metrics import evaluate as evaluate_model
+    from ganzoo.metrics import parse_metrics
+    from ganzoo.metrics.extractors import canonical_name
+
+    if not isinstance(model, GANModel):
+        parse_metrics(metrics)  # name errors before any loading
+        canonical_name(extractor)
+        eval_split(data, split)
+        model = load(model, device=device)
+    return evaluate_model(model, data, metrics, extractor=extractor, num_samples=num_samples, seed=seed,
+                          device=device, batch_size=batch_size, cache=cache, split=split, **generator_kwargs)

@@ -3,6 +3,9 @@
 The YAML front matter is made by huggingface_hub's `ModelCardData`, so the Hub reads it as it reads any model
 card: `library_name: ganzoo`, tags, datasets, licence and, when the model was evaluated, a model-index with each
 metric and where it came from.
+
+A card is made from a bundle's parts: a `GANModel`, or the `ModelParts` that `ganzoo.serialization` reads from a
+folder (what `ganzoo push` publishes); this module does not import either at run time.
 """
 
 from __future__ import annotations
@@ -14,17 +17,23 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ganzoo.model import GANModel
+    from ganzoo.serialization import ModelParts
 
 __all__ = ["DATASET_LICENSES", "METRIC_LABELS", "model_card", "train_command"]
 
 #: licences of the training data ganzoo knows; weights trained on them are published under the same terms
-DATASET_LICENSES = {"mnist-5k": "cc-by-sa-3.0", "mnist": "cc-by-sa-3.0", "fashion-mnist": "mit", "celeba": "other"}
+DATASET_LICENSES = {"mnist-5k": "cc-by-sa-3.0", "stacked-mnist": "cc-by-sa-3.0", "mnist": "cc-by-sa-3.0",
+                    "fashion-mnist": "mit", "celeba": "other"}
 #: display names of metric values; the card adds the feature space, since values in different ones do not compare
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "Inception Score", "is_std": "IS std",
-                 "precision": "precision", "recall": "recall"}
+                 "precision": "precision", "recall": "recall",
+                 "confident_modes": "StackedMNIST modes read with confidence",
+                 "confident_kl": "KL of confident modes from uniform",
+                 "confident_fraction": "share read with confidence",
+                 "modes": "StackedMNIST modes (argmax)", "modes_kl": "KL of modes from uniform"}
 
 
-def _task(model: GANModel) -> str:
+def _task(model: GANModel | ModelParts) -> str:
     return "conditional-image-generation" if model.num_classes else "unconditional-image-generation"
 
 
@@ -45,7 +54,7 @@ def _setting(key: str, value: Any) -> str:
     return "--set " + shlex.quote(f"{key}={text}")
 
 
-def train_command(model: GANModel, training: Mapping[str, Any]) -> str | None:
+def train_command(model: GANModel | ModelParts, training: Mapping[str, Any]) -> str | None:
     """The `ganzoo train` command that reproduces this model's config and recipe, or None when unknown.
 
     Config and recipe fields that differ from the architecture's defaults become `--set KEY=VALUE`, so the command
@@ -76,7 +85,7 @@ def train_command(model: GANModel, training: Mapping[str, Any]) -> str | None:
     return " ".join(words)
 
 
-def _front_matter(model: GANModel, training: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> str:
+def _front_matter(model: GANModel | ModelParts, training: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> str:
     from huggingface_hub import EvalResult, ModelCardData
 
     dataset = str(training.get("data", "")) or None
@@ -120,7 +129,8 @@ def _measured(provenance: Mapping[str, Any]) -> str:
     return "; ".join(parts) or ", ".join(f"{k}: {v}" for k, v in provenance.items())
 
 
-def model_card(model: GANModel, training: Mapping[str, Any] | None = None, repo_id: str | None = None) -> str:
+def model_card(model: GANModel | ModelParts, training: Mapping[str, Any] | None = None,
+               repo_id: str | None = None) -> str:
     """The model card (Markdown with YAML front matter) for `model`, mentioning `repo_id` when it is known."""
     training = dict(training or {})
     metrics = list(model.info.get("metrics", []))

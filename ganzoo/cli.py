@@ -306,7 +306,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 @click.option("--img-size", type=click.IntRange(min=4), help="Image size.  [default: the architecture's]")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Image channels.  [default: the dataset's]")
-@click.option("--loss", help="Loss from the zoo: minimax, non-saturating, hinge, wasserstein, least-squares."
+@click.option("--loss", help="Loss from the zoo: minimax, non-saturating, hinge, wasserstein, least-squares, "
+                               "relativistic, relativistic-average, or a plugin's."
                                "  [default: the recipe's]")
 @click.option("--g-lr", type=click.FloatRange(min=0, min_open=True),
               help="Generator learning rate.  [default: the recipe's]")
@@ -337,7 +338,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @click.option("--eval-every", type=click.IntRange(min=1),
               help="Evaluate the generator every N steps (and at the end) against the data's test split (all of "
                    "an image folder), logged to metrics.jsonl.")
-@click.option("--eval-metrics", help="Metrics for --eval-every, comma-separated (fid, kid, is, pr).  [default: fid]")
+@click.option("--eval-metrics",
+              help="Metrics for --eval-every, comma-separated (fid, kid, is, pr, modes).  [default: fid]")
 @click.option("--eval-extractor", help="Feature extractor for --eval-every (see `ganzoo eval --help`).  "
                                        "[default: digits]")
 @click.option("--eval-samples", type=click.IntRange(min=1), help="Generated images per evaluation.  [default: 2000]")
@@ -625,7 +627,8 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
                    "class, which the digits extractor never saw) or a torchvision dataset's own.  [default: test; "
                    "all for an image folder]")
 @click.option("--metrics", default="fid", show_default=True,
-              help="Comma-separated: fid, kid, is (Inception Score), pr (precision and recall).")
+              help="Comma-separated: fid, kid, is (Inception Score), pr (precision and recall), modes "
+                   "(StackedMNIST mode coverage, with --data stacked-mnist).")
 @click.option("--extractor", default="digits", show_default=True,
               help="Feature space: digits (offline, for digit data), inception (published FIDs; downloaded once), "
                    "dinov2, or timm:<model> for any pretrained timm model.")
@@ -660,8 +663,9 @@ def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: 
     prov = result.provenance
     click.echo(f"{model}: {prov['fake_images']} generated vs {prov['real_images']} real images of {prov['real_data']} "
                f"({prov['split']} split), {prov['extractor']} features")
+    width = max([10, *map(len, result.values)])  # confident_fraction (modes) is the longest name
     for name, value in result.values.items():
-        click.echo(f"  {name:<10} {value:.6g}")
+        click.echo(f"  {name:<{width}} {value:.6g}")
     diag = result.diagnostics
     if diag:
         click.echo(f"  classes    {diag['classes_covered']}/{diag['num_classes']} covered, entropy "

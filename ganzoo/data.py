@@ -1,8 +1,10 @@
 """Datasets as in-memory uint8 image tensors.
 
-Three kinds of source are understood by `load_dataset`:
+Four kinds of source are understood by `load_dataset`:
 
 * ``mnist-5k``: 5,000 real MNIST digits embedded in the package (no network; see ``_data/MNIST-5K.md``);
+* ``stacked-mnist``: StackedMNIST built from mnist-5k, three digits drawn independently, one per colour channel
+  (1,000 modes; 50,000 train and 25,600 test images, always the same; see `STACKED_MNIST_SIZES`);
 * torchvision datasets (``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``), downloaded on first use
   into `cache_dir`;
 * a folder of images, optionally with one sub-folder per class.
@@ -10,9 +12,10 @@ Three kinds of source are understood by `load_dataset`:
 Splits (`SPLITS`): named datasets have a fixed train/test split. mnist-5k's is ganzoo's own: the last
 `MNIST_5K_TEST_PER_CLASS` (100) images of every class, in the file's own order, are the test part (1,000 images),
 the first 400 of every class the train part (4,000); the `digits` extractor's classifier trains on the train part
-only, so the test part holds images it never saw. The torchvision datasets use their official splits. Image
-folders have no split (only "all"). Training uses all of mnist-5k and the torchvision training sets
-(`split=None`); evaluation compares with the test part by default (`ganzoo.metrics`).
+only, so the test part holds images it never saw. stacked-mnist's train part stacks mnist-5k's train digits and its
+test part its test digits. The torchvision datasets use their official splits. Image folders have no split (only
+"all"). Training uses all of mnist-5k, stacked-mnist's train part and the torchvision training sets (`split=None`);
+evaluation compares with the test part by default (`ganzoo.metrics`).
 
 Every image is resized so that its shorter side equals ``img_size`` and then centre-cropped to a square,
 and converted to the requested channel count. torchvision is imported lazily so that importing this
@@ -22,11 +25,13 @@ module stays cheap.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gzip
 import io
 import logging
 import os
+import random
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +51,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MNIST_5K_TEST_PER_CLASS",
     "SPLITS",
+    "STACKED_MNIST_SIZES",
     "TORCHVISION",
     "ImageDataset",
     "cache_dir",
@@ -60,13 +66,17 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-BUILTIN = ("mnist-5k",)
+BUILTIN = ("mnist-5k", "stacked-mnist")
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "celeba")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
 SPLITS = ("train", "test", "all")
 MNIST_5K_TEST_PER_CLASS = 100  # the last 100 images of every class are mnist-5k's test part
+#: images in each part of stacked-mnist: 50,000 train (150 MiB at 32 px) and 25,600 test, the sample count of the
+#: mode-coverage protocol (VEEGAN, PacGAN), so that real stacks are measured as generated ones are
+STACKED_MNIST_SIZES = {"train": 50_000, "test": 25_600}
+_STACKED_MNIST_SEEDS = {"train": 1, "test": 2}  # random.Random seeds: the same draws on every machine and Python
 
-_NATIVE_CHANNELS = {"mnist-5k": 1, "mnist": 1, "fashion-mnist": 1, "cifar10": 3, "celeba": 3}
+_NATIVE_CHANNELS = {"mnist-5k": 1, "stacked-mnist": 3, "mnist": 1, "fashion-mnist": 1, "cifar10": 3, "celeba": 3}
 # Where each torchvision dataset keeps its files below the download root (named in error messages).
 _TV_SUBDIR = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw", "cifar10": "", "celeba": "celeba"}
 _GRAY_PIL_MODES = ("1", "L", "LA", "La", "I", "F")  # plus the "I;16*" family
@@ -148,11 +158,16 @@ def mnist_5k_test_mask(labels: torch.Tensor, per_class: int = MNIST_5K_TEST_PER_
 
 def select_split(dataset: ImageDataset, split: str) -> ImageDataset:
     """The `split` part of a loaded dataset: itself when it is that split already; the train or test part of the
-    whole of mnist-5k. Anything else is a usage error saying to load that split (`load_dataset(..., split=)`)."""
+    whole of mnist-5k or of stacked-mnist. Anything else is a usage error saying to load that split
+    (`load_dataset(..., split=)`)."""
     if split not in SPLITS:
         raise GanzooUsageError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if dataset.split == split:
         return dataset
+    if dataset.name == "stacked-mnist" and dataset.split == "all" and len(dataset) == sum(STACKED_MNIST_SIZES.values()):
+        part = slice(0, STACKED_MNIST_SIZES["train"]) if split == "train" else slice(STACKED_MNIST_SIZES["train"], None)
+        return dataclasses.replace(dataset, images=dataset.images[part].contiguous(),
+                                   labels=None if dataset.labels is None else dataset.labels[part], split=split)
     whole_mnist_5k = dataset.name == "mnist-5k" and dataset.split == "all" and len(dataset) == 5000
     if not whole_mnist_5k or dataset.labels is None:
         raise GanzooUsageError(f"{dataset.name} was loaded as its {dataset.split!r} split, not {split!r}; load it "
@@ -192,7 +207,8 @@ def load_dataset(
     """Load a dataset by name or image-folder path as uint8 tensors of shape (N, C, img_size, img_size).
 
     `split` ("train", "test" or "all"; see the module's docstring) picks a part; None loads what training uses:
-    all of mnist-5k, the training set of a torchvision dataset, a whole image folder.
+    all of mnist-5k, the train part of stacked-mnist, the training set of a torchvision dataset, a whole image
+    folder.
 
     `channels` None keeps the native channel count; 1 or 3 converts (gray is repeated to RGB, RGB is
     reduced with ITU-R 601 luma). `root` overrides the download folder of torchvision datasets.
@@ -218,6 +234,13 @@ def load_dataset(
     if name == "mnist-5k":
         whole = _load_mnist_5k(img_size, channels)
         return whole if split is None else select_split(whole, split)
+    if name == "stacked-mnist":
+        if channels == 1:
+            raise GanzooUsageError("stacked-mnist has 3 channels, one digit in each (its 1,000 modes); load it with "
+                                   "channels=3 or None (train with --channels 3, the default for this data)")
+        parts = ["train", "test"] if split == "all" else [split or "train"]
+        loaded = [_load_stacked_mnist(img_size, part) for part in parts]
+        return loaded[0] if len(loaded) == 1 else _concatenate(loaded, "all")
     if name is not None:
         target = Path(root).expanduser() if root is not None else cache_dir() / name
         parts = [split] if split in ("train", "test") else ["train", "test"] if split == "all" else ["train"]
@@ -369,6 +392,36 @@ def _load_mnist_5k(img_size: int, channels: int | None) -> ImageDataset:
         name="mnist-5k",
         class_names=[str(i) for i in range(10)],
     )
+
+
+# ------------------------------------------------------------------------------------- stacked-mnist
+
+
+@functools.lru_cache(maxsize=2)
+def _stacked_mnist_draws(split: str) -> torch.Tensor:
+    """(n, 3) indices into mnist-5k's `split` part: the digit of each stack's red, green and blue channel.
+
+    Drawn independently and uniformly with `random.Random(seed).random()`, whose sequence for an integer seed Python
+    guarantees across versions and platforms, so every machine builds the same images."""
+    pool = len(_mnist_5k_raw()[1]) - 10 * MNIST_5K_TEST_PER_CLASS if split == "train" else 10 * MNIST_5K_TEST_PER_CLASS
+    draw = random.Random(_STACKED_MNIST_SEEDS[split]).random
+    flat = [int(draw() * pool) for _ in range(3 * STACKED_MNIST_SIZES[split])]
+    return torch.tensor(flat, dtype=torch.int64).view(-1, 3)
+
+
+def _load_stacked_mnist(img_size: int, split: str) -> ImageDataset:
+    """StackedMNIST: each image three mnist-5k digits of `split`, one per colour channel (R, G, B), label
+    100 * red + 10 * green + blue (1,000 classes: the modes of the mode-coverage benchmark)."""
+    raw_images, raw_labels = _mnist_5k_raw()
+    test = mnist_5k_test_mask(raw_labels)
+    keep = test if split == "test" else ~test
+    digits = _fit(raw_images[keep], img_size)[:, 0]  # (pool, S, S): resized once, before stacking
+    labels = raw_labels[keep]
+    draws = _stacked_mnist_draws(split)
+    images = digits[draws]  # (n, 3, S, S): the drawn digit in each channel
+    stack_labels = (draws.new_tensor([100, 10, 1]) * labels[draws]).sum(1)
+    return ImageDataset(images=images.contiguous(), labels=stack_labels, num_classes=1000, name="stacked-mnist",
+                        class_names=[f"{i:03d}" for i in range(1000)], split=split)
 
 
 # --------------------------------------------------------------------------------------- torchvision

@@ -9,6 +9,10 @@ A catalogue entry's files come from the first of: the model folder shipped in it
 (`PretrainedCfg.files`), huggingface_hub's cache, the Hub (at the pinned `revision`). Whatever the source, the
 files pass one check, `_verify`, against the entry's `sha256`. A shipped copy that fails it is refused (reinstalling
 the distribution is the fix), not silently replaced by a download.
+
+This module turns names into verified folders and folders into Hub commits; it never builds a `GANModel`, and so
+never imports `ganzoo.model`, whose `push_to_hub` calls `push`. Loading a folder into a model is `ganzoo.load`'s
+job, one layer up.
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ from ganzoo._io import sha256_of
 from ganzoo.errors import GanzooError, GanzooUsageError, PluginError, UnknownNameError, WeightsError, unknown_name
 
 if TYPE_CHECKING:
-    import torch
 
     from ganzoo.interfaces import PretrainedCfg
     from ganzoo.model import GANModel
+    from ganzoo.serialization import ModelParts
 
-__all__ = ["Availability", "NotPublishedError", "Source", "availability", "load", "locate", "pull", "push",
-           "repo_files", "resolve", "sha256_of"]
+__all__ = ["Availability", "NotPublishedError", "Source", "availability", "locate", "pull", "push", "repo_files",
+           "resolve", "sha256_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -418,31 +422,18 @@ def _locate(source: Source) -> tuple[Path, str]:
     return _from_hub(source), where
 
 
-def locate(name: str, revision: str | None = None) -> tuple[Path, str]:
-    """The verified folder `name` resolves to, and where it came from.
+def locate(name: str | Source, revision: str | None = None) -> tuple[Path, str]:
+    """The verified folder `name` (or a `Source` that `resolve` returned) resolves to, and where it came from.
 
     The second value is what `model.info["source"]` holds: the path itself for a local folder, `shipped:FOLDER` for
     the copy shipped in a plugin's package, `hf-hub:REPO@REVISION` for a download (or a copy in the Hub cache).
     """
-    return _locate(resolve(name, revision))
+    return _locate(name if isinstance(name, Source) else resolve(name, revision))
 
 
 def pull(name: str, revision: str | None = None) -> Path:
     """The verified folder of a catalogue entry (its shipped copy, else downloaded into the Hub cache) or Hub repo."""
     return locate(name, revision)[0]
-
-
-def load(name: str, revision: str | None = None, device: str | torch.device | None = None) -> GANModel:
-    """Load a model from a local folder, a catalogue name or a Hub repo id (see the module docstring)."""
-    from ganzoo.serialization import load_local, load_model_folder
-
-    source = resolve(name, revision)
-    if source.kind == "local":
-        return load_local(source.location, device)
-    folder, where = _locate(source)
-    model = load_model_folder(folder, device)
-    model.info["source"] = where
-    return model
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -453,18 +444,17 @@ def push(model_or_folder: GANModel | str | os.PathLike[str], repo_id: str, *, pr
          branch: str | None = None, message: str | None = None, token: str | None = None) -> dict[str, Any]:
     """Publish a run folder, model folder or model to the Hub in one commit; returns its url and commit id.
 
-    The token comes from huggingface_hub's usual places (HF_TOKEN, `hf auth login`) unless given, and is
-    never logged.
+    A model (anything with `save_pretrained`, which is how `GANModel.push_to_hub` calls this) is first saved to a
+    temporary folder. The token comes from huggingface_hub's usual places (HF_TOKEN, `hf auth login`) unless given,
+    and is never logged.
     """
     import tempfile
 
     from huggingface_hub import CommitOperationAdd, HfApi
 
-    from ganzoo.model import GANModel
-
     repo_id = _repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="ganzoo-push-") as tmp:
-        if isinstance(model_or_folder, GANModel):
+        if not isinstance(model_or_folder, (str, os.PathLike)):
             model_or_folder = model_or_folder.save_pretrained(Path(tmp) / "model")
         files, model = _repo_files(model_or_folder, repo_id)
         operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=content if isinstance(content, bytes)
@@ -488,12 +478,12 @@ def _repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def _repo_files(folder: str | os.PathLike[str], repo_id: str) -> tuple[dict[str, bytes | Path], GANModel]:
+def _repo_files(folder: str | os.PathLike[str], repo_id: str) -> tuple[dict[str, bytes | Path], ModelParts]:
     from ganzoo.card import model_card
-    from ganzoo.serialization import load_local
+    from ganzoo.serialization import find_model_folder, read_model_folder
 
-    model = load_local(folder)  # validates config and weights before anything is sent or copied
-    folder = Path(model.info["source"])
+    folder = find_model_folder(folder)
+    model = read_model_folder(folder)  # validates config and weights before anything is sent or copied
     files: dict[str, bytes | Path] = {
         "README.md": model_card(model, model.info.get("training", {}), repo_id=repo_id).encode("utf-8")}
     files.update({name: folder / name for name in MODEL_FILES if name != "README.md" and (folder / name).is_file()})

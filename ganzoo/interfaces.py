@@ -328,11 +328,8 @@ class Recipe(JsonConfig):
             raise ConfigError(f"augment_p must lie in [0, 1], got {self.augment_p}")
         if self.ada_target >= 1:
             raise ConfigError(f"ada_target must lie in (0, 1) (0.6 in the ADA paper), got {self.ada_target}")
-        if self.augment:
-            from ganzoo.augment import parse_policy
-
-            parse_policy(self.augment)
-        elif self.ada_target > 0 or self.augment_p is not None:
+        # the augmentations' names are checked by the trainer (`check_training`): plugins may provide them
+        if not self.augment.strip() and (self.ada_target > 0 or self.augment_p is not None):
             raise ConfigError("augment_p and ada_target need augmentations: set augment, e.g. "
                               "augment=xflip,rotate90,translation,color")
         scheduled = expand_schedules(parse_schedules(self.schedules))

@@ -1,18 +1,29 @@
-"""Building blocks shared by architecture plugins."""
+"""Building blocks shared by architecture plugins.
+
+- DCGAN-style stacks (Radford et al. 2015): `conv_plan` and `stack_widths` plan the resolutions and channels;
+  `upsampling_stack` / `upsampling_blocks` are a generator body, `downsampling_stack` / `downsampling_blocks` a
+  strided-convolution discriminator body; `normal_init_` and `xavier_init_` initialise them.
+- StyleGAN2: `ModulatedConv2d`, `NoiseInput`.
+- Progressive GAN: `EqualizedLinear`, `EqualizedConv2d`, `PixelNorm`, `pixel_norm`, `MinibatchStdDev`.
+
+The builders make plain `nn.Module`s with fixed names and a fixed construction order, so the state-dict keys, shapes
+and (seeded) initial weights of a plugin that uses them stay what they are.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ganzoo.sharding import draw_rows
 
-__all__ = [
-    "conv_plan",
-    "upsampling_stack","normal_init_", "xavier_init_"]
+__all__ = ["conv_plan", "downsampling_blocks", "downsampling_stack", "normal_init_", "stack_widths",
+           "upsampling_blocks", "upsampling_stack", "xavier_init_"]
 
 _WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
@@ -37,21 +48,95 @@ def conv_plan(img_size: int) -> tuple[int, int]:
     return base, int(math.log2(img_size // base))
 
 
+def stack_widths(width: int, img_size: int) -> list[int]:
+    """Channels at each resolution of a DCGAN-style stack, coarsest first: `width * 2^(steps-1)`, ..., `width`, one
+    per 2x step of `conv_plan(img_size)`. A generator runs through them in this order, a discriminator in reverse."""
+    _, steps = conv_plan(img_size)
+    return [width * 2 ** (steps - 1 - i) for i in range(steps)]
+
+
+def upsampling_blocks(width: int, channels: int, img_size: int, norm: Callable[[int], nn.Module], *,
+                      out_bias: bool = False) -> tuple[nn.ModuleList, nn.ModuleList]:
+    """DCGAN's generator body after the projection to base x base, as two aligned lists `(norms, ups)`.
+
+    Step i runs `x = ups[i](relu(norms[i](x)))`: `norms[i] = norm(c)` normalises the `c = stack_widths(width,
+    img_size)[i]` channels there, and `ups[i]`, a 4x4 stride-2 transposed convolution without bias, doubles the
+    size and halves the channels; the last one maps to `channels` (with a bias when `out_bias`) and is followed by
+    tanh. Kept apart so that a norm can take more inputs than `x` (class-conditional BatchNorm takes the labels);
+    `upsampling_stack` puts them in one `nn.Sequential`. All norms are built before the convolutions.
+    """
+    widths = stack_widths(width, img_size)
+    outs = [*widths[1:], channels]
+    norms = nn.ModuleList(norm(c) for c in widths)
+    ups = nn.ModuleList(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=out_bias and i == len(widths) - 1)
+                        for i, (c_in, c_out) in enumerate(zip(widths, outs, strict=True)))
+    return norms, ups
+
+
 def upsampling_stack(z_dim: int, width: int, channels: int, img_size: int, bn_momentum: float = 0.1,
                      out_bias: bool = False) -> nn.Sequential:
     """DCGAN's generator body (Radford et al. 2015): project (N, z_dim, 1, 1) to base x base, then transposed
     convolutions with BatchNorm and ReLU doubling the size, halving the channels from `width * 2^(ups-1)`
-    down to `width`, and a last transposed convolution to `channels` with tanh."""
-    base, ups = conv_plan(img_size)
-    width = width * 2 ** (ups - 1)
-    layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, width, base, 1, 0, bias=False),
-                               nn.BatchNorm2d(width, momentum=bn_momentum), nn.ReLU(True)]
-    for _ in range(ups - 1):
-        layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                   nn.BatchNorm2d(width // 2, momentum=bn_momentum), nn.ReLU(True)]
-        width //= 2
-    layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=out_bias), nn.Tanh()]
-    return nn.Sequential(*layers)
+    down to `width`, and a last transposed convolution to `channels` with tanh.
+
+    The layers, in order: the projection, (BatchNorm, ReLU, transposed convolution) per step as in
+    `upsampling_blocks`, tanh."""
+    base, _ = conv_plan(img_size)
+    project = nn.ConvTranspose2d(z_dim, stack_widths(width, img_size)[0], base, 1, 0, bias=False)
+    norms, ups = upsampling_blocks(width, channels, img_size, lambda c: nn.BatchNorm2d(c, momentum=bn_momentum),
+                                   out_bias=out_bias)
+    layers: list[nn.Module] = [project]
+    for norm, up in zip(norms, ups, strict=True):
+        layers += [norm, nn.ReLU(True), up]
+    return nn.Sequential(*layers, nn.Tanh())
+
+
+def downsampling_blocks(channels: int, width: int, img_size: int, norm: Callable[[int], nn.Module] | None = None, *,
+                        bias: bool = True, hidden_bias: bool | None = None,
+                        extra_channels: Mapping[int, int] | None = None, spectral_norm: bool = False) -> nn.ModuleList:
+    """DCGAN's discriminator body (Radford et al. 2015) as one `nn.Sequential` per halving of the resolution.
+
+    Block i is a 4x4 stride-2 convolution to `width * 2^i` channels, then `norm(channels)` (every block but the
+    first, and none when `norm` is None), then LeakyReLU(0.2); the last block leaves `stack_widths(width,
+    img_size)[0]` channels at base x base (`conv_plan`). Separate blocks let a conditional discriminator feed
+    more inputs between them.
+
+    Args:
+        channels: channels of the input images.
+        width: output channels of the first block, doubled by each further block.
+        img_size: input resolution (a size `conv_plan` knows).
+        norm: makes the normalisation of a block's output from its channel count, e.g. `nn.BatchNorm2d`.
+        bias: whether the first convolution has a bias.
+        hidden_bias: whether the other convolutions have one (default: as `bias`; a bias before a norm that
+            subtracts the mean is redundant).
+        extra_channels: block index -> channels concatenated to that block's input (a conditional D's label maps).
+        spectral_norm: spectrally normalise every convolution (Miyato et al. 2018), as each is built.
+    """
+    extra = dict(extra_channels or {})
+    hidden_bias = bias if hidden_bias is None else hidden_bias
+    blocks = nn.ModuleList()
+    c_in = channels
+    for i, c_out in enumerate(reversed(stack_widths(width, img_size))):
+        conv = nn.Conv2d(c_in + extra.get(i, 0), c_out, 4, 2, 1, bias=bias if i == 0 else hidden_bias)
+        layers = [_spectral_norm(conv) if spectral_norm else conv]
+        if i > 0 and norm is not None:
+            layers.append(norm(c_out))
+        layers.append(nn.LeakyReLU(0.2, True))
+        blocks.append(nn.Sequential(*layers))
+        c_in = c_out
+    return blocks
+
+
+def downsampling_stack(channels: int, width: int, img_size: int, norm: Callable[[int], nn.Module] | None = None, *,
+                       bias: bool = True, hidden_bias: bool | None = None) -> nn.Sequential:
+    """DCGAN's discriminator (Radford et al. 2015): the layers of `downsampling_blocks` in one `nn.Sequential`,
+    then a base x base convolution to one logit per image (with a bias when `bias`); its output is (N, 1, 1, 1).
+
+    The same stack is DCGAN's discriminator (BatchNorm, no biases) and WGAN's critic (layer norm or none)."""
+    base, _ = conv_plan(img_size)
+    blocks = downsampling_blocks(channels, width, img_size, norm, bias=bias, hidden_bias=hidden_bias)
+    layers = [layer for block in blocks for layer in block]
+    return nn.Sequential(*layers, nn.Conv2d(stack_widths(width, img_size)[0], 1, base, 1, 0, bias=bias))
 
 
 def xavier_init_(module: nn.Module) -> nn.Module:

@@ -1,20 +1,29 @@
-"""The model bundle that `ganzoo.load` and `ganzoo.create` return."""
+"""The model bundle that `ganzoo.load` and `ganzoo.create` return, and the functions that make one.
+
+Layering: this module sits above the persistence layer and imports it (`ganzoo.serialization` writes and reads a
+bundle's parts, `ganzoo.hub` publishes a folder); neither imports this module back. That is why the bundle can keep
+`save_pretrained` and `push_to_hub` as methods without an import cycle: they delegate down to functions that take
+the bundle's parts, and loading a folder into a bundle (`load_model_folder`, and `ganzoo.load` above it) wraps the
+parts read by `ganzoo.serialization` here, not there.
+"""
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from ganzoo import hub
 from ganzoo.errors import GanzooUsageError
 from ganzoo.interfaces import ArchConfig, Discriminator, Generator
+from ganzoo.serialization import ModelParts, build_parts, find_model_folder, read_model_folder, save_model_folder
 
-__all__ = ["GANModel", "slerp"]
+__all__ = ["GANModel", "build_model", "load_local", "load_model_folder", "slerp"]
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -44,6 +53,11 @@ class GANModel(nn.Module):
         self.discriminator = discriminator
         self.ema = ema
         self.info: dict[str, Any] = dict(info or {})  # training summary, source, provenance
+
+    @classmethod
+    def from_parts(cls, parts: ModelParts) -> GANModel:
+        """The bundle of parts built or read by `ganzoo.serialization` (no EMA generator)."""
+        return cls(parts.architecture, parts.config, parts.generator, parts.discriminator, info=parts.info)
 
     def __repr__(self) -> str:
         parts = [f"architecture={self.architecture!r}", f"img_shape={self.img_shape}"]
@@ -157,14 +171,36 @@ class GANModel(nn.Module):
         return frames
 
     def save_pretrained(self, folder: str | os.PathLike[str], samples: bool = True) -> Path:
-        """Write a model folder: config.json, generator/discriminator safetensors, model card, sample grid."""
-        from ganzoo.serialization import save_model_folder
+        """Write a model folder: config.json, generator/discriminator safetensors, model card, sample grid.
 
+        Delegates to `ganzoo.serialization.save_model_folder`, which sits below this module (see the module
+        docstring)."""
         return save_model_folder(self, folder, samples=samples)
 
     def push_to_hub(self, repo_id: str, *, private: bool = False, branch: str | None = None,
                     message: str | None = None, token: str | None = None) -> dict[str, Any]:
-        """Publish this model to the Hugging Face Hub in one commit; returns the repo id, commit id and url."""
-        from ganzoo.hub import push
+        """Publish this model to the Hugging Face Hub in one commit; returns the repo id, commit id and url.
 
-        return push(self, repo_id, private=private, branch=branch, message=message, token=token)
+        Delegates to `ganzoo.hub.push`, which sits below this module: it saves the bundle through `save_pretrained`
+        and checks the folder through `ganzoo.serialization`, never importing `ganzoo.model`."""
+        return hub.push(self, repo_id, private=private, branch=branch, message=message, token=token)
+
+
+def build_model(architecture: str, config: ArchConfig | Mapping[str, Any] | None = None, *,
+                discriminator: bool = True, preset: str | None = None, **overrides: Any) -> GANModel:
+    """A freshly initialised model of a registered architecture (seed torch first for reproducible weights)."""
+    return GANModel.from_parts(build_parts(architecture, config, discriminator=discriminator, preset=preset,
+                                           **overrides))
+
+
+def load_model_folder(folder: str | os.PathLike[str], device: str | torch.device | None = None,
+                      discriminator: bool = True) -> GANModel:
+    """Load a model folder written by `save_pretrained` (or pulled from the Hub), in eval mode."""
+    model = GANModel.from_parts(read_model_folder(folder, discriminator))
+    model.eval()
+    return model.to(device) if device is not None else model
+
+
+def load_local(path: str | os.PathLike[str], device: str | torch.device | None = None) -> GANModel:
+    """Load a model folder, or a run folder (its exported `model/` folder)."""
+    return load_model_folder(find_model_folder(path), device)

@@ -2,6 +2,10 @@
 
 (The Hub side, resolving names, downloading, verifying and pushing, is in `ganzoo.hub`.)
 
+This module sits below the model bundle: it reads and writes a bundle's parts (architecture name, config, networks,
+info) and never imports `ganzoo.model`, so `GANModel.save_pretrained` can call `save_model_folder` without a cycle.
+`ganzoo.model` wraps the parts in a `GANModel` (`build_model`, `load_model_folder`, `load_local`).
+
 A model folder (and a Hub repository written by ganzoo) holds:
     config.json                 {"architecture": name, "config": {...}, "ganzoo_version": ..., "training": {...}}
     generator.safetensors       the EMA generator's weights when training kept one
@@ -16,8 +20,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -30,17 +35,20 @@ from ganzoo.card import model_card
 from ganzoo.errors import ConfigError, GanzooUsageError, PluginError, WeightsError
 from ganzoo.images import class_rows, save_grid
 from ganzoo.interfaces import ArchConfig, Discriminator, Generator
-from ganzoo.model import GANModel
+
+if TYPE_CHECKING:
+    from ganzoo.model import GANModel
 
 __all__ = [
     "CONFIG_NAME",
     "DISCRIMINATOR_NAME",
     "GENERATOR_NAME",
-    "build_model",
+    "ModelParts",
+    "build_parts",
+    "find_model_folder",
     "is_model_folder",
-    "load_local",
-    "load_model_folder",
     "load_weights",
+    "read_model_folder",
     "read_state",
     "save_model_folder",
     "save_state",
@@ -103,9 +111,31 @@ def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], source: s
     module.load_state_dict(state, strict=True)
 
 
-def build_model(architecture: str, config: ArchConfig | Mapping[str, Any] | None = None, *,
-                discriminator: bool = True, preset: str | None = None, **overrides: Any) -> GANModel:
-    """A freshly initialised model of a registered architecture."""
+@dataclass
+class ModelParts:
+    """What a model bundle is made of: a registered architecture's name, its config, the networks and the info
+    (training summary, metrics, source). `ganzoo.model.GANModel.from_parts` makes the bundle."""
+
+    architecture: str
+    config: ArchConfig
+    generator: Generator
+    discriminator: Discriminator | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def img_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the generated images."""
+        return self.generator.img_shape
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes the generator is conditioned on (0: unconditional)."""
+        return self.generator.num_classes
+
+
+def build_parts(architecture: str, config: ArchConfig | Mapping[str, Any] | None = None, *,
+                discriminator: bool = True, preset: str | None = None, **overrides: Any) -> ModelParts:
+    """Freshly initialised networks of a registered architecture (G first, then D), checked against the interface."""
     from ganzoo.registry import get_architecture
 
     arch = get_architecture(architecture)
@@ -120,7 +150,7 @@ def build_model(architecture: str, config: ArchConfig | Mapping[str, Any] | None
     G = _checked(arch.name, "build_generator", arch.build_generator(cfg), Generator, cfg)
     D = _checked(arch.name, "build_discriminator", arch.build_discriminator(cfg), Discriminator, cfg) \
         if discriminator else None
-    return GANModel(arch.name, cfg, G, D)
+    return ModelParts(arch.name, cfg, G, D)
 
 
 def _checked(name: str, builder: str, module: Any, kind: type, cfg: ArchConfig) -> Any:
@@ -156,31 +186,31 @@ def _read_config(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_model_folder(folder: str | os.PathLike[str], device: str | torch.device | None = None,
-                      discriminator: bool = True) -> GANModel:
-    """Load a model folder written by `save_model_folder` (or pulled from the Hub)."""
+def read_model_folder(folder: str | os.PathLike[str], discriminator: bool = True) -> ModelParts:
+    """The parts of a model folder written by `save_model_folder` (or pulled from the Hub), every file checked:
+    the config names a registered architecture, the weights match its networks exactly. `info` holds the
+    config's other fields and `source`, the folder."""
     folder = Path(folder)
     meta = _read_config(folder / CONFIG_NAME)
-    model = build_model(meta["architecture"], meta.get("config", {}),
+    parts = build_parts(meta["architecture"], meta.get("config", {}),
                         discriminator=discriminator and (folder / DISCRIMINATOR_NAME).is_file())
-    load_weights(model.generator, read_state(folder / GENERATOR_NAME), str(folder / GENERATOR_NAME))
-    if model.discriminator is not None:
-        load_weights(model.discriminator, read_state(folder / DISCRIMINATOR_NAME), str(folder / DISCRIMINATOR_NAME))
-    model.info = {k: v for k, v in meta.items() if k not in ("architecture", "config")}
-    model.info["source"] = str(folder)
-    model.eval()
-    return model.to(device) if device is not None else model
+    load_weights(parts.generator, read_state(folder / GENERATOR_NAME), str(folder / GENERATOR_NAME))
+    if parts.discriminator is not None:
+        load_weights(parts.discriminator, read_state(folder / DISCRIMINATOR_NAME), str(folder / DISCRIMINATOR_NAME))
+    parts.info = {k: v for k, v in meta.items() if k not in ("architecture", "config")}
+    parts.info["source"] = str(folder)
+    return parts
 
 
-def load_local(path: str | os.PathLike[str], device: str | torch.device | None = None) -> GANModel:
-    """Load a model folder, or a run folder (its exported `model/` folder)."""
+def find_model_folder(path: str | os.PathLike[str]) -> Path:
+    """The model folder at `path`: the folder itself, or a run folder's exported `model/`."""
     path = Path(path).expanduser()
     if not path.exists():
         raise GanzooUsageError(f"{path} does not exist; pass a run folder, a model folder or a model name")
     if is_model_folder(path):
-        return load_model_folder(path, device)
+        return path
     if is_model_folder(path / "model"):
-        return load_model_folder(path / "model", device)
+        return path / "model"
     if (path / CONFIG_NAME).is_file():
         raise WeightsError(f"{path} has a config.json but no {GENERATOR_NAME}; re-export the model")
     raise GanzooUsageError(f"{path} is neither a run folder nor a model folder (no {CONFIG_NAME} with weights)")
@@ -188,7 +218,11 @@ def load_local(path: str | os.PathLike[str], device: str | torch.device | None =
 
 def save_model_folder(model: GANModel, folder: str | os.PathLike[str], *, samples: bool = True,
                       training: Mapping[str, Any] | None = None) -> Path:
-    """Write `model` as a model folder (every file atomically); returns the folder."""
+    """Write `model` as a model folder (every file atomically); returns the folder.
+
+    `model` is a `GANModel`, used through its parts (`sampler`, `discriminator`, `architecture`, `config`, `info`)
+    and `sample` for the grid; this module does not import `ganzoo.model`, which calls this function.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     training = dict(training if training is not None else model.info.get("training", {}))

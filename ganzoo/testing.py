@@ -3,7 +3,7 @@
     from ganzoo.testing import check_architecture, check_fast_paths, check_resume, check_shipped
 
     def test_my_arch(tmp_path):
-        check_architecture("my-arch", tmp_path)
+        check_architecture("my-arch", tmp_path)      # includes check_modern_recipe: RpGAN + R1/R2, ADA, schedules
         check_resume("my-arch", tmp_path / "resume")
         check_fast_paths("my-arch", tmp_path / "fast")
 
@@ -11,7 +11,9 @@
         check_shipped("my-arch-mnist-5k")      # a catalogue entry whose model folder ships in the package
 
 Each check uses the architecture's `test_config` (a tiny config) and the embedded mnist-5k data, so it runs in
-seconds on a CPU (`check_fast_paths` with torch.compile: a minute or so).
+seconds on a CPU (`check_fast_paths` with torch.compile: a minute or so). `check_fast_paths` also proves that each
+option took effect (channels_last weights and batches, bfloat16 activations, compiled code running), so an option
+the trainer ignores fails it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["assert_same_state", "check_architecture", "check_fast_paths", "check_resume", "check_shipped",
-           "tiny_config", "tiny_train"]
+__all__ = ["MODERN_RECIPE", "assert_same_state", "check_architecture", "check_fast_paths", "check_modern_recipe",
+           "check_resume", "check_shipped", "tiny_config", "tiny_train"]
 
 
 def tiny_config(architecture: str, **overrides: Any) -> dict[str, Any]:
@@ -66,12 +68,51 @@ def check_architecture(architecture: str, tmp_path: Path, steps: int = 2) -> Non
     assert torch.equal(expected, got), "samples differ after reloading"
     assert got.min() >= -1 and got.max() <= 1
     assert torch.isfinite(got).all()
+    # the paths of post-2019 GANs: a relativistic loss with R1 and R2, adaptive augmentation, step-derived schedules
+    check_modern_recipe(architecture, Path(tmp_path) / "modern", steps=steps)
     # an untrained model round-trips through save_pretrained too
     fresh = ganzoo.create(architecture, seed=0, **tiny_config(architecture))
     folder = fresh.save_pretrained(Path(tmp_path) / "fresh")
     again = ganzoo.load(folder)
     assert torch.equal(fresh.sample(4, seed=0), again.sample(4, seed=0))
     assert_same_state(fresh.discriminator, again.discriminator)
+
+
+#: a recipe that exercises the trainer's modern paths (RpGAN + R1 + R2, ADA, cosine schedules, separate betas)
+MODERN_RECIPE: dict[str, Any] = {
+    "loss": "relativistic", "r1_gamma": 0.1, "r2_gamma": 0.1, "g_betas": [0.0, 0.9], "d_betas": [0.0, 0.9],
+    "augment": "translation,cutout,color", "ada_target": 0.6, "ada_kimg": 0.008, "ada_interval": 1,
+    "schedules": {"lr": {"kind": "cosine", "to": 1e-5, "steps": 4}, "gamma": {"kind": "cosine", "to": 0.01},
+                  "beta2": {"kind": "cosine", "to": 0.99, "steps": 4}},
+}
+
+
+def check_modern_recipe(architecture: str, tmp_path: Path, steps: int = 2) -> None:
+    """The architecture trains with `MODERN_RECIPE` on top of its own recipe: every step logs finite losses, both
+    penalties, ADA's p (which moves by 8 / 8 = 1 per D step, so it ends at 0 or 1) and the scheduled learning rate."""
+    import json
+    import math
+
+    run = Path(tmp_path)
+    recipe = {**MODERN_RECIPE, "d_steps": 1, "r1_interval": 1}
+    tiny_train(architecture, run, steps=steps, log_every=1, recipe=recipe)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["step"] for r in records] == list(range(1, steps + 1)), records
+    g_lr = _recipe_value(architecture, "g_lr")
+    for record in records:
+        for key in ("d_loss", "g_loss", "r1_penalty", "r2_penalty", "augment_p", "g_lr", "r1_gamma", "d_beta2"):
+            assert key in record and math.isfinite(record[key]), f"{key} missing or not finite in {record}"
+        assert record["augment_p"] in (0.0, 1.0), record["augment_p"]
+        t = min(1.0, (record["step"] - 1) / 4)
+        expected = 1e-5 + (g_lr - 1e-5) * 0.5 * (1 + math.cos(math.pi * t))
+        assert abs(record["g_lr"] - expected) <= 1e-6 * expected, (record["g_lr"], expected)
+
+
+def _recipe_value(architecture: str, name: str) -> Any:
+    """A value of the architecture's default recipe."""
+    from ganzoo.registry import get_architecture
+
+    return getattr(get_architecture(architecture).recipe, name)
 
 
 def check_resume(architecture: str, tmp_path: Path, steps: int = 10) -> None:
@@ -104,8 +145,16 @@ FAST_PATHS = {"channels_last": 1e-4, "compile": 1e-3, "amp": 5e-2}
 
 def check_fast_paths(architecture: str, tmp_path: Path, options: tuple[str, ...] = tuple(FAST_PATHS)) -> None:
     """Each fast-path option of the trainer (`ganzoo train --channels-last / --compile / --amp`) trains the
-    architecture, and the values logged after the first step (same weights, same random draws: losses, D's
-    outputs, penalties) agree with a default run's, within float noise, or bf16's precision for `amp`."""
+    architecture, the values logged after the first step (same weights, same random draws: losses, D's outputs,
+    penalties) agree with a default run's, within float noise, or bf16's precision for `amp`, and the option took
+    effect: a trainer built from the run's plan is watched through one training step.
+
+    - `channels_last`: every 4-D weight of G and D is channels_last whenever they run, the real batches are loaded
+      channels_last and D is fed channels_last images (watched on 3-channel data: a 1-channel batch is laid out the
+      same in both formats);
+    - `amp`: every call of G and of D computes activations in bfloat16;
+    - `compile`: every call of G and of D runs compiled code (the profiler's "Torch-Compiled Region" inside it).
+    """
     import json
 
     tmp_path = Path(tmp_path)
@@ -123,13 +172,151 @@ def check_fast_paths(architecture: str, tmp_path: Path, options: tuple[str, ...]
         for key, value in default.items():
             assert abs(got[key] - value) <= tolerance * max(1.0, abs(value)), \
                 f"{option}: {key} is {got[key]} after the first step, {value} without it"
+        config = {"channels": 3} if option == "channels_last" else {}
+        trainer = _trainer_from_run(tmp_path / option, tmp_path / f"{option}-watched", **config)
+        _FAST_PATH_PROOFS[option](trainer)
+
+
+def _trainer_from_run(run: Path, out: Path, **config: Any) -> Any:
+    """A trainer built from a run folder's plan (config.json) as `ganzoo.train` builds it, with `config` changes."""
+    from ganzoo.model import build_model
+    from ganzoo.trainer.loop import Trainer
+    from ganzoo.trainer.run import _setup, read_plan
+
+    plan = read_plan(run)
+    plan["config"].update(config)
+    arch, options, cfg, recipe, dataset, hooks = _setup(plan, None)
+    torch.manual_seed(options.seed)
+    model = build_model(arch.name, cfg)
+    return Trainer(model, recipe, dataset, options, out, hooks=hooks)
+
+
+def _watched_step(trainer: Any, hooks: list[Any]) -> None:
+    """One training step of `trainer` with forward hooks (their handles in `hooks`) removed afterwards."""
+    try:
+        torch.manual_seed(trainer.options.seed)
+        trainer.train_step()
+    finally:
+        for handle in hooks:
+            handle.remove()
+        trainer.release()
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """A 4-D tensor laid out channels_last, and not also contiguous in the default format (as 1-channel ones are)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _prove_channels_last(trainer: Any) -> None:
+    """Every 4-D weight of G and D is channels_last at every call in the step, every real batch the trainer loads is
+    channels_last, and D is fed channels_last images."""
+    from ganzoo.interfaces import TrainingHook
+
+    not_converted: list[str] = []
+    fed: list[bool] = []
+
+    class RealBatches(TrainingHook):
+        """Sees each real batch as the trainer loaded it (first of the hooks)."""
+
+        def __init__(self) -> None:
+            self.layouts: list[bool] = []
+
+        def process_real(self, images: torch.Tensor) -> torch.Tensor:
+            self.layouts.append(_is_channels_last(images))
+            return images
+
+    def weights(name: str, module: torch.nn.Module) -> None:
+        not_converted.extend(f"{name}.{key}" for key, p in module.named_parameters()
+                             if p.dim() == 4 and not p.is_contiguous(memory_format=torch.channels_last))
+
+    def on_d(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        weights("D", module)
+        fed.append(_is_channels_last(args[0]))
+
+    real = RealBatches()
+    trainer.hooks.insert(0, real)
+    hooks = [trainer.D.register_forward_pre_hook(on_d),
+             trainer.G.register_forward_pre_hook(lambda module, args: weights("G", module))]
+    _watched_step(trainer, hooks)
+    assert fed and real.layouts, "channels_last: the training step loaded no real batch or did not call D"
+    assert not not_converted, f"channels_last did not take effect: {not_converted[0]} is not channels_last in training"
+    assert all(real.layouts), "channels_last did not take effect: the trainer loaded real batches in the default layout"
+    assert any(fed), "channels_last did not take effect: D was fed no channels_last images in a training step"
+
+
+def _prove_amp(trainer: Any) -> None:
+    """Every call of G and of D in the training step computes activations (outputs of its layers) in bfloat16."""
+    calls: list[tuple[str, set[torch.dtype]]] = []
+    hooks = []
+    for name, module in (("G", trainer.G), ("D", trainer.D)):
+        def start(module: torch.nn.Module, args: tuple[Any, ...], name: str = name) -> None:
+            calls.append((name, set()))
+
+        hooks.append(module.register_forward_pre_hook(start))
+        hooks += [layer.register_forward_hook(_record_dtypes(calls)) for layer in module.modules()]
+    _watched_step(trainer, hooks)
+    assert {name for name, _ in calls} == {"G", "D"}, "amp: G or D was not called in a training step"
+    for name, seen in calls:
+        assert torch.bfloat16 in seen, \
+            f"amp did not take effect: a call of {name} computed in {sorted(map(str, seen))} in a training step"
+
+
+def _record_dtypes(calls: list[tuple[str, set[torch.dtype]]]) -> Any:
+    """A forward hook adding the dtypes of a layer's floating-point outputs to the current call's."""
+    def record(layer: torch.nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        outputs = out if isinstance(out, (tuple, list)) else (out,)
+        calls[-1][1].update(t.dtype for t in outputs if torch.is_tensor(t) and t.is_floating_point())
+
+    return record
+
+
+#: the profiler's name for a frame that ran code torch.compile made (the compile id follows in newer torch)
+COMPILED_REGION = "Torch-Compiled Region"
+
+
+def _prove_compile(trainer: Any) -> None:
+    """The calls of G and of D in the training step run code torch.compile made: the profiler records a compiled
+    region inside a span around each call of the trainer's G and D."""
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    open_spans: list[Any] = []
+
+    def enter(name: str) -> Any:
+        def hook(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+            span = record_function(f"ganzoo.check_fast_paths.{name}")
+            span.__enter__()
+            open_spans.append(span)
+
+        return hook
+
+    def leave(module: torch.nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        open_spans.pop().__exit__(None, None, None)
+
+    hooks = []
+    for name, module in (("G", trainer.G_fn), ("D", trainer.D_fn)):
+        hooks += [module.register_forward_pre_hook(enter(name)), module.register_forward_hook(leave)]
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        _watched_step(trainer, hooks)
+    events = list(prof.events())
+    regions = [e for e in events if e.name.startswith(COMPILED_REGION)]
+    for name in ("G", "D"):
+        spans = [e for e in events if e.name == f"ganzoo.check_fast_paths.{name}"]
+        assert spans, f"compile: {name} was not called in a training step"
+        eager = [s for s in spans if not any(r.thread == s.thread and s.time_range.start <= r.time_range.start
+                                             and r.time_range.end <= s.time_range.end for r in regions)]
+        assert not eager, f"compile did not take effect: {len(eager)} of {len(spans)} calls of {name} in a " \
+                          "training step ran no compiled code"
+
+
+_FAST_PATH_PROOFS = {"channels_last": _prove_channels_last, "amp": _prove_amp, "compile": _prove_compile}
 
 
 def check_shipped(name: str, n: int = 16) -> int:
     """A catalogue entry that ships its model folder in its plugin's package: the installed package holds it, every
     file ganzoo loads is pinned and matches its sha256, and it loads from there (no Hub involved) and samples `n`
     images of the entry's resolution. Returns the bytes the entry ships (every file of its folder)."""
-    from ganzoo.hub import LOADED_FILES, SHIPPED_PREFIX, availability, load, sha256_of
+    from ganzoo.api import load
+    from ganzoo.hub import LOADED_FILES, SHIPPED_PREFIX, availability, sha256_of
     from ganzoo.registry import get_pretrained
 
     _, entry = get_pretrained(name)

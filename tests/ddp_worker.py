@@ -22,8 +22,8 @@ import torch
 from safetensors.torch import save_file
 
 from ganzoo.data import load_dataset
+from ganzoo.model import build_model
 from ganzoo.registry import get_architecture
-from ganzoo.serialization import build_model
 from ganzoo.testing import tiny_config
 from ganzoo.trainer.distributed import World
 from ganzoo.trainer.loop import RunOptions, Trainer

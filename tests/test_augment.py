@@ -7,7 +7,6 @@ import torch
 
 from ganzoo.augment import AUGMENTATIONS, augment, color, cutout, parse_policy, translation
 from ganzoo.errors import ConfigError
-from ganzoo.interfaces import Recipe
 from ganzoo.testing import tiny_train
 
 ALL = ["color", "translation", "cutout"]
@@ -112,8 +111,11 @@ def test_policies_parse_in_any_order_and_reject_unknown_names():
     assert set(AUGMENTATIONS) == set(ALL) | {"brightness", "saturation", "contrast", "xflip", "rotate90"}
     with pytest.raises(ConfigError, match="unknown augmentation 'zoom'.*brightness, color, contrast, cutout"):
         parse_policy("color,zoom")
+
+def test_an_unknown_augmentation_stops_training_before_a_run_folder_exists(tmp_path):
     with pytest.raises(ConfigError, match="unknown augmentation 'flip'"):
-        Recipe(augment="flip")
+        tiny_train("dcgan", tmp_path / "run", steps=1, recipe={"augment": "flip"})
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_recipe_with_augmentation_trains(tmp_path):

@@ -50,3 +50,64 @@ def test_run_all_quick_writes_every_section(tmp_path, monkeypatch):
     # verdict
     assert len(verdicts) == 7 and set(verdicts) <= {"pass", "fail"}, verdicts
     assert not list(tmp_path.glob(".RESULTS*.tmp")), "no leftover temporary files of the atomic writes"
+
+
+def test_stacked_mnist_quick_reports_mode_coverage(tmp_path, monkeypatch):
+    """benchmarks/stacked_mnist.py --quick on one architecture: real stacks read as many confident modes, the trained
+    model's row holds sane values and a grid, a conditional architecture and a broken plugin are left out with a
+    note, and the published anchors are in the table."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import stacked_mnist
+
+    from ganzoo.errors import PluginError
+
+    real_get = stacked_mnist.get_architecture
+
+    def get_architecture(name):
+        if name == "dcgan":  # stands in for a plugin that fails to import (r3gan, sngan while they are written)
+            raise PluginError("plugin 'dcgan' failed to load: ModuleNotFoundError: No module named 'x'")
+        return real_get(name)
+
+    monkeypatch.setattr(stacked_mnist, "get_architecture", get_architecture)
+    threads = torch.get_num_threads()
+    try:
+        args = stacked_mnist.parse_args(["--quick", "--arch", "gan,cgan,dcgan", "--cpu-seconds", "1", "--samples",
+                                         "96", "--threads", "1", "--device", "cpu", "--out", str(tmp_path)])
+        result = stacked_mnist.run(args)
+    finally:
+        torch.set_num_threads(threads)
+
+    real = result["real"]
+    assert real["samples"] == 96 and real["confident_fraction"] > 0.8 and real["modes"] >= 85
+    assert all(a > 0.9 for a in real["channel_accuracy"])
+    by_name = {a["architecture"]: a for a in result["architectures"]}
+    gan = by_name["gan"]
+    assert gan["training"]["steps"] >= 1 and gan["training"]["cpu_s"] >= 0.9
+    c = gan["coverage"]
+    assert c["samples"] == 96 and 1 <= c["modes"] <= 96 and 0 <= c["kl"] <= 6.91
+    assert c["confident_modes"] <= c["modes"] and 0 <= c["confident_fraction"] <= 1
+    assert "conditional" in by_name["cgan"]["skipped"] and "PluginError" in by_name["dcgan"]["error"]
+    from PIL import Image
+
+    with Image.open(tmp_path / "grid-gan.png") as grid:
+        assert grid.size[0] >= 8 * 32 and grid.mode == "RGB"
+    text = (tmp_path / "RESULTS-stacked-mnist.md").read_text(encoding="utf-8")
+    saved = json.loads((tmp_path / "RESULTS-stacked-mnist.json").read_text(encoding="utf-8"))
+    assert saved["architectures"][0]["coverage"] == c
+    for needle in ("| real test stacks | - | - | ", "| gan | ", "DCGAN (published, plain argmax) | - | - | 99 | 3.400",
+                   "R3GAN (published, plain argmax) | - | - | 1000 | 0.078", "- cgan: left out (conditional",
+                   "- dcgan: left out (PluginError"):
+        assert needle in text, needle
+    assert [row["verdict"] for row in stacked_mnist.summary(result)] == ["-"]  # fewer samples than the protocol
+
+    # the r3gan aim, judged from a result: more confident modes and a lower confident KL than every other, >= 900
+    def row(name, modes, kl):
+        return {"architecture": name, "coverage": {"confident_modes": modes, "confident_kl": kl}}
+
+    full = {"real": {"samples": 25600, "confident_modes": 1000}, "architectures": [row("dcgan", 300, 1.5)]}
+    verdicts = [r["verdict"] for r in stacked_mnist.summary({**full, "architectures": [
+        *full["architectures"], row("r3gan", 950, 0.2)]})]
+    assert verdicts == ["pass", "pass"]
+    assert stacked_mnist.summary({**full, "architectures": [row("dcgan", 300, 0.1), row("r3gan", 950, 0.2)]})[1][
+        "verdict"] == "fail"  # a lower KL elsewhere
+    assert stacked_mnist.summary({**full, "architectures": [row("r3gan", 850, 0.2)]})[1]["verdict"] == "fail"

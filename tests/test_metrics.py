@@ -432,6 +432,29 @@ def test_the_classifier_trains_on_the_train_part_and_evaluation_uses_the_test_pa
     assert on_train.values["fid"] != result.values["fid"]
 
 
+def test_evaluate_loads_names_at_the_top_and_metrics_take_a_model(tmp_path, monkeypatch):
+    """`ganzoo.evaluate` takes anything `ganzoo.load` does; `ganzoo.metrics.evaluate` only a loaded model, since
+    resolving a name is the caller's job (the metrics layer does not import the loading layer)."""
+    import ganzoo.api
+    from ganzoo.metrics import evaluate as evaluate_model
+
+    gan = ganzoo.create("dcgan", seed=0, **tiny_config("dcgan", img_size=28))
+    folder = gan.save_pretrained(tmp_path / "model", samples=False)
+    by_path = ganzoo.evaluate(str(folder), "mnist-5k", "fid,kid", num_samples=50)
+    by_model = evaluate_model(gan, "mnist-5k", "fid,kid", num_samples=50)
+    assert by_path.values == by_model.values and by_path.values["fid"] > 0
+    assert by_path.provenance == by_model.provenance
+    with pytest.raises(GanzooUsageError, match="takes a loaded model, not a str"):
+        evaluate_model(str(folder), "mnist-5k", "fid", num_samples=50)
+    loaded = []
+    monkeypatch.setattr(ganzoo.api, "load", lambda *a, **k: loaded.append(a) or gan)
+    with pytest.raises(GanzooError, match="fdi"):  # name errors come before any loading
+        ganzoo.evaluate(str(folder), "mnist-5k", "fdi")
+    with pytest.raises(GanzooError, match="extractor"):
+        ganzoo.evaluate(str(folder), "mnist-5k", "fid", extractor="nope")
+    assert loaded == []
+
+
 def test_evaluator_split_selects_records_and_keys_the_cache(tmp_path):
     whole = load_dataset("mnist-5k", img_size=28, channels=1)
     gan = ganzoo.create("dcgan", seed=0, **tiny_config("dcgan", img_size=28))

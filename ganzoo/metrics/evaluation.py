@@ -14,6 +14,8 @@ starts DataLoader worker processes. What ganzoo adds:
   rounded to uint8 as a saved PNG would be, the same quantisation as the real images;
 - a provenance record with every result: extractor and its weights' sha256, feature layer, numbers of real and
   generated images, which split, how images were resized, seed, library versions;
+- on stacked-mnist, the metric "modes": how many of its 1,000 digit triples the samples cover and how evenly, over all
+  samples and over those read with confidence (`ganzoo.metrics.modes`);
 - for digit data only (`ganzoo.metrics.digits.is_digit_data`: mnist-5k, mnist, an image folder with sub-folders
   0 to 9) and the `digits` extractor, the class histogram of generated images under the digit classifier, its
   entropy and how many classes are covered (and, for conditional models, how often the requested class is what the
@@ -55,9 +57,15 @@ METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
     "kid": (("kid", "kid_std"), False),
     "is": (("is", "is_std"), True),
     "pr": (("precision", "recall"), True),
+    # StackedMNIST mode coverage (`ganzoo.metrics.modes`): read from the images by the digit classifier, channel by
+    # channel, whatever the extractor; stacked-mnist only
+    "modes": (("confident_modes", "confident_kl", "confident_fraction", "modes", "modes_kl"), True),
 }
 _HIGHER_IS_BETTER = {"fid": False, "kid": False, "kid_std": False, "is": True, "is_std": False, "precision": True,
-                     "recall": True}
+                     "recall": True, "confident_modes": True, "confident_kl": False, "confident_fraction": True,
+                     "modes": True, "modes_kl": False}
+#: the metrics that compare features of the extractor (all but "modes")
+_FEATURE_METRICS = ("fid", "kid", "is", "pr")
 KID_SUBSET_SIZE = 1000
 KID_SUBSETS = 100
 IS_SPLITS = 10
@@ -218,6 +226,9 @@ class Evaluator:
         self.cache = cache
         self.generator_kwargs = generator_kwargs
         self._real: dict[str, torch.Tensor] | None = None
+        if "modes" in self.metrics and dataset.name != "stacked-mnist":
+            raise GanzooUsageError(f"the modes metric counts StackedMNIST's 1,000 digit triples; {dataset.name} has "
+                                   "none: evaluate a model trained on stacked-mnist with --data stacked-mnist")
 
     # ------------------------------------------------------------------------------------------------------ real
 
@@ -280,16 +291,25 @@ class Evaluator:
         if "is" in self.metrics and not extractor.has_logits:
             raise GanzooUsageError(f"the Inception Score needs class logits, which the {extractor.name} extractor "
                                    "does not have; use --extractor inception or digits")
-        if extractor.name == "digits" and not is_digit_data(self.dataset):
+        uses_features = any(m in _FEATURE_METRICS for m in self.metrics)
+        if extractor.name == "digits" and not is_digit_data(self.dataset) and uses_features:
             logger.warning("the digits extractor was trained on handwritten digits; on %s its distances mean little "
                            "and no class diagnostics are given; use --extractor inception or dinov2",
                            self.dataset.name)
-        real = self.real_features(extractor)
+        real = self.real_features(extractor) if uses_features else {}
         images, labels = self.generate(model)
-        fake = extract_features(extractor, images, self.batch_size)
+        fake = extract_features(extractor, images, self.batch_size) if uses_features else {}
         values: dict[str, float] = {}
+        mode_provenance: dict[str, Any] = {}
         for metric in self.metrics:
-            if metric == "fid":
+            if metric == "modes":
+                from ganzoo.metrics import digits, modes
+
+                coverage = modes.mode_coverage(images, device=self.device or model.device)
+                values.update(coverage.values())
+                mode_provenance = {"modes_reader": "digits classifier, per channel", "modes_reader_sha256":
+                                   digits.SHA256, "modes_confidence": coverage.threshold}
+            elif metric == "fid":
                 values["fid"] = frechet_distance(fake["features"], real["features"])
             elif metric == "kid":
                 values.update(_kid(fake["features"], real["features"], self.seed))
@@ -302,7 +322,7 @@ class Evaluator:
                       "real_images": len(self.dataset), "fake_images": self.num_samples,
                       "image_size": f"{shape[1]}x{shape[2]}x{shape[0]}",
                       "real_resize": "to the model's size when loaded (antialiased), as in training",
-                      "seed": self.seed,
+                      "seed": self.seed, **mode_provenance,
                       **({"generator_kwargs": self.generator_kwargs} if self.generator_kwargs else {}),
                       **_versions()}
         return EvalResult({k: float(v) for k, v in values.items()}, provenance, diagnostics)
@@ -325,31 +345,33 @@ class Evaluator:
         return self.evaluate(model)
 
 
-def evaluate(model: GANModel | str | Path, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
+def evaluate(model: GANModel, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
              extractor: str = "digits", num_samples: int | None = None, seed: int = 0,
              device: str | torch.device | None = None, batch_size: int = 250, cache: bool = True,
              split: str | None = None, **generator_kwargs: Any) -> EvalResult:
-    """Evaluate a generator (a `GANModel`, or anything `ganzoo.load` takes) against a dataset.
+    """Evaluate a loaded generator against a dataset.
 
-        result = ganzoo.evaluate("runs/dcgan", "mnist-5k", ["fid", "kid"], extractor="digits")
+        result = ganzoo.metrics.evaluate(gan, "mnist-5k", ["fid", "kid"], extractor="digits")
         result.values        # {"fid": ..., "kid": ..., "kid_std": ...}
         result.diagnostics   # class histogram, entropy, classes covered (digit data only)
         result.provenance    # extractor, weights sha256, data and split, image counts, seed, versions
 
     The real images are `data`'s `split` ("train", "test", "all"; default: "test" where the data has a split,
     "all" for an image folder), loaded at the model's resolution and channels. See `Evaluator` for the arguments.
+
+    `model` is a `GANModel`: turning a name or folder into one is the caller's job (`ganzoo.evaluate` accepts
+    anything `ganzoo.load` does and loads it first), so that metrics sit below the loading layer and never import it.
     """
     from ganzoo.data import eval_split, load_dataset
     from ganzoo.model import GANModel
 
+    if not isinstance(model, GANModel):
+        raise GanzooUsageError(f"ganzoo.metrics.evaluate takes a loaded model, not a {type(model).__name__}; use "
+                               "ganzoo.evaluate(name_or_path, ...), or load it first with ganzoo.load")
     parse_metrics(metrics)
     canonical_name(extractor)
     split = eval_split(data, split)
-    if not isinstance(model, GANModel):
-        from ganzoo.api import load
-
-        model = load(model, device=device)
-    elif device is not None:
+    if device is not None:
         model = model.to(device)
     c, h, _ = model.img_shape
     dataset = load_dataset(data, img_size=h, channels=c, split=split)
@@ -376,7 +398,7 @@ def record(result: EvalResult, path: str | Path) -> list[Path]:
     number of generated images); values measured otherwise are kept beside it. Returns the files written."""
     from ganzoo._io import write_json, write_text
     from ganzoo.card import model_card
-    from ganzoo.serialization import CARD_NAME, CONFIG_NAME, is_model_folder, load_model_folder
+    from ganzoo.serialization import CARD_NAME, CONFIG_NAME, is_model_folder, read_model_folder
 
     path = Path(path)
     run = path if is_model_folder(path / "model") else None
@@ -398,6 +420,6 @@ def record(result: EvalResult, path: str | Path) -> list[Path]:
         m.get("provenance"), dict) and not any(comparable(m, r) for r in records)]
     meta["metrics"] = kept + records
     write_json(folder / CONFIG_NAME, meta)
-    model = load_model_folder(folder, discriminator=False)
-    write_text(folder / CARD_NAME, model_card(model, meta.get("training")))
+    parts = read_model_folder(folder, discriminator=False)
+    write_text(folder / CARD_NAME, model_card(parts, meta.get("training")))
     return [*written, folder / CONFIG_NAME, folder / CARD_NAME]

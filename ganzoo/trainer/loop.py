@@ -24,7 +24,7 @@ from torch import nn
 
 from ganzoo import __version__
 from ganzoo._io import write_text
-from ganzoo.augment import Augment
+from ganzoo.augment import Augment, parse_policy
 from ganzoo.data import ImageDataset
 from ganzoo.errors import ConfigError, GanzooError
 from ganzoo.images import class_rows, save_grid
@@ -200,10 +200,11 @@ def schedule_starts(recipe: Recipe, loss: GANLoss) -> dict[str, tuple[Schedule, 
 
 
 def check_training(architecture: Any, config: Any, recipe: Recipe) -> GANLoss:
-    """Everything that can be checked before training starts: the loss and its options, the schedules' targets and
-    the architecture's own check of config and recipe together. Returns the loss."""
+    """Everything that can be checked before training starts: the loss and its options, the schedules' targets, the
+    augmentations' names and the architecture's own check of config and recipe together. Returns the loss."""
     loss = loss_from_recipe(recipe)
     schedule_starts(recipe, loss)
+    parse_policy(recipe.augment)
     architecture.check(config, recipe)
     return loss
 
@@ -574,11 +575,12 @@ class Trainer:
         values = {k: v.item() for k, v in means.items()}
         for hook in self.hooks:
             values.update(hook.stats())
+        values.update(self.scheduled_values(self.step - 1))  # what the last step trained with
         now = time.perf_counter()
         record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3),
                   "time_s": round(self.elapsed + self._session_time(), 2),
                   "img_per_s": round(steps_since * self.recipe.batch_size * self.recipe.d_steps / (now - t_last), 1),
-                  **{k: round(v, 6) for k, v in values.items()}}
+                  **{k: float(f"{v:.7g}") for k, v in values.items()}}  # 7 significant digits: lr 1e-5 too
         self._on_main(lambda: self._append_metrics(record))
         self._stats.clear()
         self._counts.clear()

@@ -179,7 +179,7 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
 
 def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: ProgressFn | None,
                    world: World | None) -> GANModel:
-    from ganzoo.serialization import build_model
+    from ganzoo.model import build_model
 
     if world is None:
         arch, options, cfg, rec, dataset, hooks = _setup(plan, world)

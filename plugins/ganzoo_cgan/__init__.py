@@ -36,7 +36,7 @@ from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from ganzoo.errors import ConfigError, GanzooUsageError
 from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, PretrainedCfg, Recipe
-from ganzoo.layers import conv_plan, normal_init_
+from ganzoo.layers import conv_plan, downsampling_blocks, normal_init_, stack_widths, upsampling_blocks
 
 __all__ = ["CGANConfig", "CGANDiscriminator", "CGANGenerator", "ConditionalBatchNorm2d", "architecture"]
 
@@ -119,16 +119,13 @@ class CGANGenerator(Generator):
         if cfg.num_classes < 1:
             raise ConfigError("cgan needs num_classes >= 1 (taken from the dataset when training)")
         super().__init__(cfg.z_dim, (cfg.channels, cfg.img_size, cfg.img_size), cfg.num_classes)
-        base, ups = conv_plan(cfg.img_size)
-        widths = [cfg.g_width * 2 ** (ups - 1 - i) for i in range(ups)]  # e.g. 128, 64 for 28x28
-        self.base = base
+        self.base, _ = conv_plan(cfg.img_size)
+        top = stack_widths(cfg.g_width, cfg.img_size)[0]  # e.g. 128 for 28x28 (then 64)
         self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim)
-        self.project = nn.Linear(cfg.z_dim + cfg.embed_dim, widths[0] * base * base, bias=False)
-        self.norms = nn.ModuleList(_Norm(w, cfg.num_classes, cfg.conditional_bn, cfg.bn_momentum) for w in widths)
-        self.ups = nn.ModuleList(
-            nn.ConvTranspose2d(w, widths[i + 1] if i + 1 < ups else cfg.channels, 4, 2, 1, bias=i + 1 == ups)
-            for i, w in enumerate(widths)
-        )
+        self.project = nn.Linear(cfg.z_dim + cfg.embed_dim, top * self.base * self.base, bias=False)
+        self.norms, self.ups = upsampling_blocks(
+            cfg.g_width, cfg.channels, cfg.img_size,
+            lambda c: _Norm(c, cfg.num_classes, cfg.conditional_bn, cfg.bn_momentum), out_bias=True)
         normal_init_(self)
         nn.init.normal_(self.embed.weight, 0.0, 1.0)
 
@@ -150,24 +147,15 @@ class CGANDiscriminator(Discriminator):
         super().__init__((cfg.channels, cfg.img_size, cfg.img_size), cfg.num_classes)
         base, downs = conv_plan(cfg.img_size)
         self.kind = cfg.discriminator
-        sn = _spectral_norm if cfg.spectral_norm else (lambda m: m)
         self.maps = self.kind in ("concat", "both")
         self.project = self.kind in ("projection", "both")
-        extra = cfg.embed_dim if self.maps else 0  # label maps appended to the inputs
-        self.blocks = nn.ModuleList()
-        c_in, width = cfg.channels, cfg.d_width
-        for i in range(downs):
-            last = i == downs - 1
-            layers: list[nn.Module] = [sn(nn.Conv2d(c_in + (extra if i in (0, downs - 1) else 0), width, 4, 2, 1))]
-            if i > 0 and not cfg.spectral_norm:
-                layers.append(nn.BatchNorm2d(width, momentum=cfg.bn_momentum))
-            layers.append(nn.LeakyReLU(0.2))
-            self.blocks.append(nn.Sequential(*layers))
-            c_in = width
-            if not last:
-                width *= 2
-        features = width * base * base  # phi(x): the flattened last feature map
-        self.psi = sn(nn.Linear(features, 1))
+        extra = cfg.embed_dim if self.maps else 0  # label maps appended to the inputs of the first and last blocks
+        norm = None if cfg.spectral_norm else (lambda c: nn.BatchNorm2d(c, momentum=cfg.bn_momentum))
+        self.blocks = downsampling_blocks(cfg.channels, cfg.d_width, cfg.img_size, norm,
+                                          extra_channels={0: extra, downs - 1: extra},
+                                          spectral_norm=cfg.spectral_norm)
+        features = stack_widths(cfg.d_width, cfg.img_size)[0] * base * base  # phi(x): the flattened last feature map
+        self.psi = _spectral_norm(nn.Linear(features, 1)) if cfg.spectral_norm else nn.Linear(features, 1)
         self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim) if self.maps else None
         self.project_embed = nn.Embedding(cfg.num_classes, features) if self.project else None
         if not cfg.spectral_norm:

@@ -19,7 +19,7 @@ from torch import nn
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, PretrainedCfg, Recipe
-from ganzoo.layers import conv_plan, normal_init_, upsampling_stack, xavier_init_
+from ganzoo.layers import downsampling_stack, normal_init_, upsampling_stack, xavier_init_
 
 __all__ = ["DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "KerasDiscriminator", "KerasGenerator",
            "architecture"]
@@ -66,15 +66,8 @@ class DCGANDiscriminator(Discriminator):
 
     def __init__(self, cfg: DCGANConfig) -> None:
         super().__init__((cfg.channels, cfg.img_size, cfg.img_size))
-        base, downs = conv_plan(cfg.img_size)
-        width = cfg.d_width
-        layers: list[nn.Module] = [nn.Conv2d(cfg.channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
-        for _ in range(downs - 1):
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width * 2, momentum=cfg.bn_momentum), nn.LeakyReLU(0.2, True)]
-            width *= 2
-        layers += [nn.Conv2d(width, 1, base, 1, 0, bias=False)]
-        self.net = nn.Sequential(*layers)
+        self.net = downsampling_stack(cfg.channels, cfg.d_width, cfg.img_size,
+                                      lambda c: nn.BatchNorm2d(c, momentum=cfg.bn_momentum), bias=False)
         normal_init_(self)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

@@ -35,7 +35,7 @@ from ganzoo.interfaces import (
     PretrainedCfg,
     Recipe,
 )
-from ganzoo.layers import conv_plan, normal_init_, upsampling_stack
+from ganzoo.layers import downsampling_stack, normal_init_, upsampling_stack
 
 __all__ = ["WGANConfig", "WGANCritic", "WGANGenerator", "architecture"]
 
@@ -83,15 +83,9 @@ class WGANCritic(Discriminator):
 
     def __init__(self, cfg: WGANConfig) -> None:
         super().__init__((cfg.channels, cfg.img_size, cfg.img_size))
-        base, downs = conv_plan(cfg.img_size)
-        width = cfg.d_width
-        layers: list[nn.Module] = [nn.Conv2d(cfg.channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        for _ in range(downs - 1):
-            layers += [nn.Conv2d(width, width * 2, 4, 2, 1, bias=cfg.critic_norm == "none"),
-                       _critic_norm(cfg.critic_norm, width * 2), nn.LeakyReLU(0.2, True)]
-            width *= 2
-        layers += [nn.Conv2d(width, 1, base, 1, 0)]
-        self.net = nn.Sequential(*layers)
+        # a bias before a norm that subtracts the mean does nothing, so only an unnormalised critic has them inside
+        self.net = downsampling_stack(cfg.channels, cfg.d_width, cfg.img_size,
+                                      lambda c: _critic_norm(cfg.critic_norm, c), hidden_bias=cfg.critic_norm == "none")
         normal_init_(self)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

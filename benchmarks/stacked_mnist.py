@@ -1,0 +1,303 @@
+"""Mode coverage on StackedMNIST at a fixed CPU budget: how many of the 1,000 digit triples each architecture draws.
+
+For every registered unconditional architecture the script builds its default config at 32 px with 3 channels and
+its default recipe (seed 0), trains it on `stacked-mnist` (`ganzoo.data`: three mnist-5k train digits per image, one
+per colour channel) through the shared `Trainer`, with its own training hooks, until the process has used
+`--cpu-seconds` of CPU time (`time.process_time()`, all threads; wall time on CUDA), then draws `--samples` images
+(25,600, the protocol of VEEGAN and PacGAN) from the sampling (EMA) generator and reads each channel with the shipped
+digit classifier (`ganzoo.metrics.modes`). Reported: modes covered (of 1,000) and the KL divergence of the mode
+histogram from uniform by plain argmax, the same two over the samples whose three channels are all read with
+probability >= 0.9, and the share of those. Plain argmax reads a digit in anything, so colour blobs spread over
+hundreds of argmax "modes"; the confident columns are the ones that tell a generator of digits from one of blobs.
+
+Conditional architectures (cgan) are left out: they are told which stack to draw. A plugin that fails to import is
+left out with its error. The table starts with the same measure on as many real stacks of the test split (digits
+the classifier never saw) and the classifier's per-channel accuracy on them, and ends with published figures for
+scale (plain argmax, other networks, other training lengths and the full MNIST).
+
+Writes RESULTS-stacked-mnist.json and .md and one grid of 64 samples per architecture (grid-ARCH.png, and
+grid-real.png) into --out.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/stacked_mnist.py --threads 1   # every architecture, 10 CPU min each
+    .venv/bin/python benchmarks/stacked_mnist.py --arch dcgan --cpu-seconds 120
+    .venv/bin/python benchmarks/stacked_mnist.py --quick                          # smoke run: seconds per architecture
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from _common import (
+    add_arch_arg,
+    add_common_args,
+    check_args,
+    finish,
+    md_table,
+    result_header,
+    setup_device,
+    synchronize,
+)
+from quality import budget_clock
+
+from ganzoo.data import STACKED_MNIST_SIZES, ImageDataset, load_dataset
+from ganzoo.images import save_grid
+from ganzoo.metrics.evaluation import to_uint8
+from ganzoo.metrics.modes import CONFIDENCE, PROTOCOL_SAMPLES, ModeCounter, ModeCoverage, digit_accuracy, read_digits
+from ganzoo.model import build_model
+from ganzoo.registry import get_architecture
+from ganzoo.trainer.loop import RunOptions, Trainer
+
+DATA = "stacked-mnist"
+IMG_SIZE = 32
+CHANNELS = 3
+SEED = 0
+CHUNK = 1024  # images sampled and read at a time: the 25,600 never sit in memory as floats
+DEFAULT_OUT = Path(__file__).resolve().parent / "stacked-mnist"
+#: published StackedMNIST figures (1,000 modes, 25,600 samples, plain argmax of a pretrained MNIST classifier)
+PUBLISHED = [
+    {"name": "DCGAN", "modes": 99.0, "kl": 3.40, "source": "as cited by PacGAN (Lin et al. 2018)"},
+    {"name": "PacDCGAN", "modes": 1000.0, "kl": 0.06, "source": "PacGAN (Lin et al. 2018)"},
+    {"name": "R3GAN", "modes": 1000.0, "kl": 0.078, "source": "R3GAN (Huang et al. 2024)"},
+]
+#: the issue's aim for r3gan at the shared budget
+R3GAN_CONFIDENT_MODES = 900
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# measuring
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _coverage_cells(c: dict[str, Any]) -> dict[str, Any]:
+    return {k: c[k] for k in ("samples", "modes", "kl", "confident_modes", "confident_kl", "confident_fraction")}
+
+
+def measure_generator(model: Any, n: int, device: torch.device, grid: Path | None) -> tuple[ModeCoverage, dict]:
+    """Sample `n` images from the model's sampling generator in chunks (seed SEED + chunk index), round them to uint8
+    as a saved image would be, and count their modes; saves the first 64 as a grid. Returns the coverage and the
+    time it took (wall and CPU seconds)."""
+    counter = ModeCounter(CONFIDENCE, device)
+    synchronize(device)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for i, start in enumerate(range(0, n, CHUNK)):
+        images = to_uint8(model.sample(min(CHUNK, n - start), seed=SEED + i))
+        if i == 0 and grid is not None:
+            save_grid(images[:64].float().div(127.5).sub(1.0).cpu(), grid, nrow=8)
+        counter.update(images)
+    result = counter.result()  # the one read-back
+    timing = {"wall_s": round(time.perf_counter() - wall0, 1), "cpu_s": round(time.process_time() - cpu0, 1)}
+    return result, timing
+
+
+def measure_real(test: ImageDataset, n: int, device: torch.device, out: Path) -> dict[str, Any]:
+    """The yardstick on real stacks: the first `n` of the test split, and the classifier's per-channel accuracy."""
+    images, labels = test.images[:n], test.labels
+    assert labels is not None
+    t0 = time.perf_counter()
+    read, confidence = read_digits(images, device)  # one pass gives both the modes and the accuracy
+    counter = ModeCounter(CONFIDENCE, device)
+    counter.add(read, confidence)
+    coverage = counter.result()
+    accuracy = digit_accuracy(read, labels[:n])
+    save_grid(images[:64].float().div(127.5).sub(1.0), out / "grid-real.png", nrow=8)
+    real = {**_coverage_cells(coverage.to_dict()), "channel_accuracy": [round(a, 4) for a in accuracy],
+            "eval_s": round(time.perf_counter() - t0, 1)}
+    print(f"  real test stacks ({n}): {coverage.modes} modes, KL {coverage.kl:.3f}; confident "
+          f"{coverage.confident_modes} modes, KL {coverage.confident_kl:.3f}, {coverage.confident_fraction:.1%} of "
+          f"samples; per-channel accuracy {' / '.join(f'{a:.2%}' for a in accuracy)}", flush=True)
+    return real
+
+
+def bench_architecture(name: str, args: argparse.Namespace, device: torch.device, dataset: ImageDataset,
+                       tmp: Path) -> dict[str, Any]:
+    """Train one architecture for the budget on stacked-mnist and measure its mode coverage."""
+    arch = get_architecture(name)
+    if arch.conditional:
+        return {"architecture": name, "skipped": "conditional: it is told which stack to draw"}
+    cfg = arch.make_config(None, img_size=IMG_SIZE, channels=CHANNELS)
+    recipe = arch.make_recipe(None)
+    torch.manual_seed(SEED)  # as ganzoo.train does before building the model
+    model = build_model(arch.name, cfg).to(device)
+    options = RunOptions(data=DATA, seed=SEED, device=str(device))
+    trainer = Trainer(model, recipe, dataset, options, out=tmp / name, hooks=arch.hooks(cfg, recipe))
+    print(f"\n{name} {IMG_SIZE}x{IMG_SIZE}x{CHANNELS}, batch {recipe.batch_size}, {recipe.d_steps} D step(s), loss "
+          f"{recipe.loss}", flush=True)
+    clock_kind, clock = budget_clock(args, device)
+    torch.manual_seed(SEED)  # as Trainer.run does before its first step
+    synchronize(device)
+    wall0, cpu0, start = time.perf_counter(), time.process_time(), clock()
+    steps = 0
+    while steps == 0 or clock() - start < args.cpu_seconds:
+        trainer.train_step()
+        steps += 1
+    synchronize(device)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    training = {"clock": clock_kind, "budget_s": args.cpu_seconds, "steps": steps, "recipe_steps": recipe.steps,
+                "images_seen": trainer.images_seen, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1)}
+    for hook in trainer.hooks:  # e.g. the resolution progressive growing reached
+        training.update(hook.stats())
+    coverage, timing = measure_generator(model, args.samples, device, args.out / f"grid-{name}.png")
+    print(f"  {steps} steps in {cpu:.0f} CPU s / {wall:.0f} s: {coverage.modes} modes, KL {coverage.kl:.3f}; "
+          f"confident {coverage.confident_modes} modes, KL {coverage.confident_kl:.3f}, "
+          f"{coverage.confident_fraction:.1%} of samples (sampling and reading {args.samples}: {timing['cpu_s']:.0f} "
+          f"CPU s / {timing['wall_s']:.0f} s)", flush=True)
+    return {"architecture": name, "img_size": IMG_SIZE, "batch_size": recipe.batch_size, "loss": recipe.loss,
+            "training": training, "coverage": _coverage_cells(coverage.to_dict()), "measure": timing,
+            "grid": f"grid-{name}.png"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _cells(c: dict[str, Any]) -> list[str]:
+    return [str(c["modes"]), f"{c['kl']:.3f}", str(c["confident_modes"]), f"{c['confident_kl']:.3f}",
+            f"{c['confident_fraction']:.1%}"]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The section's table: real stacks, every architecture, the published anchors; then the grids."""
+    s = result["settings"]
+    unit = "CPU" if s["clock"] == "process" else "wall"
+    real = result["real"]
+    rows = [["real test stacks", "-", "-", *_cells(real)]]
+    notes = []
+    for a in result["architectures"]:
+        if "coverage" in a:
+            t = a["training"]
+            extra = f" (at {t['resolution']:.0f}px)" if "resolution" in t else ""
+            rows.append([a["architecture"], f"{t['steps']}{extra}", f"{t['cpu_s']:.0f}", *_cells(a["coverage"])])
+        else:
+            notes.append(f"- {a['architecture']}: left out ({a.get('skipped') or a.get('error')})")
+    for p in PUBLISHED:
+        rows.append([f"{p['name']} (published, plain argmax)", "-", "-", f"{p['modes']:.0f}", f"{p['kl']:.3f}",
+                     "-", "-", "-"])
+    accuracy = " / ".join(f"{a:.1%}" for a in real["channel_accuracy"])
+    head = (f"Each unconditional architecture's default recipe at {IMG_SIZE} px with {CHANNELS} channels, trained on "
+            f"{DATA} until {s['cpu_seconds']:g} {unit} seconds were spent (seed {SEED}); then {s['samples']} samples "
+            f"of the sampling (EMA) generator, each channel read by the digits classifier. Modes: of 1,000 (100 r + "
+            f"10 g + b), with at least one sample; KL: of the mode histogram from uniform (nats; 0 is perfect, "
+            f"6.91 one mode). Confident: only the samples whose three channels are all read with probability >= "
+            f"{s['confidence']} (a KL of 6.91 when there is none), and their share. Real test stacks: the same "
+            f"measure on {real['samples']} stacks of the test split (digits the classifier never saw); its per-"
+            f"channel accuracy there (red / green / blue) is {accuracy}. Published rows: plain argmax, 25,600 samples "
+            f"of fully trained networks on the full MNIST, for scale only.\n\n")
+    table = md_table(["model", "steps", f"{unit} s", "modes", "KL", "confident modes", "confident KL",
+                      "confident share"], rows)
+    tail = "\n\n" + "\n".join(notes) if notes else ""
+    grids = [f"- {a['architecture']}: ![{a['architecture']}]({a['grid']})" for a in result["architectures"]
+             if "grid" in a]
+    tail += "\n\nSamples (the first 64 of each set): real: ![real](grid-real.png)\n" + "\n".join(grids)
+    return head + table + tail + "\n"
+
+
+def summary(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Targets: the yardstick reads real stacks as 1,000 confident modes; r3gan (when measured) covers more
+    confident modes with a lower confident KL than every other architecture, and at least 900."""
+    real = result["real"]
+    rows = [{"what": "real test stacks: confident modes (of 1,000)", "value": str(real["confident_modes"]),
+             "target": ">= 990" if real["samples"] >= PROTOCOL_SAMPLES else "- (fewer samples than the protocol)",
+             "verdict": ("pass" if real["confident_modes"] >= 990 else "fail")
+             if real["samples"] >= PROTOCOL_SAMPLES else "-"}]
+    measured = {a["architecture"]: a["coverage"] for a in result["architectures"] if "coverage" in a}
+    if "r3gan" in measured:
+        mine = measured.pop("r3gan")
+        best_other = all(mine["confident_modes"] > c["confident_modes"] and mine["confident_kl"] < c["confident_kl"]
+                         for c in measured.values())
+        ok = best_other and mine["confident_modes"] >= R3GAN_CONFIDENT_MODES
+        rows.append({"what": "r3gan: most confident modes and lowest confident KL of the zoo, and >= 900",
+                     "value": f"{mine['confident_modes']} modes, KL {mine['confident_kl']:.3f}",
+                     "target": f"> every other architecture, >= {R3GAN_CONFIDENT_MODES}",
+                     "verdict": "pass" if ok else "fail"})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_arch_arg(parser)
+    add_common_args(parser)
+    parser.add_argument("--cpu-seconds", type=float, default=None,
+                        help="training budget per architecture in CPU seconds of this process (all threads; wall "
+                             "seconds on CUDA) (default 600, --quick 3)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help=f"generated images per architecture, and real test stacks (default {PROTOCOL_SAMPLES}, "
+                             "the published protocol; --quick 256)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"folder for the results and grids (default {DEFAULT_OUT}; --quick: a temporary "
+                             "folder's ganzoo-stacked-mnist-quick)")
+    parser.add_argument("--clock", choices=("auto", "process", "wall"), default="auto",
+                        help="what the budget counts: process CPU seconds or wall seconds; auto: process on the "
+                             "CPU, wall on CUDA")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.cpu_seconds = args.cpu_seconds if args.cpu_seconds is not None else (3.0 if quick else 600.0)
+    args.samples = args.samples if args.samples is not None else (256 if quick else PROTOCOL_SAMPLES)
+    if args.out is None:
+        args.out = Path(tempfile.gettempdir()) / "ganzoo-stacked-mnist-quick" if quick else DEFAULT_OUT
+    check_args(parser, args, positive=("samples",))
+    if not args.cpu_seconds > 0:
+        parser.error("--cpu-seconds must be positive")
+    if args.samples > STACKED_MNIST_SIZES["test"]:
+        parser.error(f"--samples is at most {STACKED_MNIST_SIZES['test']}: the real row takes as many test stacks")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure real stacks and every architecture in `args.arch`; the section's result (see run_all.py)."""
+    device = setup_device(args)
+    t_start = time.perf_counter()
+    clock_kind, _ = budget_clock(args, device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = result_header("stacked-mnist", device, {
+        "architectures": args.arch, "cpu_seconds": args.cpu_seconds, "clock": clock_kind, "samples": args.samples,
+        "confidence": CONFIDENCE, "img_size": IMG_SIZE, "channels": CHANNELS, "seed": SEED, "data": DATA,
+        "quick": args.quick})
+    result["published"] = PUBLISHED
+    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads; budget "
+          f"{args.cpu_seconds:g} {'CPU' if clock_kind == 'process' else 'wall'} s per architecture, {args.samples} "
+          f"samples; load average {result['load_average_before']}", flush=True)
+    test = load_dataset(DATA, img_size=IMG_SIZE, split="test")
+    result["real"] = measure_real(test, args.samples, device, args.out)
+    del test
+    train = load_dataset(DATA, img_size=IMG_SIZE)
+    result["architectures"] = []
+    with tempfile.TemporaryDirectory(prefix="ganzoo-bench-stacked-") as tmp:
+        for name in args.arch:
+            try:
+                entry = bench_architecture(name, args, device, train, Path(tmp))
+            except Exception as exc:  # a broken plugin or a failing recipe must not lose the others' figures
+                message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                print(f"  {name} left out: {message}", flush=True)
+                entry = {"architecture": name, "error": message}
+            if "skipped" in entry:
+                print(f"\n{name} left out: {entry['skipped']}", flush=True)
+            result["architectures"].append(entry)
+    finish(result, args.json, t_start)
+    from ganzoo._io import write_json, write_text
+
+    write_json(args.out / "RESULTS-stacked-mnist.json", result)
+    write_text(args.out / "RESULTS-stacked-mnist.md", "# Mode coverage on StackedMNIST\n\n" + markdown(result))
+    print(f"results and grids written to {args.out}", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    result = run(parse_args(argv))
+    print()
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
