@@ -20,12 +20,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganzoo.errors import ConfigError
 from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, Recipe
 
-__all__ = ["SNGANConfig", "SNGANDiscriminator", "SNGANGenerator", "architecture"]
+__all__ = ["ExactSpectralNorm", "SNGANConfig", "SNGANDiscriminator", "SNGANGenerator", "architecture"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,18 @@ def _glorot(module: nn.Module, gain: float) -> nn.Module:
 
 
 _RELU_GAIN = math.sqrt(2.0)
+
+
+class ExactSpectralNorm(nn.Module):
+    """A weight divided by its largest singular value, computed exactly (a parametrisation, as spectral_norm's).
+
+    For D's first shortcut, a 1x1 convolution from the image's 1 or 3 channels: its matrix has that many columns,
+    so an exact SVD costs nothing. (Power iteration on such short vectors also trips torch.compile: the compiled
+    backward finds the in-place-updated vector `v` modified, with torch 2.14 for vectors of up to 4 entries.)
+    """
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight / torch.linalg.matrix_norm(weight.flatten(1), ord=2)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -149,7 +162,8 @@ class SNGANDiscriminator(Discriminator):
     convolution and linear layer is spectrally normalised (`torch.nn.utils.parametrizations.spectral_norm`): in
     training each forward pass runs `power_iterations` steps of power iteration and stores the singular vectors
     in the buffers `_u` and `_v`, which are saved with the weights, so a reloaded D computes the same normalised
-    weights.
+    weights. The first block's shortcut, whose matrix has only the image's 1 or 3 columns, is normalised exactly
+    (`ExactSpectralNorm`).
     """
 
     def __init__(self, cfg: SNGANConfig) -> None:
@@ -161,8 +175,11 @@ class SNGANDiscriminator(Discriminator):
         blocks += [_DownBlock(width, width, down=False) for _ in range(2)]
         self.blocks = nn.Sequential(*blocks)
         self.out = _glorot(nn.Linear(width, 1), 1.0)
+        first_shortcut = blocks[0].shortcut
         for module in list(self.modules()):
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if module is first_shortcut:
+                parametrize.register_parametrization(module, "weight", ExactSpectralNorm())
+            elif isinstance(module, (nn.Conv2d, nn.Linear)):
                 spectral_norm(module, n_power_iterations=cfg.power_iterations)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
