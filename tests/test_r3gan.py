@@ -165,9 +165,10 @@ def test_recipe_is_the_papers():
     assert recipe.loss == "relativistic"
     assert recipe.r1_gamma == recipe.r2_gamma > 0  # one gamma for R1 and R2
     assert recipe.optimizer == "adam" and recipe.g_lr == recipe.d_lr == 2e-4 and recipe.betas == (0.0, 0.9)
-    assert recipe.schedules["lr"] == {"kind": "cosine", "to": 5e-5}
-    assert recipe.schedules["gamma"] == {"kind": "cosine", "to": pytest.approx(recipe.r1_gamma / 10)}
-    assert recipe.schedules["beta2"] == {"kind": "cosine", "to": 0.99}
+    horizon = {"kind": "cosine", "steps": recipe.steps}
+    assert recipe.schedules["lr"] == {**horizon, "to": 5e-5}
+    assert recipe.schedules["gamma"] == {**horizon, "to": pytest.approx(recipe.r1_gamma / 10)}
+    assert recipe.schedules["beta2"] == {**horizon, "to": 0.99}
     assert recipe.ema_kimg > 0
 
 
@@ -175,15 +176,20 @@ def test_the_schedules_end_where_the_papers_do():
     from ganzoo.losses import loss_from_recipe
     from ganzoo.trainer.loop import schedule_starts
 
-    recipe = get_architecture("r3gan").make_recipe(steps=100)
+    recipe = get_architecture("r3gan").recipe
+    n = recipe.steps
     starts = schedule_starts(recipe, loss_from_recipe(recipe))  # the trainer's own check and start values
-    at = {step: {k: s.value(start, step, 100) for k, (s, start) in starts.items()} for step in (0, 50, 100)}
+    at = {step: {k: s.value(start, step, n) for k, (s, start) in starts.items()} for step in (0, n // 2, n, 2 * n)}
     gamma = recipe.r1_gamma
     assert at[0] == pytest.approx({"g_lr": 2e-4, "d_lr": 2e-4, "r1_gamma": gamma, "r2_gamma": gamma,
                                    "g_beta2": 0.9, "d_beta2": 0.9})
-    assert at[50]["g_lr"] == pytest.approx((2e-4 + 5e-5) / 2)  # cosine: half-way at half-time
-    assert at[100] == pytest.approx({"g_lr": 5e-5, "d_lr": 5e-5, "r1_gamma": gamma / 10, "r2_gamma": gamma / 10,
-                                     "g_beta2": 0.99, "d_beta2": 0.99})
+    assert at[n // 2]["g_lr"] == pytest.approx((2e-4 + 5e-5) / 2)  # cosine: half-way at half-time
+    end = {"g_lr": 5e-5, "d_lr": 5e-5, "r1_gamma": gamma / 10, "r2_gamma": gamma / 10, "g_beta2": 0.99,
+           "d_beta2": 0.99}
+    assert at[n] == pytest.approx(end)
+    # a fixed horizon: a longer run (or one resumed with more steps) keeps the final values, its past unchanged
+    later = {k: s.value(start, n // 2, 2 * n) for k, (s, start) in starts.items()}
+    assert later == at[n // 2] and at[2 * n] == pytest.approx(end)
 
 
 def test_training_applies_r1_and_r2(tmp_path):
