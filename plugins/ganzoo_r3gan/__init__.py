@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 from ganzoo.errors import ConfigError
-from ganzoo.interfaces import ArchConfig, Architecture, Preset, Recipe
+from ganzoo.interfaces import ArchConfig, Architecture, Preset, PretrainedCfg, Recipe
 
 from .networks import (
     BiasedLeakyReLU,
@@ -115,4 +115,10 @@ architecture = Architecture(
         ),
     },
     test_config={"img_size": 8, "z_dim": 8, "widths": [8, 8], "blocks": [1, 1], "group_size": 4},
+    pretrained=(
+        PretrainedCfg(name="r3gan-mnist-5k", repo_id="ganzoo/r3gan-mnist-5k", dataset="mnist-5k", resolution=32,
+                      license="cc-by-sa-3.0", recipe="ganzoo train --arch r3gan --data mnist-5k",
+                      summary="the default recipe on the embedded digits",
+                      files="pretrained/r3gan-mnist-5k"),
+    ),
 )

@@ -24,7 +24,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ganzoo.errors import ConfigError
-from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, Recipe
+from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Generator, Preset, PretrainedCfg, Recipe
 
 __all__ = ["ExactSpectralNorm", "SNGANConfig", "SNGANDiscriminator", "SNGANGenerator", "architecture"]
 
@@ -214,4 +214,10 @@ architecture = Architecture(
         ),
     },
     test_config={"img_size": 16, "z_dim": 8, "g_width": 8, "d_width": 8},
+    pretrained=(
+        PretrainedCfg(name="sngan-mnist-5k", repo_id="ganzoo/sngan-mnist-5k", dataset="mnist-5k", resolution=32,
+                      license="cc-by-sa-3.0", recipe="ganzoo train --arch sngan --data mnist-5k",
+                      summary="the default recipe on the embedded digits",
+                      files="pretrained/sngan-mnist-5k"),
+    ),
 )
