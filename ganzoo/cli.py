@@ -67,6 +67,11 @@ def _errors_to_exit_codes(fn: F) -> F:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             raise _Interrupted("interrupted") from None
+        except BrokenPipeError:
+            # the reader went away (`ganzoo info gan | head`): stop quietly, as Unix tools do; the interpreter must
+            # not try to flush the dead pipe again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise _QuietExit(141) from None  # 128 + SIGPIPE, the status a shell reports for a tool killed by it
         except OSError as exc:
             raise click.ClickException(_os_error_message(exc)) from None
         except Exception as exc:

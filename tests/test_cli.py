@@ -284,3 +284,16 @@ def test_walk_and_progress_as_animated_webp(trained_run, tmp_path):
     with Image.open(tmp_path / "walk.webp") as walk, Image.open(tmp_path / "progress.webp") as grids:
         assert (walk.format, walk.n_frames) == ("WEBP", 4)
         assert (grids.format, grids.n_frames) == ("WEBP", len(list((trained_run / "samples").glob("*.png"))))
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`ganzoo info dcgan | head -1`: no 'Broken pipe' error on the terminal, the status a shell expects (141).
+
+    The reader is `true`, which exits before Python has started, so the first write always meets a closed pipe."""
+    import subprocess
+    import sys
+
+    script = f"'{sys.executable}' -m ganzoo info dcgan | true; echo ${{PIPESTATUS[0]}}"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["141"], result.stdout
+    assert result.stderr == "", result.stderr
