@@ -19,6 +19,10 @@ Writes RESULTS-stacked-mnist.json and .md and one grid of 64 samples per archite
 grid-real.png) into --out.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/stacked_mnist.py --threads 1   # every architecture, 10 CPU min each
+    # the same in parallel processes (the budget counts each process's own CPU time), then one table:
+    .venv/bin/python benchmarks/stacked_mnist.py --threads 1 --arch dcgan,gan --out /tmp/sm-1 &
+    .venv/bin/python benchmarks/stacked_mnist.py --threads 1 --arch r3gan,sngan --out /tmp/sm-2 &
+    wait; .venv/bin/python benchmarks/stacked_mnist.py --merge /tmp/sm-1 /tmp/sm-2
     .venv/bin/python benchmarks/stacked_mnist.py --arch dcgan --cpu-seconds 120
     .venv/bin/python benchmarks/stacked_mnist.py --quick                          # smoke run: seconds per architecture
 """
@@ -26,6 +30,7 @@ grid-real.png) into --out.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -236,6 +241,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"folder for the results and grids (default {DEFAULT_OUT}; --quick: a temporary "
                              "folder's ganzoo-stacked-mnist-quick)")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
+                        help="measure nothing: combine the results of runs in these --out folders (same budget, "
+                             "samples and clock) into one table and their grids into --out")
     parser.add_argument("--clock", choices=("auto", "process", "wall"), default="auto",
                         help="what the budget counts: process CPU seconds or wall seconds; auto: process on the "
                              "CPU, wall on CUDA")
@@ -292,8 +300,51 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def merge(folders: list[Path], out: Path) -> dict[str, Any]:
+    """One result from runs made apart (e.g. in parallel processes): their architectures in order, the real row
+    and header of the first; refuses runs whose settings other than the architectures differ."""
+    import shutil
+
+    from ganzoo._io import write_json, write_text
+
+    results = []
+    for folder in folders:
+        path = folder / "RESULTS-stacked-mnist.json"
+        if not path.is_file():
+            raise SystemExit(f"error: {path} does not exist; give the --out folders of finished runs")
+        results.append((folder, json.loads(path.read_text(encoding="utf-8"))))
+    first = results[0][1]
+
+    def comparable(r: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in r["settings"].items() if k != "architectures"}
+
+    merged = {**first, "architectures": [], "merged_from": [str(f) for f, _ in results]}
+    merged["settings"] = {**first["settings"], "architectures": []}
+    out.mkdir(parents=True, exist_ok=True)
+    for folder, r in results:
+        if comparable(r) != comparable(first):
+            raise SystemExit(f"error: {folder} was measured with other settings than {results[0][0]}; "
+                             "merge only runs with the same budget, samples and clock")
+        merged["settings"]["architectures"] += r["settings"]["architectures"]
+        merged["architectures"] += r["architectures"]
+        merged["elapsed_s"] = max(merged.get("elapsed_s", 0), r.get("elapsed_s", 0))
+        for grid in folder.glob("grid-*.png"):
+            if grid.parent.resolve() != out.resolve():
+                shutil.copyfile(grid, out / grid.name)
+    write_json(out / "RESULTS-stacked-mnist.json", merged)
+    write_text(out / "RESULTS-stacked-mnist.md", "# Mode coverage on StackedMNIST\n\n" + markdown(merged))
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
-    result = run(parse_args(argv))
+    args = parse_args(argv)
+    if args.merge:
+        result = merge(args.merge, args.out)
+        print(markdown(result))
+        for row in summary(result):
+            print(f"{row['what']}: {row['value']} (target {row['target']}): {row['verdict']}")
+        return 0
+    result = run(args)
     print()
     print(markdown(result))
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -111,3 +112,21 @@ def test_stacked_mnist_quick_reports_mode_coverage(tmp_path, monkeypatch):
     assert stacked_mnist.summary({**full, "architectures": [row("dcgan", 300, 0.1), row("r3gan", 950, 0.2)]})[1][
         "verdict"] == "fail"  # a lower KL elsewhere
     assert stacked_mnist.summary({**full, "architectures": [row("r3gan", 850, 0.2)]})[1]["verdict"] == "fail"
+
+    # runs made in parallel processes combine into one table; runs with other settings are refused
+    import shutil
+
+    other = tmp_path.parent / "other-run"
+    shutil.copytree(tmp_path, other)
+    moved = json.loads((other / "RESULTS-stacked-mnist.json").read_text(encoding="utf-8"))
+    moved["architectures"] = [{**moved["architectures"][0], "architecture": "gan-copy"}]
+    moved["settings"]["architectures"] = ["gan-copy"]
+    (other / "RESULTS-stacked-mnist.json").write_text(json.dumps(moved), encoding="utf-8")
+    merged = stacked_mnist.merge([tmp_path, other], tmp_path.parent / "merged")
+    assert [a["architecture"] for a in merged["architectures"]] == ["gan", "cgan", "dcgan", "gan-copy"]
+    assert "| gan-copy | " in (tmp_path.parent / "merged" / "RESULTS-stacked-mnist.md").read_text(encoding="utf-8")
+    assert (tmp_path.parent / "merged" / "grid-gan.png").is_file()
+    moved["settings"]["samples"] = 25600
+    (other / "RESULTS-stacked-mnist.json").write_text(json.dumps(moved), encoding="utf-8")
+    with pytest.raises(SystemExit, match="other settings"):
+        stacked_mnist.merge([tmp_path, other], tmp_path.parent / "merged2")
