@@ -375,6 +375,11 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(z, labels=None)")
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: dicts with "params" and optionally "lr_mult", a factor on the recipe's
+        learning rate (schedules and decay included), e.g. 0.01 for a mapping network. Default: one group of all."""
+        return [{"params": list(self.parameters())}]
+
 
 class Discriminator(nn.Module):
     """Maps images (and labels) to one real-valued logit per image, shape (N,)."""
@@ -389,6 +394,11 @@ class Discriminator(nn.Module):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(images, labels=None)")
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """The optimiser's parameter groups: dicts with "params" and optionally "lr_mult", a factor on the recipe's
+        learning rate (schedules and decay included), e.g. 0.01 for a mapping network. Default: one group of all."""
+        return [{"params": list(self.parameters())}]
 
 
 @dataclass

@@ -210,14 +210,17 @@ def test_schedule_targets_are_checked_against_the_loss(tmp_path):
     assert not (tmp_path / "bad").exists() and not (tmp_path / "bad2").exists()
 
 
-def trainer_for(recipe, tmp_path, arch="dcgan"):
+def trainer_for(recipe, tmp_path, arch="dcgan", adjust=None):
     from ganzoo.data import load_dataset
     from ganzoo.model import build_model
+    from ganzoo.registry import get_architecture
     from ganzoo.testing import tiny_config
     from ganzoo.trainer.loop import RunOptions, Trainer
 
     torch.manual_seed(0)
-    model = build_model(arch, ganzoo.registry.get_architecture(arch).config_cls.from_dict(tiny_config(arch)))
+    model = build_model(arch, get_architecture(arch).config_cls.from_dict(tiny_config(arch)))
+    if adjust is not None:
+        adjust(model)
     rec = Recipe.from_dict({"batch_size": 8, **recipe})
     return Trainer(model, rec, load_dataset("mnist-5k", img_size=model.img_shape[1], channels=1),
                    RunOptions(device="cpu", log_every=1000, sample_every=1000, checkpoint_every=1000), tmp_path)
@@ -240,6 +243,24 @@ def test_schedules_drive_learning_rates_betas_and_loss_weights(tmp_path):
         assert g_b2 == pytest.approx(0.9 + 0.09 * t) and d_b2 == pytest.approx(0.9)  # D's beta2 not scheduled
         assert r1 == pytest.approx(0.1 + 0.9 * cos) and r2 == pytest.approx(0.1 + 0.4 * cos)
     assert trainer.scheduled_values(8)["g_lr"] == pytest.approx(0.0)
+
+
+def test_parameter_groups_with_their_own_learning_rate_follow_the_schedule(tmp_path):
+    def two_groups(model):
+        G = model.generator
+        first = list(G.parameters())[:2]
+        rest = list(G.parameters())[2:]
+        G.param_groups = lambda: [{"params": first, "lr_mult": 0.01}, {"params": rest}]  # e.g. a mapping network
+
+    recipe = {"steps": 4, "g_lr": 1e-3, "schedules": {"g_lr": {"kind": "linear", "to": 0.0}}}
+    trainer = trainer_for(recipe, tmp_path, adjust=two_groups)
+    assert [g["lr"] for g in trainer.opt_G.param_groups] == pytest.approx([1e-5, 1e-3])
+    before = [p.detach().clone() for p in trainer.G.parameters()]
+    trainer.train_step()
+    trainer.train_step()  # the lrs of step 1: the schedule's 3/4, times each group's factor
+    assert [g["lr"] for g in trainer.opt_G.param_groups] == pytest.approx([0.75e-5, 0.75e-3])
+    moved = [(p.detach() - b).abs().max().item() for p, b in zip(trainer.G.parameters(), before, strict=True)]
+    assert max(moved[:2]) < 0.05 * max(moved[2:])  # Adam's steps are about lr in size: the slow group barely moved
 
 
 def test_separate_betas_for_g_and_d(tmp_path):
