@@ -23,8 +23,8 @@ from ganzoo.registry import get_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRIES = ganzoo.list_pretrained()
-MNIST_5K = ["cgan-mnist-5k", "dcgan-mnist-5k", "gan-mnist-5k", "progan-mnist-5k", "stylegan-lite-mnist-5k",
-            "wgan-mnist-5k"]
+MNIST_5K = ["cgan-mnist-5k", "dcgan-mnist-5k", "gan-mnist-5k", "progan-mnist-5k", "r3gan-mnist-5k", "sngan-mnist-5k",
+            "stylegan-lite-mnist-5k", "wgan-mnist-5k"]
 
 
 def test_every_architecture_has_an_entry_on_the_embedded_digits():

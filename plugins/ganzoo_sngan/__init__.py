@@ -218,6 +218,21 @@ architecture = Architecture(
         PretrainedCfg(name="sngan-mnist-5k", repo_id="ganzoo/sngan-mnist-5k", dataset="mnist-5k", resolution=32,
                       license="cc-by-sa-3.0", recipe="ganzoo train --arch sngan --data mnist-5k",
                       summary="the default recipe on the embedded digits",
-                      files="pretrained/sngan-mnist-5k"),
+                      files="pretrained/sngan-mnist-5k",
+                      sha256={
+                          'config.json': 'e345e8eec4f0e97816bb3d4a73d7afd7ce2ca251db5f2e2655be0cdbe0be167b',
+                          'generator.safetensors': '27d32bd480d8ea505d26cba45fed9c31bfe845f9d7a654bc163703747f762bf0',
+                          'discriminator.safetensors':
+                              '814af6745963fbab2d2b8d3b36bd99b44ffb8b5c8fd77c2e7b69839e06585a28',
+                      },
+                      metrics={
+                          'fid': 10.7877,
+                          'kid': 0.2268,
+                          'kid_std': 0.0112,
+                          'is': 6.0634,
+                          'is_std': 0.1871,
+                          'precision': 0.3205,
+                          'recall': 0.808,
+                      }),
     ),
 )
