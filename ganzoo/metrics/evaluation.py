@@ -303,7 +303,8 @@ class Evaluator:
         mode_provenance: dict[str, Any] = {}
         for metric in self.metrics:
             if metric == "modes":
-                from ganzoo.metrics import digits, modes
+                import ganzoo.metrics.digits as digits
+                import ganzoo.metrics.modes as modes
 
                 coverage = modes.mode_coverage(images, device=self.device or model.device)
                 values.update(coverage.values())

@@ -150,7 +150,7 @@ FEATURES = "128-l2"
 @functools.cache
 def digits_class() -> type:
     """torch-fidelity extractor class for the digits classifier (registered as `ganzoo-digits`)."""
-    from ganzoo.metrics import digits
+    import ganzoo.metrics.digits as digits
 
     class DigitsFeatureExtractor(_fidelity_base()):  # type: ignore[misc]
         """ganzoo's digit classifier: features '128-l2' (the normalised feature layer) and 'logits' (10 classes) of
@@ -193,7 +193,7 @@ def _register(name: str, cls: type) -> None:
 
 
 def _digits(device: torch.device) -> Extractor:
-    from ganzoo.metrics import digits
+    import ganzoo.metrics.digits as digits
 
     network = digits_class()("ganzoo-digits", [FEATURES, "logits"]).eval().requires_grad_(False).to(device)
     return Extractor("digits", network, FEATURES, "logits", digits.SHA256,

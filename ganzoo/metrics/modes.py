@@ -29,8 +29,8 @@ from typing import Any
 
 import torch
 
+import ganzoo.metrics.digits as digits
 from ganzoo.errors import GanzooUsageError
-from ganzoo.metrics import digits
 
 __all__ = ["CONFIDENCE", "NUM_MODES", "PROTOCOL_SAMPLES", "ModeCounter", "ModeCoverage", "channel_accuracy",
            "digit_accuracy", "kl_from_uniform", "mode_coverage", "read_digits"]
