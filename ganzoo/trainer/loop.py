@@ -209,7 +209,8 @@ def schedule_starts(recipe: Recipe, loss: GANLoss) -> dict[str, tuple[Schedule, 
     for net in ("g", "d"):
         betas = recipe.betas_of(net)  # type: ignore[arg-type]
         starts[f"{net}_beta1"], starts[f"{net}_beta2"] = betas
-    for target in expand_schedules(parse_schedules(recipe.schedules)):
+    scheduled = expand_schedules(parse_schedules(recipe.schedules))
+    for target in scheduled:
         if target in SCHEDULE_OPTIMIZER_TARGETS:
             continue
         value = getattr(loss, target, None)
@@ -223,8 +224,7 @@ def schedule_starts(recipe: Recipe, loss: GANLoss) -> dict[str, tuple[Schedule, 
         if off:  # e.g. "gamma" with R2 off: a schedule from 0 would turn it on
             raise ConfigError(f"schedules: {key!r} also schedules {off[0]}, which is 0 (off); schedule "
                               f"{', '.join(t for t in targets if t not in off)} alone")
-    return {target: (schedule, starts[target])
-            for target, schedule in expand_schedules(parse_schedules(recipe.schedules)).items()}
+    return {target: (schedule, starts[target]) for target, schedule in scheduled.items()}
 
 
 def check_training(architecture: Any, config: Any, recipe: Recipe) -> GANLoss:
