@@ -115,14 +115,31 @@ def _recipe_value(architecture: str, name: str) -> Any:
     return getattr(get_architecture(architecture).recipe, name)
 
 
+class _Stopped(Exception):
+    """Raised by `check_resume` to stop a run as a crash would, right after a checkpoint."""
+
+
 def check_resume(architecture: str, tmp_path: Path, steps: int = 10) -> None:
-    """`steps` steps in one go equal half the steps, a resume, and the other half, bit for bit."""
-    tmp_path = Path(tmp_path)
-    half = steps // 2
-    whole = tiny_train(architecture, tmp_path / "whole", steps=steps, log_every=3)
-    tiny_train(architecture, tmp_path / "split", steps=half, log_every=3)
+    """A run of `steps` steps in one go equals the same planned run stopped after its checkpoint at half the steps
+    and resumed to the end, bit for bit. The run's plan (its length, which run-relative schedules follow) is fixed
+    when it starts, so the second half resumes the run that was planned, not a longer one."""
     import ganzoo
 
+    tmp_path = Path(tmp_path)
+    half = steps // 2
+
+    def stop_at_half(step: int, total: int, record: Any) -> None:
+        if step == half:
+            raise _Stopped
+
+    whole = tiny_train(architecture, tmp_path / "whole", steps=steps, log_every=3, checkpoint_every=half)
+    try:
+        tiny_train(architecture, tmp_path / "split", steps=steps, log_every=3, checkpoint_every=half,
+                   progress=stop_at_half)
+    except _Stopped:
+        pass
+    else:
+        raise AssertionError(f"the run in {tmp_path / 'split'} did not stop at step {half}")
     resumed = ganzoo.train(out=tmp_path / "split", steps=steps, resume=True)
     for name in ("generator", "discriminator", "ema"):
         a, b = getattr(whole, name), getattr(resumed, name)

@@ -467,6 +467,7 @@ class Trainer:
                     tensors[f"{prefix}.{key}"] = value
         meta: dict[str, Any] = {
             "step": self.step,
+            "planned_steps": self.recipe.steps,  # the length run-relative schedules follow (checked on resume)
             "images_seen": self.images_seen,
             "elapsed": self.elapsed + self._session_time(),
             "opt_G": flatten_optimizer("opt_G", self.opt_G.state_dict(), tensors),
@@ -486,6 +487,14 @@ class Trainer:
 
     def load_state(self, ckpt: Checkpoint) -> None:
         from ganzoo.serialization import load_weights
+
+        planned = ckpt.meta.get("planned_steps")  # absent in checkpoints written before it was kept
+        following = self.recipe.run_relative()
+        if planned is not None and int(planned) != self.recipe.steps and following:
+            raise ConfigError(f"the checkpoint at step {ckpt.meta.get('step')} belongs to a run planned for "
+                              f"{planned} steps, and {self.out / 'config.json'} now plans {self.recipe.steps}; "
+                              f"{', '.join(following)} follow the planned length, so set steps back to {planned} "
+                              "there")
 
         modules: dict[str, nn.Module | None] = {"G": self.G, "D": self.D, "EMA": self.model.ema}
         for prefix, module in modules.items():
