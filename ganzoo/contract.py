@@ -42,7 +42,6 @@ def architecture_origin(name: str) -> str:
 def loss_origin(loss: Any) -> str:
     """`loss 'NAME' (entry point ... from DISTRIBUTION VERSION)`, `(built in)`, or the class where it was
     registered in code."""
-    from ganzoo.losses import _LOSSES
     from ganzoo.registry import LOSS_GROUP, _discover
 
     name = getattr(loss, "name", "") or type(loss).__name__
@@ -50,7 +49,7 @@ def loss_origin(loss: Any) -> str:
     record = _discover(LOSS_GROUP).get(name)
     if record is not None and record.loaded is cls:
         return f"loss {name!r} ({_entry(record)})"
-    if _LOSSES.get(name) is cls and cls.__module__ == "ganzoo.losses":
+    if cls.__module__ == "ganzoo.losses":
         return f"loss {name!r} (built in)"
     return f"loss {name!r} ({cls.__module__}.{cls.__qualname__})"
 
@@ -68,7 +67,9 @@ def _describe(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {value.dtype} tensor of shape {tuple(value.shape)}"
     name = type(value).__name__
-    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({value!r:.40})"
+    shown = " ".join(repr(value).split())  # one line, whatever the repr
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({shown})"
 
 
 def check_loss_value(loss: Any, who: str, phase: str, needs_grad: bool = True) -> torch.Tensor:

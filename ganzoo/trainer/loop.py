@@ -321,6 +321,7 @@ class Trainer:
         self._plugin = architecture_origin(model.architecture)  # who breaches the plugin contract, if one does
         self._loss_origin = loss_origin(self.loss)
         self._checking = True  # the first step checks what the plugins return (`ganzoo.contract`)
+        self._hook_origins: dict[int, str] = {}  # id(hook) -> how errors name it
         for hook in self.hooks:
             self._hook(hook, "setup", context)
         self.batches = _batch_source(dataset, recipe.batch_size, options, self.device, self.memory_format, rows)
@@ -385,11 +386,17 @@ class Trainer:
         """`hook.method(*args)`; a plugin's hook that raises is named in a one-line `PluginContractError`."""
         if type(hook).__module__.split(".")[0] == "ganzoo":  # the trainer's own (ADA): its errors are ganzoo's
             return getattr(hook, method)(*args)
-        return call_hook(hook, method, hook_origin(hook, self.model.architecture), *args)
+        return call_hook(hook, method, self._hook_origin(hook), *args)
+
+    def _hook_origin(self, hook: TrainingHook) -> str:
+        who = self._hook_origins.get(id(hook))
+        if who is None:
+            who = self._hook_origins[id(hook)] = hook_origin(hook, self.model.architecture)
+        return who
 
     def _hook_state(self, hook: TrainingHook) -> dict[str, Any]:
         state = self._hook(hook, "state_dict")
-        check_hook_state(state, hook_origin(hook, self.model.architecture))
+        check_hook_state(state, self._hook_origin(hook))
         return state
 
     def check_sampler(self) -> None:
