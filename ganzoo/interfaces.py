@@ -191,14 +191,22 @@ class Schedule(JsonConfig):
     A recipe names what to schedule (`Recipe.schedules`), e.g. R3GAN's
     `{"lr": {"kind": "cosine", "to": 5e-5}, "gamma": {"kind": "cosine", "to": 0.005}, "beta2": {"to": 0.99}}`.
     Each schedule starts from the recipe's own value of what it schedules (`g_lr`, `r1_gamma`, `betas[1]`, ...),
-    after an optional linear warm-up from zero, and moves to `to` over `steps` generator steps (0: the whole run).
-    A value depends on the step alone, so a resumed run continues exactly and checkpoints store nothing of it.
+    after an optional linear warm-up from zero, and moves to `to`, then stays there.
+
+    How long it takes follows the run by default: `fraction` of the run's planned length (`Recipe.steps`; 1: the
+    whole run), so one recipe anneals over a 1,000-step and over a 50,000-step run alike. `steps` > 0 fixes the
+    length in generator steps instead, whatever the run's length. The warm-up is `warmup` steps, or
+    `warmup_fraction` of the planned length. A value depends on the step and the planned length alone, so a resumed
+    run continues exactly (the planned length is the run's plan, and a resume cannot change it while anything
+    follows it: see `Recipe.run_relative`).
     """
 
     kind: Literal["cosine", "linear", "constant"] = "cosine"
     to: float | None = None  # the final value (cosine, linear); not used by constant
-    steps: int = 0  # generator steps from the start of training to reaching `to`; 0 means the whole run
+    steps: int = 0  # generator steps from the start of training to reaching `to`; 0: `fraction` of the run
+    fraction: float = 1.0  # with steps 0: the share of the run's planned length over which `to` is reached
     warmup: int = 0  # generator steps of linear warm-up from 0 to the start value
+    warmup_fraction: float = 0.0  # the warm-up as a share of the run's planned length (instead of `warmup`)
 
     def validate(self) -> None:
         if self.kind == "constant" and self.to is not None:
@@ -209,19 +217,43 @@ class Schedule(JsonConfig):
             raise ConfigError(f"'to' must be a finite number, got {self.to}")
         if self.steps < 0 or self.warmup < 0:
             raise ConfigError(f"steps and warmup must be >= 0, got {self.steps} and {self.warmup}")
+        if not 0 < self.fraction <= 1:
+            raise ConfigError(f"fraction must lie in (0, 1] (a share of the run's planned length), got {self.fraction}")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"warmup_fraction must lie in [0, 1), got {self.warmup_fraction}")
+        if self.steps and self.fraction != 1:
+            raise ConfigError(f"give the length as steps ({self.steps}: fixed) or as fraction ({self.fraction} of "
+                              "the run), not both")
+        if self.warmup and self.warmup_fraction:
+            raise ConfigError("give the warm-up as warmup (steps) or as warmup_fraction (of the run), not both")
         if self.steps and self.warmup >= self.steps:
             raise ConfigError(f"warmup ({self.warmup}) must be shorter than steps ({self.steps})")
+        if self.kind != "constant" and not self.steps and self.warmup_fraction >= self.fraction:
+            raise ConfigError(f"warmup_fraction ({self.warmup_fraction}) must be below fraction ({self.fraction})")
+
+    @property
+    def relative(self) -> bool:
+        """Whether the schedule's course depends on the run's planned length (a fraction of it)."""
+        return (self.kind != "constant" and not self.steps) or self.warmup_fraction > 0
+
+    def horizon(self, planned_steps: int) -> float:
+        """The step at which a run of `planned_steps` reaches `to`."""
+        return float(self.steps) if self.steps else self.fraction * planned_steps
+
+    def warmup_steps(self, planned_steps: int) -> float:
+        """The length of the warm-up in a run of `planned_steps`."""
+        return self.warmup_fraction * planned_steps if self.warmup_fraction else float(self.warmup)
 
     def value(self, start: float, step: int, total_steps: int) -> float:
-        """The value at generator step `step` (0-based) of a run of `total_steps`, starting from `start`."""
-        if self.warmup and step < self.warmup:
-            return start * (step + 1) / self.warmup
+        """The value at generator step `step` (0-based) of a run planned for `total_steps`, starting from `start`."""
+        warmup = self.warmup_steps(total_steps)
+        if warmup and step < warmup:
+            return start * min(1.0, (step + 1) / warmup)
         if self.kind == "constant":
             return start
         assert self.to is not None
-        horizon = self.steps or total_steps
-        span = max(1, horizon - self.warmup)
-        t = min(1.0, max(0.0, (step - self.warmup) / span))
+        span = max(1.0, self.horizon(total_steps) - warmup)
+        t = min(1.0, max(0.0, (step - warmup) / span))
         if self.kind == "cosine":
             return self.to + (start - self.to) * 0.5 * (1.0 + math.cos(math.pi * t))
         return start + (self.to - start) * t
@@ -260,7 +292,7 @@ def expand_schedules(schedules: Mapping[str, Schedule]) -> dict[str, Schedule]:
 class Recipe(JsonConfig):
     """How an architecture is trained by the shared trainer. Every field is JSON-able and overridable."""
 
-    steps: int = 2000  # generator updates
+    steps: int = 2000  # generator updates: the run's planned length, which run-relative schedules follow
     batch_size: int = 64
     # loss: a name from the loss zoo (ganzoo.losses) and its regularisers
     loss: str = "non-saturating"
@@ -333,9 +365,23 @@ class Recipe(JsonConfig):
             raise ConfigError("augment_p and ada_target need augmentations: set augment, e.g. "
                               "augment=xflip,rotate90,translation,color")
         scheduled = expand_schedules(parse_schedules(self.schedules))
+        for key, schedule in parse_schedules(self.schedules).items():
+            warmup = schedule.warmup_steps(self.steps)
+            if schedule.kind != "constant" and warmup and warmup >= schedule.horizon(self.steps):
+                raise ConfigError(f"schedules.{key}: its warm-up ({warmup:g} steps) is not shorter than its length "
+                                  f"({schedule.horizon(self.steps):g} of the run's {self.steps} steps); shorten it")
         uses_betas = self.g_betas is not None or self.d_betas is not None or any("beta" in k for k in scheduled)
         if self.optimizer != "adam" and uses_betas:
             raise ConfigError(f"betas belong to Adam, and the optimizer is {self.optimizer}; drop them or use adam")
+
+    def run_relative(self) -> list[str]:
+        """What in this recipe follows the run's planned length (`steps`): schedules whose length or warm-up is a
+        fraction of it, and instance noise decaying over the whole run. A resume cannot change `steps` while this is
+        not empty: it would change the course of the steps already trained."""
+        names = [f"schedules.{key}" for key, schedule in parse_schedules(self.schedules).items() if schedule.relative]
+        if self.instance_noise > 0 and not self.instance_noise_steps:
+            names.append("instance_noise")
+        return names
 
     def betas_of(self, net: Literal["g", "d"]) -> tuple[float, float]:
         """Adam's betas for G ("g") or D ("d")."""

@@ -133,7 +133,7 @@ class GANLoss:
         penalty_D = penalty_D or D
         real_logits = D(real, labels)
         fake_logits = D(fake, labels)
-        loss, stats = self.d_adversarial(real_logits, fake_logits)
+        loss, stats = self._checked("d_adversarial", self.d_adversarial(real_logits, fake_logits))
         stats["d_real"] = real_logits.detach().mean()
         stats["d_fake"] = fake_logits.detach().mean()
         # E[sign(D(x))] on reals: the overfitting heuristic r_t that adaptive augmentation follows (Karras et al. 2020)
@@ -168,10 +168,21 @@ class GANLoss:
             if real is None:
                 raise ConfigError(f"loss {self.name!r} compares fakes with reals: g_loss needs the real batch "
                                   "(call g_loss(D, fake, labels, real=real))")
-            loss = self.g_adversarial(fake_logits, D(real.detach(), labels))
+            loss = self._checked("g_adversarial", self.g_adversarial(fake_logits, D(real.detach(), labels)))
         else:
-            loss = self.g_adversarial(fake_logits)
+            loss = self._checked("g_adversarial", self.g_adversarial(fake_logits))
         return loss, {"g_loss": loss.detach()}
+
+    def _checked(self, phase: str, result: Any) -> Any:
+        """The first result of `d_adversarial` and of `g_adversarial`, checked against the plugin contract: a loss
+        that breaks it is named in one line (`ganzoo.contract`). Types and shapes only: nothing waits on the device."""
+        checked = self.__dict__.setdefault("_contract_checked", set())
+        if phase not in checked:
+            from ganzoo.contract import check_adversarial
+
+            result = check_adversarial(result, self, phase)
+            checked.add(phase)
+        return result
 
     @torch.no_grad()
     def after_d_step(self, D: nn.Module) -> None:

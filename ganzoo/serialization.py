@@ -32,7 +32,7 @@ from torch import nn
 from ganzoo import __version__
 from ganzoo._io import atomic_path, write_json, write_text
 from ganzoo.card import model_card
-from ganzoo.errors import ConfigError, GanzooUsageError, PluginError, WeightsError
+from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
 from ganzoo.images import class_rows, save_grid
 from ganzoo.interfaces import ArchConfig, Discriminator, Generator
 
@@ -155,14 +155,17 @@ def build_parts(architecture: str, config: ArchConfig | Mapping[str, Any] | None
 
 def _checked(name: str, builder: str, module: Any, kind: type, cfg: ArchConfig) -> Any:
     """A plugin's builder output, checked against the interface before anything trains or loads into it."""
-    fix = f"fix the {name} plugin (see `ganzoo plugins`)"
+    from ganzoo.contract import PluginContractError, architecture_origin
+
+    who = f"{architecture_origin(name)} breaks the plugin contract"
     if not isinstance(module, kind):
-        raise PluginError(f"{name}: {builder} returned a {type(module).__name__}, not a "
-                          f"ganzoo.interfaces.{kind.__name__}; {fix}")
+        raise PluginContractError(f"{who}: {builder} returned a {type(module).__name__}; it must return a "
+                                  f"ganzoo.interfaces.{kind.__name__} (see docs/plugins.md)")
     expected = (cfg.channels, cfg.img_size, cfg.img_size)
     if tuple(module.img_shape) != expected:
-        raise PluginError(f"{name}: {builder} made a model with img_shape {tuple(module.img_shape)} for a config of "
-                          f"{expected}; {fix}")
+        raise PluginContractError(f"{who}: {builder} made a model with img_shape {tuple(module.img_shape)} for a "
+                                  f"config of {expected}; img_shape must be (channels, img_size, img_size) "
+                                  "(see docs/plugins.md)")
     return module
 
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["MODERN_RECIPE", "assert_same_state", "check_architecture", "check_fast_paths", "check_modern_recipe",
-           "check_resume", "check_shipped", "tiny_config", "tiny_train"]
+__all__ = ["MODERN_RECIPE", "assert_same_state", "check_architecture", "check_contract", "check_fast_paths",
+           "check_loss", "check_modern_recipe", "check_resume", "check_shipped", "tiny_config", "tiny_train"]
 
 
 def tiny_config(architecture: str, **overrides: Any) -> dict[str, Any]:
@@ -53,10 +53,43 @@ def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
         assert torch.equal(sa[key], sb[key]), f"{key} differs"
 
 
+def check_contract(architecture: str) -> None:
+    """The plugin contract (docs/plugins.md) of a tiny model, without training: the config round-trips through JSON
+    and its dataclass, G in eval mode makes images of the config's shape in [-1, 1], D gives one logit per image.
+    A breach raises `ganzoo.contract.PluginContractError` with the message the trainer gives (the trainer checks
+    the rest on a run's first step: G's and D's outputs in training, the loss's outputs, the hooks)."""
+    import ganzoo
+    from ganzoo.contract import architecture_origin, check_config_round_trip, check_sampling
+
+    who = architecture_origin(architecture)
+    model = ganzoo.create(architecture, seed=0, **tiny_config(architecture))
+    check_config_round_trip(model.config, who)
+    G = model.generator
+    labels = torch.arange(4) % G.num_classes if G.num_classes else None
+    check_sampling(G, model.discriminator, G.sample_latents(4, torch.Generator().manual_seed(0)), labels, who)
+
+
+def check_loss(loss: str, tmp_path: Path, steps: int = 2, **options: Any) -> None:
+    """A loss (a name from `ganzoo.losses.list_losses()`, e.g. one your plugin registers) trains a tiny dcgan for
+    `steps` steps with `options` (its `loss_options`), logging finite losses; the trainer checks the loss's part of
+    the plugin contract on the first step (a (loss, stats) pair, a scalar loss with gradients, stats as tensors)."""
+    import json
+    import math
+
+    run = Path(tmp_path)
+    tiny_train("dcgan", run, steps=steps, log_every=1, recipe={"loss": loss, "loss_options": options})
+    for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        for key in ("d_loss", "g_loss"):
+            assert key in record and math.isfinite(record[key]), f"{key} missing or not finite in {record}"
+
+
 def check_architecture(architecture: str, tmp_path: Path, steps: int = 2) -> None:
-    """Builds, trains `steps` steps, saves, reloads, and samples bit-identically after reloading."""
+    """Checks the plugin contract (`check_contract`), builds, trains `steps` steps (the trainer checks the rest of
+    the contract on the first), saves, reloads, and samples bit-identically after reloading."""
     import ganzoo
 
+    check_contract(architecture)
     run = Path(tmp_path) / "run"
     trained = tiny_train(architecture, run, steps=steps)
     assert trained.architecture == architecture
@@ -115,14 +148,31 @@ def _recipe_value(architecture: str, name: str) -> Any:
     return getattr(get_architecture(architecture).recipe, name)
 
 
+class _Stopped(Exception):
+    """Raised by `check_resume` to stop a run as a crash would, right after a checkpoint."""
+
+
 def check_resume(architecture: str, tmp_path: Path, steps: int = 10) -> None:
-    """`steps` steps in one go equal half the steps, a resume, and the other half, bit for bit."""
-    tmp_path = Path(tmp_path)
-    half = steps // 2
-    whole = tiny_train(architecture, tmp_path / "whole", steps=steps, log_every=3)
-    tiny_train(architecture, tmp_path / "split", steps=half, log_every=3)
+    """A run of `steps` steps in one go equals the same planned run stopped after its checkpoint at half the steps
+    and resumed to the end, bit for bit. The run's plan (its length, which run-relative schedules follow) is fixed
+    when it starts, so the second half resumes the run that was planned, not a longer one."""
     import ganzoo
 
+    tmp_path = Path(tmp_path)
+    half = steps // 2
+
+    def stop_at_half(step: int, total: int, record: Any) -> None:
+        if step == half:
+            raise _Stopped
+
+    whole = tiny_train(architecture, tmp_path / "whole", steps=steps, log_every=3, checkpoint_every=half)
+    try:
+        tiny_train(architecture, tmp_path / "split", steps=steps, log_every=3, checkpoint_every=half,
+                   progress=stop_at_half)
+    except _Stopped:
+        pass
+    else:
+        raise AssertionError(f"the run in {tmp_path / 'split'} did not stop at step {half}")
     resumed = ganzoo.train(out=tmp_path / "split", steps=steps, resume=True)
     for name in ("generator", "discriminator", "ema"):
         a, b = getattr(whole, name), getattr(resumed, name)

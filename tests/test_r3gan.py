@@ -165,7 +165,7 @@ def test_recipe_is_the_papers():
     assert recipe.loss == "relativistic"
     assert recipe.r1_gamma == recipe.r2_gamma > 0  # one gamma for R1 and R2
     assert recipe.optimizer == "adam" and recipe.g_lr == recipe.d_lr == 2e-4 and recipe.betas == (0.0, 0.9)
-    horizon = {"kind": "cosine", "steps": recipe.steps}
+    horizon = {"kind": "cosine"}  # over the whole run, whatever its length
     assert recipe.schedules["lr"] == {**horizon, "to": 5e-5}
     assert recipe.schedules["gamma"] == {**horizon, "to": pytest.approx(recipe.r1_gamma / 10)}
     assert recipe.schedules["beta2"] == {**horizon, "to": 0.99}
@@ -187,9 +187,17 @@ def test_the_schedules_end_where_the_papers_do():
     end = {"g_lr": 5e-5, "d_lr": 5e-5, "r1_gamma": gamma / 10, "r2_gamma": gamma / 10, "g_beta2": 0.99,
            "d_beta2": 0.99}
     assert at[n] == pytest.approx(end)
-    # a fixed horizon: a longer run (or one resumed with more steps) keeps the final values, its past unchanged
-    later = {k: s.value(start, n // 2, 2 * n) for k, (s, start) in starts.items()}
-    assert later == at[n // 2] and at[2 * n] == pytest.approx(end)
+    # the schedules follow the run: the cifar10 preset's 50,000 steps anneal over all 50,000, not the first 1,000
+    preset = get_architecture("r3gan").make_recipe("cifar10")
+    long = preset.steps
+    assert long == 50000 and preset.schedules == recipe.schedules
+    preset_starts = schedule_starts(preset, loss_from_recipe(preset))
+    for fraction in (0.02, 0.5, 0.9):
+        short = {k: s.value(start, round(fraction * n), n) for k, (s, start) in starts.items()}
+        longer = {k: s.value(start, round(fraction * long), long) for k, (s, start) in preset_starts.items()}
+        assert longer == pytest.approx(short, rel=1e-12)
+    assert {k: s.value(start, n, long) for k, (s, start) in preset_starts.items()}["g_lr"] > 1.99e-4
+    assert {k: s.value(start, long, long) for k, (s, start) in preset_starts.items()} == pytest.approx(end)
 
 
 def test_training_applies_r1_and_r2(tmp_path):

@@ -25,6 +25,18 @@ from torch import nn
 from ganzoo import __version__
 from ganzoo._io import write_text
 from ganzoo.augment import Augment, parse_policy
+from ganzoo.contract import (
+    architecture_origin,
+    call_hook,
+    check_config_round_trip,
+    check_discriminator_output,
+    check_generator_output,
+    check_hook_state,
+    check_loss_output,
+    check_sampling,
+    hook_origin,
+    loss_origin,
+)
 from ganzoo.data import ImageDataset
 from ganzoo.errors import ConfigError, GanzooError
 from ganzoo.images import class_rows, save_grid, to_uint8
@@ -230,6 +242,7 @@ def schedule_starts(recipe: Recipe, loss: GANLoss) -> dict[str, tuple[Schedule, 
 def check_training(architecture: Any, config: Any, recipe: Recipe) -> GANLoss:
     """Everything that can be checked before training starts: the loss and its options, the schedules' targets, the
     augmentations' names and the architecture's own check of config and recipe together. Returns the loss."""
+    check_config_round_trip(config, architecture_origin(architecture.name))
     loss = loss_from_recipe(recipe)
     schedule_starts(recipe, loss)
     parse_policy(recipe.augment)
@@ -305,8 +318,12 @@ class Trainer:
         context = TrainingContext(recipe=recipe, device=self.device, augment=self.augment,
                                   world_size=world.world_size if world is not None else 1,
                                   sum_across=world.sum_on_cpu if world is not None else None)
+        self._plugin = architecture_origin(model.architecture)  # who breaches the plugin contract, if one does
+        self._loss_origin = loss_origin(self.loss)
+        self._checking = True  # the first step checks what the plugins return (`ganzoo.contract`)
+        self._hook_origins: dict[int, str] = {}  # id(hook) -> how errors name it
         for hook in self.hooks:
-            hook.setup(context)
+            self._hook(hook, "setup", context)
         self.batches = _batch_source(dataset, recipe.batch_size, options, self.device, self.memory_format, rows)
         self.step = 0
         self.elapsed = 0.0  # seconds of training before this process (from the checkpoint)
@@ -353,11 +370,39 @@ class Trainer:
             m, *images.shape[1:], device=images.device, dtype=images.dtype))
 
     def _D(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        return self.D_fn(self._d_input(images), labels)
+        logits = self.D_fn(self._d_input(images), labels)
+        if self._checking:
+            check_discriminator_output(logits, images.shape[0], self._plugin)
+        return logits
 
     def _D_eager(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """`_D` without torch.compile, for the penalties' double backward (see `GANLoss.d_loss`)."""
-        return self.D(self._d_input(images), labels)
+        logits = self.D(self._d_input(images), labels)
+        if self._checking:
+            check_discriminator_output(logits, images.shape[0], self._plugin)
+        return logits
+
+    def _hook(self, hook: TrainingHook, method: str, *args: Any) -> Any:
+        """`hook.method(*args)`; a plugin's hook that raises is named in a one-line `PluginContractError`."""
+        if type(hook).__module__.split(".")[0] == "ganzoo":  # the trainer's own (ADA): its errors are ganzoo's
+            return getattr(hook, method)(*args)
+        return call_hook(hook, method, self._hook_origin(hook), *args)
+
+    def _hook_origin(self, hook: TrainingHook) -> str:
+        who = self._hook_origins.get(id(hook))
+        if who is None:
+            who = self._hook_origins[id(hook)] = hook_origin(hook, self.model.architecture)
+        return who
+
+    def _hook_state(self, hook: TrainingHook) -> dict[str, Any]:
+        state = self._hook(hook, "state_dict")
+        check_hook_state(state, self._hook_origin(hook))
+        return state
+
+    def check_sampler(self) -> None:
+        """The plugin contract of sampling (`ganzoo.contract.check_sampling`) on the first grid latents."""
+        labels = self.grid_labels[:4] if self.grid_labels is not None else None
+        check_sampling(self.G, self.D, self.grid_z[:4], labels, self._plugin)
 
     def _latents(self, n: int) -> torch.Tensor:
         return draw_rows(n, self.G.sample_latents).to(self.device, non_blocking=True)
@@ -409,7 +454,7 @@ class Trainer:
     def _train_step(self) -> None:
         recipe = self.recipe
         for hook in self.hooks:
-            hook.before_step(self.step, self.images_seen, self.G, self.D, self.model.ema)
+            self._hook(hook, "before_step", self.step, self.images_seen, self.G, self.D, self.model.ema)
         self._set_hyperparameters()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.amp)
 
@@ -418,30 +463,36 @@ class Trainer:
         for i in range(recipe.d_steps):
             real, labels = self.batches.get(self.step * recipe.d_steps + i)
             for hook in self.hooks:
-                real = hook.process_real(real)
+                real = self._hook(hook, "process_real", real)
             z = self._latents(real.shape[0])
             last = i == recipe.d_steps - 1
             with autocast:
                 # the last D step's fakes keep their graph and are reused for the G step
                 with torch.set_grad_enabled(last):
                     fake = self.G_fn(z, labels)
-                d_loss, d_stats = self.loss.d_loss(self._D, real, fake, labels, step=self.step * recipe.d_steps + i,
-                                                   penalty_D=self._D_eager if self.options.compile else None)
+                if self._checking:
+                    check_generator_output(fake, tuple(real.shape), self._plugin)
+                d_result = self.loss.d_loss(self._D, real, fake, labels, step=self.step * recipe.d_steps + i,
+                                            penalty_D=self._D_eager if self.options.compile else None)
+                d_loss, d_stats = check_loss_output(d_result, self._loss_origin, "d_loss") if self._checking \
+                    else d_result
             self.opt_D.zero_grad(set_to_none=True)
             d_loss.backward()
             self._average_gradients(self.D)
             self.opt_D.step()
             self.loss.after_d_step(self.D)
             for hook in self.hooks:
-                hook.after_d_step(self.step * recipe.d_steps + i, d_stats)
+                self._hook(hook, "after_d_step", self.step * recipe.d_steps + i, d_stats)
         self._accumulate(d_stats)
 
         self.D.requires_grad_(False)  # G's step needs no gradients for D's weights
         with autocast:
             if self._g_loss_keywords:  # the real batch of the last D step: relativistic losses compare with it
-                g_loss, g_stats = self.loss.g_loss(self._D, fake, labels, real=real, step=self.step)
+                g_result = self.loss.g_loss(self._D, fake, labels, real=real, step=self.step)
             else:
-                g_loss, g_stats = self.loss.g_loss(self._D, fake, labels)
+                g_result = self.loss.g_loss(self._D, fake, labels)
+            g_loss, g_stats = check_loss_output(g_result, self._loss_origin, "g_loss") if self._checking \
+                else g_result
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         self._average_gradients(self.G)
@@ -451,6 +502,7 @@ class Trainer:
             self.world.sync_buffers((self.G, self.D))
 
         self.step += 1
+        self._checking = False
         if self.model.ema is not None:
             beta = ema_beta(recipe.batch_size, self.images_seen, recipe.ema_kimg, recipe.ema_rampup)
             update_ema(self.model.ema, self.G, beta)
@@ -467,11 +519,12 @@ class Trainer:
                     tensors[f"{prefix}.{key}"] = value
         meta: dict[str, Any] = {
             "step": self.step,
+            "planned_steps": self.recipe.steps,  # the length run-relative schedules follow (checked on resume)
             "images_seen": self.images_seen,
             "elapsed": self.elapsed + self._session_time(),
             "opt_G": flatten_optimizer("opt_G", self.opt_G.state_dict(), tensors),
             "opt_D": flatten_optimizer("opt_D", self.opt_D.state_dict(), tensors),
-            "hooks": [hook.state_dict() for hook in self.hooks],
+            "hooks": [self._hook_state(hook) for hook in self.hooks],
             "best": self.best,
             "last_eval": self.last_eval,
             "ganzoo_version": __version__,
@@ -487,6 +540,14 @@ class Trainer:
     def load_state(self, ckpt: Checkpoint) -> None:
         from ganzoo.serialization import load_weights
 
+        planned = ckpt.meta.get("planned_steps")  # absent in checkpoints written before it was kept
+        following = self.recipe.run_relative()
+        if planned is not None and int(planned) != self.recipe.steps and following:
+            raise ConfigError(f"the checkpoint at step {ckpt.meta.get('step')} belongs to a run planned for "
+                              f"{planned} steps, and {self.out / 'config.json'} now plans {self.recipe.steps}; "
+                              f"{', '.join(following)} follow the planned length, so set steps back to {planned} "
+                              "there")
+
         modules: dict[str, nn.Module | None] = {"G": self.G, "D": self.D, "EMA": self.model.ema}
         for prefix, module in modules.items():
             if module is not None:
@@ -494,7 +555,7 @@ class Trainer:
         self.opt_G.load_state_dict(unflatten_optimizer("opt_G", ckpt.meta["opt_G"], ckpt.tensors))
         self.opt_D.load_state_dict(unflatten_optimizer("opt_D", ckpt.meta["opt_D"], ckpt.tensors))
         for hook, state in zip(self.hooks, ckpt.meta.get("hooks", []), strict=False):
-            hook.load_state_dict(state)
+            self._hook(hook, "load_state_dict", state)
         self._counts = {key: int(n) for key, n in ckpt.meta.get("stat_counts", {}).items()}
         self._stats = {key: ckpt.tensors[f"stats.{key}"].to(self.device) for key in self._counts}
         torch.set_rng_state(ckpt.tensors["rng.cpu"])
@@ -616,7 +677,7 @@ class Trainer:
             means = self.world.average_stats(means)
         values = {k: v.item() for k, v in means.items()}
         for hook in self.hooks:
-            values.update(hook.stats())
+            values.update(self._hook(hook, "stats"))
         values.update(self.scheduled_values(self.step - 1))  # what the last step trained with
         now = time.perf_counter()
         record = {"step": self.step, "kimg": round(self.images_seen / 1000, 3),
@@ -729,6 +790,7 @@ class Trainer:
             self.release()
 
     def _run(self, progress: ProgressFn | None, resume_from: Checkpoint | None) -> GANModel:
+        self.check_sampler()  # before the seed and the checkpoint's RNG states are set: it changes neither
         torch.manual_seed(self.options.seed)
         if resume_from is not None:
             self.load_state(resume_from)

@@ -231,6 +231,23 @@ def _resume_point(world: World | None, out: Path) -> Checkpoint | None:
     return Checkpoint.from_bytes(data) if data else None
 
 
+def _check_new_length(plan: Mapping[str, Any], folder: Path, steps: int) -> None:
+    """Refuse a resume that changes the planned length of a run whose recipe follows it (`Recipe.run_relative`):
+    its schedules would take another course, the steps already trained included, and the run would equal none
+    that was never stopped. A run with fixed-length schedules alone may be extended."""
+    from ganzoo.registry import get_architecture
+
+    planned = plan["recipe"].get("steps")
+    if planned == steps:
+        return
+    following = get_architecture(plan["architecture"]).make_recipe(None, **plan["recipe"]).run_relative()
+    if following:
+        raise GanzooUsageError(f"cannot change steps from {planned} to {steps} when resuming {folder}: "
+                               f"{', '.join(following)} follow the run's planned length, and a new one would change "
+                               f"the steps already trained; start a new run with --steps {steps}, or fine-tune this "
+                               f"one with --init {folder}")
+
+
 _Setup = tuple["Architecture", RunOptions, "ArchConfig", "Recipe", "ImageDataset | StreamingDataset",
                list["TrainingHook"]]
 
@@ -393,6 +410,7 @@ def _train(architecture: str | None, data: str | None, steps: int | None, out: s
                 raise GanzooUsageError(f"cannot change {', '.join(changed)} when resuming; "
                                        "start a new run to train with other settings")
             if "steps" in recipe:
+                _check_new_length(plan, folder, recipe["steps"])
                 plan["recipe"]["steps"] = recipe["steps"]
             plan["options"].update(options)
             RunOptions.from_dict(plan["options"])  # validate
