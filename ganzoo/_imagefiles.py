@@ -246,6 +246,8 @@ def _decode_bytes(data: bytes, mode: ImageReadMode | None, channels: int, path: 
     `background` first (`_composite`), then converted. Any failure is an `UndecodableImage`: the bytes are in memory
     already, so whatever goes wrong is in them."""
     try:
+        if data.startswith(_PNG_SIGNATURE):
+            _check_png_pixels(data)
         if _has_alpha(data):
             image = _composite(_decode_alpha(data, mode is not None), background)
         else:
@@ -296,6 +298,18 @@ def _png_header(data: bytes) -> tuple[int, bool]:
             break
         position += 12 + length
     return color_type, False
+
+
+def _check_png_pixels(data: bytes) -> None:
+    """Refuse a PNG whose header declares more pixels than PIL would decode (twice `PIL.Image.MAX_IMAGE_PIXELS`, a
+    decompression bomb): torchvision, which decodes PNGs here, has no such limit of its own."""
+    from PIL import Image
+
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and width * height > 2 * limit:
+        raise Image.DecompressionBombError(f"{width} x {height} pixels, over twice PIL's MAX_IMAGE_PIXELS "
+                                           f"({limit}): a decompression bomb?")
 
 
 def _has_alpha(data: bytes) -> bool:
