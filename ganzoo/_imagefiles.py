@@ -234,8 +234,10 @@ def _read_file(path: Path) -> bytes:
 def _read_error(name: object, exc: BaseException) -> DataError:
     """The error for an image that could not be read (as opposed to decoded): it stops training even under
     ``--on-bad-image skip``, which skips only what fails to decode."""
-    return DataError(f"cannot read image {name} ({_short_reason(exc, 120)}); check that it exists and is readable "
-                     "and that the disk is sound (--on-bad-image skip skips only images that fail to decode)")
+    strerror = getattr(exc, "strerror", None)  # an OSError's text without the file name, which the line has
+    reason = f"{type(exc).__name__}: {strerror}" if strerror else _short_reason(exc, 120)
+    return DataError(f"cannot read image {name} ({reason}); check that it exists and is readable and that the disk "
+                     "is sound (--on-bad-image skip skips only images that fail to decode)")
 
 
 def _decode_bytes(data: bytes, mode: ImageReadMode | None, channels: int, path: object = "image",

@@ -151,8 +151,7 @@ class FolderSource(Source):
         return os.path.join(self.folder, self.entries[i])
 
     def read_bytes(self, i: int) -> bytes:
-        with open(self.entry(i), "rb") as fh:
-            return fh.read()
+        return Path(self.entry(i)).read_bytes()  # as the in-memory folder reads it
 
 
 class ZipSource(Source):
