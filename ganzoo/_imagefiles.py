@@ -147,7 +147,7 @@ def _scan_folder_names(folder: Path) -> list[str]:
     root = str(folder)
     found: list[str] = []
     seen_dirs: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(root, onerror=_unreadable_folder, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen_dirs:  # a symlink loop
             dirnames[:] = []
@@ -162,6 +162,12 @@ def _scan_folder_names(folder: Path) -> list[str]:
             found.append(prefix + filename)
     found.sort(key=lambda name: name.replace(os.sep, "\0"))
     return found
+
+
+def _unreadable_folder(exc: OSError) -> None:
+    """os.walk's error handler: a folder that cannot be listed would silently drop its images; stop instead."""
+    reason = f"{type(exc).__name__}: {exc.strerror}" if exc.strerror else _short_reason(exc, 120)
+    raise DataError(f"cannot read the folder {exc.filename} ({reason}); check its permissions and the disk")
 
 
 def _class_layout(folder: Path, files: list[Path]) -> tuple[list[str], list[int]] | None:

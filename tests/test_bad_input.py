@@ -375,6 +375,25 @@ def test_a_file_that_cannot_be_read_stops_training_even_under_skip(tmp_path, mon
     assert_kept(before)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["memory", "stream"])
+def test_a_folder_that_cannot_be_listed_stops_training(tmp_path, monkeypatch, stream):
+    """A sub-folder that cannot be listed (permission denied) would drop its images without a word: it stops the
+    run, skip or not, naming the folder."""
+    data = _good_folder(tmp_path / "user" / "data")
+    _good_folder(data / "more", 2)
+    scandir = os.scandir
+
+    def failing(path=".") -> object:
+        if Path(path).name == "more":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", failing)
+    result = invoke("train", "--arch", "dcgan", "--data", data, *(["--stream"] if stream else []), "--on-bad-image",
+                    "skip", "--steps", 1, "--out", tmp_path / "run", *TINY)
+    one_line_error(result, 1, "cannot read the folder", str(data / "more"), "Permission denied")
+
+
 def test_read_and_decode_failures_in_zips_and_data_prepare(tmp_path, monkeypatch):
     """A zip member whose bytes are damaged (its CRC fails) is a read error; `ganzoo data prepare` skips what fails to
     decode and stops, writing nothing, on what cannot be read."""
