@@ -77,7 +77,11 @@ def parse_background(value: object) -> Background:
 
 def background_hex(value: object) -> str:
     """`value` checked by `parse_background` and written as ``#rrggbb`` (lower case): how runs record it."""
-    return "#{:02x}{:02x}{:02x}".format(*parse_background(value))
+    return _rgb_hex(parse_background(value))
+
+
+def _rgb_hex(rgb: Background) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def _extensions_text() -> str:
@@ -221,12 +225,6 @@ def _quiet_torchvision_io() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_TV_IO_DEPRECATION, category=DeprecationWarning)
         yield
-
-
-def _decode_one(path: Path, mode: ImageReadMode | None, channels: int,
-                background: Background = (255, 255, 255)) -> torch.Tensor:
-    """Read and decode one file to uint8 (channels, H, W) (`_read_file`, then `_decode_bytes`)."""
-    return _decode_bytes(_read_file(path), mode, channels, path, background)
 
 
 def _read_file(path: Path) -> bytes:

@@ -56,6 +56,7 @@ from ganzoo._imagefiles import (
     _quiet_torchvision_io,
     _read_file,
     _read_mode,
+    _rgb_hex,
     _scan_folder,
     _short_reason,
     _to_channels,
@@ -326,7 +327,7 @@ def _load_streamed(spec: str | os.PathLike[str], *, img_size: int, channels: int
 
     # "fail": read once here, skipping as we go, rather than have open_streaming check every image first
     dataset = open_streaming(spec, img_size=img_size, channels=channels, on_bad_image="fail",
-                             background="#{:02x}{:02x}{:02x}".format(*background))
+                             background=_rgb_hex(background))
     out = torch.empty((len(dataset), dataset.channels, img_size, img_size), dtype=torch.uint8)
     keep: list[int] = []
     for i in range(len(dataset)):

@@ -684,7 +684,7 @@ def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str
         if class_names is not None:
             meta["class_names"] = class_names
         meta["ganzoo"] = {"source": str(src), "size": size, "fit": fit, "channels": channels,
-                          "background": "#{:02x}{:02x}{:02x}".format(*rgb), "skipped": len(skipped)}
+                          "background": _files._rgb_hex(rgb), "skipped": len(skipped)}
         archive.writestr(_LABELS_FILE, json.dumps(meta))
     if skipped:
         logger.info("skipped %d file(s) of %d that failed to decode (first: %s: %s)", len(skipped), total,
