@@ -355,7 +355,11 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1000, show_default=True,
               help="Steps between checkpoints.")
 @click.option("--on-bad-image", type=click.Choice(["fail", "skip"]),
-              help="What to do with an unreadable image in an image folder.  [default: fail]")
+              help="What to do with an image that fails to decode (one that cannot be read always stops "
+                   "training).  [default: fail]")
+@click.option("--background", metavar="COLOUR",
+              help="What transparent pixels are composited over: a colour name or #rrggbb (see docs/data.md).  "
+                   "[default: white]")
 @click.option("--eval-every", type=click.IntRange(min=1),
               help="Evaluate the generator every N steps (and at the end) against the data's test split (all of "
                    "an image folder), logged to metrics.jsonl.")
@@ -379,6 +383,7 @@ def train(arch: str | None, init: str | None, preset: str | None, data: str | No
           label_smoothing: float | None, label_noise: bool | None, instance_noise: float | None,
           ema_kimg: float | None, assignments: tuple[str, ...], device: str, amp: bool, channels_last: bool,
           compile_: bool, log_every: int, sample_every: int, checkpoint_every: int, on_bad_image: str | None,
+          background: str | None,
           eval_every: int | None, eval_metrics: str | None, eval_extractor: str | None, eval_samples: int | None,
           keep_best: str | None, nproc: int, dry_run: bool) -> None:
     """Train an architecture with its recipe; writes a run folder with samples, checkpoints and model/."""
@@ -431,6 +436,8 @@ def train(arch: str | None, init: str | None, preset: str | None, data: str | No
         options = {k: v for k, v in options.items() if source(k) is click.core.ParameterSource.COMMANDLINE}
     if on_bad_image is not None:
         options["on_bad_image"] = on_bad_image
+    if background is not None:
+        options["background"] = background
     if data_workers is not None:
         options["data_workers"] = data_workers
     if stream:
@@ -532,14 +539,20 @@ def data() -> None:
               help="crop: shorter side to --size and centre-crop (as training fits images); pad: longer side to "
                    "--size and pad with black.")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Image channels.  [default: the first image's]")
+@click.option("--background", metavar="COLOUR", default="white", show_default=True,
+              help="What transparent pixels are composited over: a colour name or #rrggbb (recorded in "
+                   "dataset.json).")
 @_errors_to_exit_codes
-def prepare(src: str, out: Path, size: int, labels: str, fit: str, channels: str | None) -> None:
+def prepare(src: str, out: Path, size: int, labels: str, fit: str, channels: str | None, background: str) -> None:
     """Write SRC (an image folder, a zip or tar archive of images, or hf:NAME) to OUT.zip in StyleGAN's dataset format:
     square PNGs and labels in dataset.json. Train on it with --data OUT.zip (streamed)."""
     from ganzoo.streaming import prepare_zip
 
     if out.suffix.lower() != ".zip":
         raise _UsageFailure(f"OUT must be a .zip file, got {out}")
+    from ganzoo._imagefiles import parse_background
+
+    parse_background(background)  # a bad colour is refused before anything is read or written
     _check_output_file(out, "OUT")
     state: dict[str, Any] = {"bar": None}
 
@@ -552,7 +565,7 @@ def prepare(src: str, out: Path, size: int, labels: str, fit: str, channels: str
 
     try:
         summary = prepare_zip(src, out, size=size, labels=labels, fit=fit,
-                              channels=int(channels) if channels else None, progress=progress)
+                              channels=int(channels) if channels else None, background=background, progress=progress)
     finally:
         if state["bar"] is not None:
             state["bar"].__exit__(None, None, None)

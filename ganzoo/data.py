@@ -22,8 +22,8 @@ test part its test digits. The torchvision datasets use their official splits. I
 evaluation compares with the test part by default (`ganzoo.metrics`).
 
 Every image is resized so that its shorter side equals ``img_size`` and then centre-cropped to a square,
-and converted to the requested channel count. torchvision is imported lazily so that importing this
-module stays cheap.
+and converted to the requested channel count; an image with transparency is first composited over `background`
+(default white; see `ganzoo._imagefiles`). torchvision is imported lazily so that importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -44,17 +44,23 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ganzoo._imagefiles import (
+    DEFAULT_BACKGROUND,
     IMAGE_EXTENSIONS,
+    SKIP_HINT,
+    UndecodableImage,
     _class_layout,
-    _decode_one,
+    _decode_bytes,
     _extensions_text,
     _fit,
     _folder_native_channels,
     _quiet_torchvision_io,
+    _read_file,
     _read_mode,
+    _rgb_hex,
     _scan_folder,
     _short_reason,
     _to_channels,
+    parse_background,
 )
 from ganzoo.errors import ConfigError, DataError, GanzooUsageError, unknown_name
 
@@ -64,6 +70,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILTIN",
+    "DEFAULT_BACKGROUND",
     "IMAGE_EXTENSIONS",
     "MNIST_5K_TEST_PER_CLASS",
     "SPLITS",
@@ -220,6 +227,7 @@ def load_dataset(
     on_bad_image: str = "fail",
     download: bool = True,
     split: str | None = None,
+    background: str = DEFAULT_BACKGROUND,
 ) -> ImageDataset:
     """Load a dataset by name or image-folder path as uint8 tensors of shape (N, C, img_size, img_size).
 
@@ -229,8 +237,9 @@ def load_dataset(
 
     `channels` None keeps the native channel count; 1 or 3 converts (gray is repeated to RGB, RGB is
     reduced with ITU-R 601 luma). `root` overrides the download folder of torchvision datasets.
-    `on_bad_image` ("fail" or "skip") decides what an undecodable file in an image folder does.
-    `download` False never touches the network.
+    `on_bad_image` ("fail" or "skip") decides what a file that fails to decode does; a file that cannot be read
+    (permissions, the disk, a vanished file) is always an error. `background` (a colour name or ``#rrggbb``) is
+    what transparent pixels of image files are composited over. `download` False never touches the network.
 
     A spec that is an existing directory, contains a path separator, starts with "." or "~" (or with
     "folder:") is an image folder, scanned recursively in sorted order for the `IMAGE_EXTENSIONS`
@@ -239,7 +248,7 @@ def load_dataset(
     dataset is unlabelled. Dataset names take precedence over same-named directories ("./mnist" forces
     the folder).
     """
-    _check_arguments(img_size, channels, on_bad_image)
+    rgb = _check_arguments(img_size, channels, on_bad_image, background)
     name = _dataset_name(spec)
     if split is not None:
         _check_split(os.fspath(spec), split)
@@ -259,37 +268,45 @@ def load_dataset(
         loaded = [
             _load_torchvision(
                 name, target, img_size=img_size, channels=channels, download=download, on_bad_image=on_bad_image,
-                split=part,
+                split=part, background=rgb,
             )
             for part in parts
         ]
         return loaded[0] if len(loaded) == 1 else _concatenate(loaded, "all")
     if _is_streamed(spec):
-        return _load_streamed(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
-    return _load_folder(_folder_path(spec), img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+        return _load_streamed(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image, background=rgb)
+    return _load_folder(_folder_path(spec), img_size=img_size, channels=channels, on_bad_image=on_bad_image,
+                        background=rgb)
 
 
 def open_dataset(
-    spec: str, *, img_size: int, channels: int | None = None, on_bad_image: str = "fail"
+    spec: str, *, img_size: int, channels: int | None = None, on_bad_image: str = "fail",
+    background: str = DEFAULT_BACKGROUND, workers: int | None = None,
 ) -> ImageDataset | StreamingDataset:
     """What training reads: a `StreamingDataset` (decoded image by image as batches are drawn) for a streamed spec
     (``stream:FOLDER``, ``zip:FILE`` or a .zip path, ``hf:NAME``; see `ganzoo.streaming`), else `load_dataset`'s
-    in-memory dataset."""
+    in-memory dataset. `workers` is how many processes check a streamed source for images that fail to decode
+    when `on_bad_image` is "skip" (None: `ganzoo.streaming.default_workers`)."""
     if not _is_streamed(spec):
-        return load_dataset(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
-    _check_arguments(img_size, channels, on_bad_image)
+        return load_dataset(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image,
+                            background=background)
+    _check_arguments(img_size, channels, on_bad_image, background)
     from ganzoo.streaming import open_streaming
 
-    return open_streaming(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+    return open_streaming(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image,
+                          background=background, workers=workers)
 
 
-def _check_arguments(img_size: int, channels: int | None, on_bad_image: str) -> None:
+def _check_arguments(img_size: int, channels: int | None, on_bad_image: str,
+                     background: str) -> tuple[int, int, int]:
+    """Check the loading arguments; returns the background as (r, g, b)."""
     if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
         raise ConfigError(f"img_size must be a positive integer, got {img_size!r}; use e.g. 32 or 64")
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
         raise ConfigError(f"channels must be 1, 3 or None (keep the dataset's own), got {channels!r}")
     if on_bad_image not in ("fail", "skip"):
         raise ConfigError(f"on_bad_image must be 'fail' or 'skip', got {on_bad_image!r}")
+    return parse_background(background)
 
 
 def _is_streamed(spec: str | os.PathLike[str]) -> bool:
@@ -299,29 +316,32 @@ def _is_streamed(spec: str | os.PathLike[str]) -> bool:
 
 
 def _load_streamed(spec: str | os.PathLike[str], *, img_size: int, channels: int | None = None,
-                  on_bad_image: str = "fail") -> ImageDataset:
-    """A streamed spec read whole into memory, as `load_dataset` would read an image folder (unreadable images are
-    skipped or fail as `on_bad_image` says)."""
+                   on_bad_image: str = "fail", background: tuple[int, int, int] = (255, 255, 255)) -> ImageDataset:
+    """A streamed spec read whole into memory, as `load_dataset` would read an image folder (images that fail to
+    decode are skipped or fail as `on_bad_image` says; one that cannot be read always fails)."""
     text = os.fspath(spec)
     if text.startswith("stream:"):
         return _load_folder(_folder_path(text[len("stream:"):]), img_size=img_size, channels=channels,
-                            on_bad_image=on_bad_image)
+                            on_bad_image=on_bad_image, background=background)
     from ganzoo.streaming import open_streaming
 
-    dataset = open_streaming(spec, img_size=img_size, channels=channels, on_bad_image="fail")
+    # "fail": read once here, skipping as we go, rather than have open_streaming check every image first
+    dataset = open_streaming(spec, img_size=img_size, channels=channels, on_bad_image="fail",
+                             background=_rgb_hex(background))
     out = torch.empty((len(dataset), dataset.channels, img_size, img_size), dtype=torch.uint8)
     keep: list[int] = []
     for i in range(len(dataset)):
         try:
             out[len(keep)] = dataset.read(i)
-        except DataError:
+        except UndecodableImage as exc:
             if on_bad_image == "fail":
-                raise
+                raise exc.with_hint(SKIP_HINT) from exc
             continue
         keep.append(i)
     skipped = len(dataset) - len(keep)
     if skipped:
-        logger.warning("skipped %d unreadable image(s) of %d in %s", skipped, len(dataset), dataset.name)
+        logger.warning("skipped %d image(s) that failed to decode, of %d in %s", skipped, len(dataset),
+                       dataset.name)
     labels = dataset.labels[keep] if dataset.labels is not None else None
     return ImageDataset(images=out[:len(keep)].clone() if skipped else out, labels=labels,
                               num_classes=dataset.num_classes, name=dataset.name, class_names=dataset.class_names,
@@ -499,13 +519,14 @@ def _open_torchvision(name: str, target: Path, download: bool, split: str = "tra
 
 def _load_torchvision(
     name: str, target: Path, *, img_size: int, channels: int | None, download: bool, on_bad_image: str,
-    split: str = "train",
+    split: str = "train", background: tuple[int, int, int] = (255, 255, 255),
 ) -> ImageDataset:
     dataset = _open_torchvision(name, target, download, split)
     if name == "celeba":  # ~160k JPEG files: decode them directly rather than through PIL via __getitem__
         folder = Path(dataset.root) / dataset.base_folder / "img_align_celeba"
         files = [folder / filename for filename in dataset.filename]
-        images, bad = _decode_files(files, img_size=img_size, channels=channels or 3, on_bad_image=on_bad_image)
+        images, bad = _decode_files(files, img_size=img_size, channels=channels or 3, on_bad_image=on_bad_image,
+                                    background=background)
         return ImageDataset(images=images, labels=None, num_classes=0, name=name, skipped=len(bad), split=split)
     data = dataset.data
     raw = data if isinstance(data, torch.Tensor) else torch.as_tensor(data)
@@ -525,37 +546,39 @@ def _load_torchvision(
 
 
 def _decode_files(
-    files: list[Path], *, img_size: int, channels: int, on_bad_image: str
+    files: list[Path], *, img_size: int, channels: int, on_bad_image: str,
+    background: tuple[int, int, int] = (255, 255, 255),
 ) -> tuple[torch.Tensor, list[int]]:
-    """Decode and fit every file; returns the stacked images and the indices of the files skipped."""
+    """Read, decode and fit every file; returns the stacked images and the indices of the files skipped (those
+    that fail to decode, under "skip"). A file that cannot be read stops it, whatever `on_bad_image` says."""
     mode = _read_mode(channels)
     out = torch.empty((len(files), channels, img_size, img_size), dtype=torch.uint8)
     bad: list[int] = []
     first_bad = ""
     with _quiet_torchvision_io():
         for i, path in enumerate(files):
+            data = _read_file(path)
             try:
-                image = _decode_one(path, mode, channels)
-            except Exception as exc:
+                image = _decode_bytes(data, mode, channels, path, background)
+            except UndecodableImage as exc:
                 if on_bad_image == "fail":
-                    raise DataError(
-                        f"cannot decode image {path} ({_short_reason(exc, 120)}); fix or delete it, "
-                        "or pass --on-bad-image skip to skip unreadable images"
-                    ) from exc
-                logger.debug("skipping unreadable image %s: %s", path, _short_reason(exc))
+                    raise exc.with_hint(SKIP_HINT) from exc
+                logger.debug("skipping undecodable image %s: %s", path, exc.reason)
                 if not bad:
-                    first_bad = f"{path}: {_short_reason(exc, 120)}"
+                    first_bad = f"{path}: {exc.reason}"
                 bad.append(i)
                 continue
             out[i - len(bad)] = _fit(image, img_size)
     if bad:
-        logger.warning("skipped %d unreadable image(s) of %d (first: %s)", len(bad), len(files), first_bad)
+        logger.warning("skipped %d unreadable image(s) of %d that failed to decode (first: %s)", len(bad), len(files),
+                       first_bad)
     if bad:
         out = out[: len(files) - len(bad)].clone()
     return out, bad
 
 
-def _load_folder(folder: Path, *, img_size: int, channels: int | None, on_bad_image: str) -> ImageDataset:
+def _load_folder(folder: Path, *, img_size: int, channels: int | None, on_bad_image: str,
+                 background: tuple[int, int, int] = (255, 255, 255)) -> ImageDataset:
     files = _scan_folder(folder)
     if not files:
         raise GanzooUsageError(f"data folder {folder} contains no images ({_extensions_text()})")
@@ -564,7 +587,8 @@ def _load_folder(folder: Path, *, img_size: int, channels: int | None, on_bad_im
         channels = _folder_native_channels(files) or 3
     layout = _class_layout(folder, files)
     logger.info("loading %d images from %s%s", len(files), folder, f" ({len(layout[0])} classes)" if layout else "")
-    images, bad = _decode_files(files, img_size=img_size, channels=channels, on_bad_image=on_bad_image)
+    images, bad = _decode_files(files, img_size=img_size, channels=channels, on_bad_image=on_bad_image,
+                                background=background)
     if len(images) == 0:
         raise GanzooUsageError(
             f"data folder {folder} has no readable images (all {len(files)} failed to decode; {_extensions_text()})"

@@ -19,6 +19,12 @@ epoch, and that permutation depends only on the seed and the epoch (`epoch_order
 batches), so the data order is a pure function of seed and step: a resumed run and every process of a
 distributed run see exactly the images an uninterrupted single-process run would, and a streamed image folder
 gives bit for bit the batches of the same folder held in memory.
+
+Bad images: with ``on_bad_image="fail"`` (the default) an image that fails to decode stops training, with one line
+naming it, when its batch is drawn. With ``"skip"``, `open_streaming` first decodes every image once (in worker
+processes) and leaves out those that fail, as the in-memory path does: positions, labels and batches then refer
+to the readable images only, and `StreamingDataset.skipped` counts the others. An image that cannot be *read*
+(permissions, the disk, a vanished file) is never skipped: it stops training with one line naming it and the cause.
 """
 
 from __future__ import annotations
@@ -31,13 +37,14 @@ import os
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ganzoo import _imagefiles as _files
+from ganzoo._imagefiles import DEFAULT_BACKGROUND, SKIP_HINT, UndecodableImage
 from ganzoo.errors import DataError, GanzooUsageError
 
 __all__ = [
@@ -144,8 +151,7 @@ class FolderSource(Source):
         return os.path.join(self.folder, self.entries[i])
 
     def read_bytes(self, i: int) -> bytes:
-        with open(self.entry(i), "rb") as fh:
-            return fh.read()
+        return Path(self.entry(i)).read_bytes()  # as the in-memory folder reads it
 
 
 class ZipSource(Source):
@@ -263,12 +269,12 @@ class HFSource(Source):
 
     def read_bytes(self, i: int) -> bytes:
         cell = self.dataset[i][self.column]
-        if cell.get("bytes"):
+        if cell and cell.get("bytes"):
             return bytes(cell["bytes"])
-        if cell.get("path"):
+        if cell and cell.get("path"):
             with open(cell["path"], "rb") as fh:
                 return fh.read()
-        raise ValueError("the row holds neither image bytes nor a path")
+        return b""  # a row without an image: it fails to decode, as an empty file does
 
 
 def _hf_load(datasets: Any, target: str, split: str | None, spec: str) -> Any:
@@ -335,9 +341,13 @@ def open_source(spec: str | os.PathLike[str]) -> Source:
 
 @dataclass
 class StreamingDataset:
-    """A dataset read image by image: decoded, channel-converted and fitted to `img_size` as `load_dataset` does.
+    """A dataset read image by image: decoded, composited over `background` where it has transparency,
+    channel-converted and fitted to `img_size` as `load_dataset` does.
 
-    It has the metadata of an `ImageDataset` (labels, classes, name, split) but no image tensor.
+    It has the metadata of an `ImageDataset` (labels, classes, name, split, skipped) but no image tensor. `positions`
+    maps its images to the source's (None: one to one); `open_streaming` sets it when images that fail to decode are
+    left out, and `labels` then holds the labels of the images kept, so image `i` and label `i` always belong
+    together.
     """
 
     source: Source
@@ -350,45 +360,108 @@ class StreamingDataset:
     on_bad_image: str = "fail"
     skipped: int = 0
     split: str = "all"
-    _warned: bool = field(default=False, repr=False)
+    background: _files.Background = (255, 255, 255)
+    positions: torch.Tensor | None = None
 
     def __len__(self) -> int:
         """Number of images."""
-        return len(self.source)
+        return len(self.source) if self.positions is None else len(self.positions)
 
     def read(self, i: int) -> torch.Tensor:
-        """Image `i` as uint8 (channels, img_size, img_size). An unreadable image raises a one-line `DataError`, or
-        with `on_bad_image="skip"` is replaced by the next readable one (so the order stays a function of the
-        position)."""
-        mode = _files._read_mode(self.channels)
-        for j in range(i, i + len(self)):
-            k = j % len(self)
-            try:
-                with _files._quiet_torchvision_io():
-                    image = _files._decode_bytes(self.source.read_bytes(k), mode, self.channels, self.source.entry(k))
-                return _files._fit(image, self.img_size)
-            except Exception as exc:
-                reason = f"{self.source.entry(k)} ({_files._short_reason(exc, 120)})"
-                if self.on_bad_image == "fail":
-                    raise DataError(f"cannot decode image {reason}; fix or delete it, or pass --on-bad-image skip "
-                                    "to use the next readable image in its place") from None
-                log = logger.debug if self._warned else logger.warning
-                log("unreadable image %s: the next readable one takes its place", reason)
-                self._warned = True
-        raise DataError(f"{self.name} has no readable images")
+        """Image `i` as uint8 (channels, img_size, img_size). An image that fails to decode raises a one-line
+        `UndecodableImage`, one that cannot be read a one-line `DataError`."""
+        k = i if self.positions is None else int(self.positions[i])
+        try:
+            image = self.decode(k)
+        except UndecodableImage as exc:
+            if self.on_bad_image == "skip":  # it decoded when the dataset was opened
+                raise exc.with_hint("it decoded when training started, so it changed since; restore it, or start "
+                                    "the run again") from exc
+            raise exc.with_hint(SKIP_HINT) from exc
+        return _files._fit(image, self.img_size)
+
+    def decode(self, k: int) -> torch.Tensor:
+        """The source's image `k`, decoded and composited, not yet fitted: (channels, H, W) uint8."""
+        name = self.source.entry(k)
+        try:
+            data = self.source.read_bytes(k)
+        except Exception as exc:  # whatever stops the bytes arriving is a read error, never skipped
+            raise _files._read_error(name, exc) from None
+        with _files._quiet_torchvision_io():
+            return _files._decode_bytes(data, _files._read_mode(self.channels), self.channels, name, self.background)
 
 
 def open_streaming(spec: str | os.PathLike[str], *, img_size: int, channels: int | None = None,
-                   on_bad_image: str = "fail") -> StreamingDataset:
-    """Open a streamed spec (see the module docstring) without decoding its images."""
+                   on_bad_image: str = "fail", background: str = DEFAULT_BACKGROUND,
+                   workers: int | None = None) -> StreamingDataset:
+    """Open a streamed spec (see the module docstring). With ``on_bad_image="skip"`` every image is decoded once,
+    by `workers` processes (None: `default_workers`), and those that fail to decode are left out; otherwise
+    nothing is decoded here."""
+    rgb = _files.parse_background(background)
     source = open_source(spec)
     channels = channels or source.native_channels()
     labels = torch.tensor(source.labels, dtype=torch.int64) if source.labels is not None else None
     logger.info("streaming %d images from %s%s", len(source), source.name,
                 f" ({len(source.class_names or [])} classes)" if labels is not None else "")
-    return StreamingDataset(source=source, img_size=img_size, channels=channels, labels=labels,
-                            num_classes=len(source.class_names or []) if labels is not None else 0,
-                            name=source.name, class_names=source.class_names, on_bad_image=on_bad_image)
+    dataset = StreamingDataset(source=source, img_size=img_size, channels=channels, labels=labels,
+                               num_classes=len(source.class_names or []) if labels is not None else 0,
+                               name=source.name, class_names=source.class_names, on_bad_image=on_bad_image,
+                               background=rgb)
+    if on_bad_image == "skip":
+        bad = _undecodable(dataset, default_workers() if workers is None else workers)
+        if len(bad) == len(source):
+            raise GanzooUsageError(f"{source.name} has no readable images (all {len(source)} failed to decode; "
+                                   f"first: {source.entry(bad[0][0])}: {bad[0][1]})")
+        if bad:
+            logger.warning("skipped %d unreadable image(s) of %d that failed to decode (first: %s: %s)", len(bad),
+                           len(source), source.entry(bad[0][0]), bad[0][1])
+            keep = torch.ones(len(source), dtype=torch.bool)
+            keep[[k for k, _ in bad]] = False
+            dataset.positions = keep.nonzero().flatten()
+            dataset.labels = labels[keep] if labels is not None else None
+            dataset.skipped = len(bad)
+    return dataset
+
+
+class _Checker(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """Item `c` decodes chunk `c` of a source: ([(position, reason) of each image that fails to decode], None), or
+    ([], message) when one cannot be read (sent back as text, as `_BatchReader` does)."""
+
+    CHUNK = 64
+
+    def __init__(self, dataset: StreamingDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset.source) // self.CHUNK)
+
+    def __getitem__(self, c: int) -> tuple[list[tuple[int, str]], str | None]:
+        bad: list[tuple[int, str]] = []
+        for k in range(c * self.CHUNK, min(len(self.dataset.source), (c + 1) * self.CHUNK)):
+            try:
+                self.dataset.decode(k)
+            except UndecodableImage as exc:
+                bad.append((k, exc.reason))
+            except DataError as exc:
+                return [], str(exc)
+        return bad, None
+
+
+def _undecodable(dataset: StreamingDataset, workers: int) -> list[tuple[int, str]]:
+    """(position, reason) of every image of the source that fails to decode, in order. Small sources are checked
+    in this process; a read error stops the check with its one-line `DataError`."""
+    checker = _Checker(dataset)
+    workers = min(workers, len(checker) // 16)  # under about a thousand images a worker costs more than it saves
+    logger.info("checking the %d images of %s for ones that fail to decode (--on-bad-image skip)%s",
+                len(dataset.source), dataset.name, f", in {workers} processes" if workers else "")
+    loader = torch.utils.data.DataLoader(checker, batch_size=None, num_workers=workers, collate_fn=_as_is,
+                                         generator=torch.Generator())  # its own: the training RNG stays untouched
+    bad: list[tuple[int, str]] = []
+    for found, error in loader:
+        if error is not None:
+            raise DataError(error)
+        bad.extend(found)
+    return bad
 
 
 class _BatchReader(torch.utils.data.Dataset):  # type: ignore[type-arg]
@@ -560,13 +633,15 @@ def _encode_png(image: torch.Tensor) -> bytes:
 
 
 def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str = "none", fit: str = "crop",
-                channels: int | None = None,
+                channels: int | None = None, background: str = DEFAULT_BACKGROUND,
                 progress: Callable[[int, int], None] | None = None) -> PrepareSummary:
     """Write `src` (an image folder, a zip or tar archive of images, or ``hf:NAME``) to `out` as a StyleGAN-style
     zip: square `size` px PNGs (``fit`` "crop": shorter side to `size`, centre-cropped, as training fits images;
     "pad": longer side to `size`, padded with black), labels in ``dataset.json`` with ``labels="from-folders"`` (the
-    top-level folders, or a Hugging Face dataset's class label column). Unreadable files are skipped and listed in
-    the summary. The zip is written to a temporary file and renamed, so `out` is never half-written.
+    top-level folders, or a Hugging Face dataset's class label column). Images with transparency are composited over
+    `background` (a colour name or ``#rrggbb``; recorded in ``dataset.json``) before they are resized. Files that
+    fail to decode are skipped and listed in the summary; one that cannot be read stops it with a `DataError`. The
+    zip is written to a temporary file and renamed, so `out` is never half-written.
 
     `progress(done, total)` is called after every image.
     """
@@ -578,25 +653,26 @@ def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str
         raise GanzooUsageError(f"labels must be 'none' or 'from-folders', got {labels!r}")
     if size < 1:
         raise GanzooUsageError(f"size must be a positive number of pixels, got {size}")
+    rgb = _files.parse_background(background)
     out = Path(out)
     if out.suffix.lower() != ".zip":
         raise GanzooUsageError(f"the output {out} must be a .zip file")
     source = _prepare_source(src)
     class_names, all_labels = _folder_labels(source) if labels == "from-folders" else (None, None)
     channels = channels or source.native_channels()
-    mode = _files._read_mode(channels)
+    reader = StreamingDataset(source=source, img_size=size, channels=channels, labels=None, num_classes=0,
+                              name=source.name, background=rgb)
     written: list[tuple[str, int | None]] = []
     skipped: list[tuple[str, str]] = []
     total = len(source)
     with atomic_path(out) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         for i in range(total):
             try:
-                with _files._quiet_torchvision_io():
-                    image = _files._decode_bytes(source.read_bytes(i), mode, channels, source.entry(i))
-                image = _files._fit(image, size) if fit == "crop" else _pad_fit(image, size)
-            except Exception as exc:
-                skipped.append((source.entry(i), _files._short_reason(exc, 120)))
+                image = reader.decode(i)  # a read error (a plain DataError) stops here, the zip never renamed
+            except UndecodableImage as exc:
+                skipped.append((source.entry(i), exc.reason))
             else:
+                image = _files._fit(image, size) if fit == "crop" else _pad_fit(image, size)
                 name = f"{len(written) // 1000:05d}/img{len(written):08d}.png"
                 archive.writestr(name, _encode_png(image.contiguous()))
                 written.append((name, all_labels[i] if all_labels is not None else None))
@@ -607,9 +683,11 @@ def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str
         meta: dict[str, Any] = {"labels": [[n, lab] for n, lab in written] if class_names is not None else None}
         if class_names is not None:
             meta["class_names"] = class_names
-        meta["ganzoo"] = {"source": str(src), "size": size, "fit": fit, "channels": channels, "skipped": len(skipped)}
+        meta["ganzoo"] = {"source": str(src), "size": size, "fit": fit, "channels": channels,
+                          "background": _files._rgb_hex(rgb), "skipped": len(skipped)}
         archive.writestr(_LABELS_FILE, json.dumps(meta))
     if skipped:
-        logger.info("skipped %d unreadable file(s) of %d (first: %s: %s)", len(skipped), total, *skipped[0])
+        logger.info("skipped %d file(s) of %d that failed to decode (first: %s: %s)", len(skipped), total,
+                    *skipped[0])
     return PrepareSummary(out=out, images=len(written), size=size, channels=channels, class_names=class_names,
                           skipped=skipped)

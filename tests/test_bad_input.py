@@ -17,6 +17,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -318,6 +319,107 @@ def test_corrupt_image_skipped_with_a_warning_and_a_count(tmp_path, caplog):
     plan = json.loads((tmp_path / "run" / "config.json").read_text())
     assert plan["data"]["skipped"] == 2 and plan["data"]["images"] == 8
     assert_kept(before)
+
+
+def _vanished(data: Path, monkeypatch) -> tuple[str, str]:
+    """A file that is listed but gone when it is read: a dangling symlink named like an image (real, even as root)."""
+    (data / "img7.png").unlink()
+    (data / "img7.png").symlink_to(data / "deleted.png")
+    return "img7.png", "FileNotFoundError"
+
+
+def _read_fails(code: int):
+    def make(data: Path, monkeypatch) -> tuple[str, str]:
+        """Reading img7.png fails with `code`, as chmod 000 (which does not stop root, as CI may run) or a failing
+        disk would make it: the one read ganzoo's image readers make of a file is patched to fail."""
+        read_bytes = Path.read_bytes
+
+        def failing(path: Path) -> bytes:
+            if path.name == "img7.png":
+                raise OSError(code, os.strerror(code), str(path))
+            return read_bytes(path)
+
+        monkeypatch.setattr(Path, "read_bytes", failing)
+        return "img7.png", os.strerror(code)
+    return make
+
+
+READ_ERRORS = {"vanished": _vanished, "permission-denied": _read_fails(errno.EACCES), "eio": _read_fails(errno.EIO)}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["memory", "stream"])
+@pytest.mark.parametrize("on_bad_image", ["fail", "skip"])
+@pytest.mark.parametrize("cause", READ_ERRORS)
+def test_a_file_that_cannot_be_read_stops_training_even_under_skip(tmp_path, monkeypatch, cause, on_bad_image,
+                                                                   stream):
+    """Only decode failures are skipped: a read error stops the run (exit 1) with one line naming the file and the
+    cause, in memory and streamed (where it is met by the up-front check under skip, by a worker under fail)."""
+    data = _good_folder(tmp_path / "user" / "data")  # 8 images: the one batch of 8 holds them all
+    if cause == "permission-denied" and os.geteuid() != 0:  # the real thing too, where it works
+        os.chmod(_good_folder(tmp_path / "user" / "real")  / "img7.png", 0)
+        real = invoke("train", "--arch", "dcgan", "--data", tmp_path / "user" / "real", "--on-bad-image",
+                      on_bad_image, "--steps", 1, "--out", tmp_path / "real-run", *TINY)
+        one_line_error(real, 1, "cannot read image", "img7.png", "PermissionError", after_progress=True)
+    if cause == "vanished":  # the setup changes the folder
+        name, reason = READ_ERRORS[cause](data, monkeypatch)
+        before = snapshot(tmp_path / "user")
+    else:  # the setup patches reading
+        before = snapshot(tmp_path / "user")
+        name, reason = READ_ERRORS[cause](data, monkeypatch)
+    result = invoke("train", "--arch", "dcgan", "--data", data, *(["--stream", "--data-workers", 1] if stream else []),
+                    "--on-bad-image", on_bad_image, "--steps", 2, "--out", tmp_path / "run", *TINY)
+    line = one_line_error(result, 1, "cannot read image", name, reason, after_progress=True)
+    assert "cannot decode" not in line
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    monkeypatch.undo()
+    assert_kept(before)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["memory", "stream"])
+def test_a_folder_that_cannot_be_listed_stops_training(tmp_path, monkeypatch, stream):
+    """A sub-folder that cannot be listed (permission denied) would drop its images without a word: it stops the
+    run, skip or not, naming the folder."""
+    data = _good_folder(tmp_path / "user" / "data")
+    _good_folder(data / "more", 2)
+    scandir = os.scandir
+
+    def failing(path=".") -> object:
+        if Path(path).name == "more":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", failing)
+    result = invoke("train", "--arch", "dcgan", "--data", data, *(["--stream"] if stream else []), "--on-bad-image",
+                    "skip", "--steps", 1, "--out", tmp_path / "run", *TINY)
+    one_line_error(result, 1, "cannot read the folder", str(data / "more"), "Permission denied")
+
+
+def test_read_and_decode_failures_in_zips_and_data_prepare(tmp_path, monkeypatch):
+    """A zip member whose bytes are damaged (its CRC fails) is a read error; `ganzoo data prepare` skips what fails to
+    decode and stops, writing nothing, on what cannot be read."""
+    data = _good_folder(tmp_path / "user" / "data")
+    (data / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    prepared = invoke("data", "prepare", data, tmp_path / "ok.zip", "--size", 28)
+    assert prepared.exit_code == 0 and "skipped 1 unreadable file(s):" in prepared.stdout, prepared.output
+    with zipfile.ZipFile(tmp_path / "ok.zip") as archive:
+        assert len([n for n in archive.namelist() if n.endswith(".png")]) == 8
+    damaged = bytearray((tmp_path / "ok.zip").read_bytes())
+    with zipfile.ZipFile(tmp_path / "ok.zip") as archive:
+        info = archive.getinfo("00000/img00000003.png")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    damaged[start + 100] ^= 0xFF  # inside the stored PNG: the member's CRC-32 no longer matches
+    (tmp_path / "damaged.zip").write_bytes(bytes(damaged))
+    for on_bad_image in ("fail", "skip"):
+        result = invoke("train", "--arch", "dcgan", "--data", tmp_path / "damaged.zip", "--on-bad-image",
+                        on_bad_image, "--data-workers", 0, "--steps", 1, "--out", tmp_path / f"run-{on_bad_image}",
+                        *TINY)
+        one_line_error(result, 1, "cannot read image", "img00000003.png", "Bad CRC-32", after_progress=True)
+    name, reason = _read_fails(errno.EIO)(data, monkeypatch)
+    stopped = invoke("data", "prepare", data, tmp_path / "never.zip", "--size", 28)
+    assert stopped.exit_code == 1 and "Traceback" not in stopped.output
+    lines = [line for line in stopped.output.splitlines() if line.strip() and line != "preparing"]  # its bar
+    assert len(lines) == 1 and all(f in lines[0] for f in ("Error: cannot read image", name, reason)), lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.zip", "ok.zip", "run-fail", "run-skip", "user"]
 
 
 def test_mixed_image_sizes_and_modes_are_fitted(tmp_path):

@@ -269,17 +269,74 @@ def test_the_streaming_source_holds_no_images(tmp_path):
     assert 3 * 32 * 32 / per_image > 10
 
 
-def test_unreadable_images_fail_in_one_line_or_are_replaced(tmp_path):
-    folder = make_folder(tmp_path / "src", per_class=4, classes=("a", "b"))
-    (folder / "a" / "00.png").write_bytes(b"broken")
+def class_folder(root: Path, per_class: int = 3) -> Path:
+    """Solid 16 px images whose colour tells their class (a red, b green, c blue), a different shade each."""
+    for c, name in enumerate(("a", "b", "c")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.zeros((16, 16, 3), dtype=np.uint8)
+            pixels[..., c] = 100 + 40 * i
+            Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
+    return root
+
+
+def class_of(images: torch.Tensor) -> list[int]:
+    """The class each image's colour tells (its brightest channel), for uint8 or [-1, 1] batches."""
+    return images.float().mean((-2, -1)).argmax(-1).tolist()
+
+
+def test_a_skipped_image_takes_no_label_with_it(tmp_path):
+    """The bad files are the last of their classes, so an image that took a neighbour's place would come from the
+    next class: under skip every image returned, alone or in batches, must carry its own class; and the streamed
+    folder stays, bit for bit, the folder in memory."""
+    folder = class_folder(tmp_path / "src")
+    (folder / "a" / "02.png").write_bytes(b"broken")
+    (folder / "b" / "02.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     failing = open_dataset(f"stream:{folder}", img_size=16)
-    batches = StreamBatches(failing, 8, 0, CPU, torch.contiguous_format, workers=1)
     with pytest.raises(DataError) as caught:
-        batches.get(0)  # every batch of 8 holds all 8 images
-    assert "cannot decode image" in str(caught.value) and "00.png" in str(caught.value)
+        failing.read(2)
+    assert "cannot decode image" in str(caught.value) and "02.png" in str(caught.value)
     assert "\n" not in str(caught.value) and "--on-bad-image skip" in str(caught.value)
+    batches = StreamBatches(failing, 9, 0, CPU, torch.contiguous_format, workers=1)
+    with pytest.raises(DataError, match="cannot decode image"):
+        batches.get(0)  # the one batch of 9 holds every image
     skipping = open_dataset(f"stream:{folder}", img_size=16, on_bad_image="skip")
-    assert torch.equal(skipping.read(0), skipping.read(1))  # the next readable image takes its place
+    assert (len(skipping), skipping.skipped, skipping.num_classes) == (7, 2, 3)
+    assert skipping.labels.tolist() == [0, 0, 1, 1, 2, 2, 2]
+    images = torch.stack([skipping.read(i) for i in range(len(skipping))])
+    assert class_of(images) == skipping.labels.tolist()
+    memory = load_dataset(str(folder), img_size=16, on_bad_image="skip")
+    assert torch.equal(images, memory.images) and torch.equal(skipping.labels, memory.labels)
+    assert memory.skipped == 2
+    in_memory = _Batches(memory, 3, 1, CPU, torch.contiguous_format)
+    streamed = StreamBatches(skipping, 3, 1, CPU, torch.contiguous_format, workers=1)
+    for index in range(6):  # two batches an epoch: three epochs
+        x, labels = streamed.get(index)
+        assert class_of(x) == labels.tolist(), index
+        y, memory_labels = in_memory.get(index)
+        assert torch.equal(x, y) and torch.equal(labels, memory_labels), index
+    streamed.close()
+
+
+def test_streamed_and_in_memory_runs_record_what_they_skipped(tmp_path):
+    """config.json's data.skipped counts the files left out, streamed (the count made where the images are checked,
+    before the DataLoader's worker processes start) as in memory, and from a zip."""
+    folder = class_folder(tmp_path / "src", per_class=4)
+    (folder / "a" / "03.png").write_bytes(b"not an image")
+    (folder / "c" / "01.png").write_bytes((folder / "c" / "00.png").read_bytes()[:60])  # truncated
+    with zipfile.ZipFile(tmp_path / "data.zip", "w") as archive:
+        for i, path in enumerate(sorted(folder.rglob("*.png"))):
+            archive.write(path, f"00000/img{i:08d}.png")
+    common = ["--arch", "dcgan", "--steps", 2, "--on-bad-image", "skip", "--img-size", 28, "-b", 4, "--set",
+              "g_width=4", "--set", "d_width=4", "--set", "z_dim=8", "--device", "cpu", "--data-workers", 1]
+    records = {}
+    for name, data in (("memory", [folder]), ("stream", [folder, "--stream"]), ("zip", [tmp_path / "data.zip"])):
+        result = invoke("train", *common, "--data", *data, "--out", tmp_path / name)
+        assert result.exit_code == 0, (name, result.output)
+        records[name] = json.loads((tmp_path / name / "config.json").read_text())["data"]
+    for name, record in records.items():
+        assert (record["skipped"], record["images"]) == (2, 10), (name, record)
+    assert records["stream"]["classes"] == records["memory"]["classes"] == 3
 
 
 def test_cli_stream_flag_and_data_errors(tmp_path):

@@ -104,9 +104,13 @@ class RunOptions(JsonConfig):
     eval_samples: int = 2000  # generated images per evaluation
     keep_best: str | None = None  # a value the metrics report (fid, precision, ...): export out/best when it improves
     data_workers: int | None = None  # processes decoding a streamed dataset (0: the training process; None: auto)
+    background: str = "#ffffff"  # what transparent pixels are composited over: a colour name or #rrggbb (stored so)
 
     def validate(self) -> None:
+        from ganzoo._imagefiles import background_hex
         from ganzoo.errors import ConfigError
+
+        object.__setattr__(self, "background", background_hex(self.background))  # checked, and one spelling
 
         for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "grid_size",
                      "eval_samples"):

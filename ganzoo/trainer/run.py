@@ -264,7 +264,8 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
     if world is not None:
         world.rows(rec.batch_size)  # a batch that does not split over the processes
     dataset = open_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
-                           on_bad_image=options.on_bad_image)
+                           on_bad_image=options.on_bad_image, background=options.background,
+                           workers=options.data_workers)
     if arch.conditional and dataset.num_classes == 0:
         raise GanzooUsageError(f"{arch.name} is conditional and needs labelled data; {options.data} has no labels "
                                "(use class sub-folders in an image folder)")
@@ -317,7 +318,7 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
             reference = select_split(dataset, split)
         else:
             reference = load_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
-                                     on_bad_image=options.on_bad_image, split=split)
+                                     on_bad_image=options.on_bad_image, split=split, background=options.background)
         evaluator = Evaluator(reference, metrics=options.eval_metrics, extractor=options.eval_extractor,
                               num_samples=options.eval_samples, seed=options.seed)
     if world is not None:
@@ -388,6 +389,10 @@ def _train(architecture: str | None, data: str | None, steps: int | None, out: s
     for key, value in (("data", data), ("seed", seed), ("device", device)):
         if value is not None:
             options[key] = value
+    if "background" in options:  # as RunOptions records it, so that "white" resumes a "#ffffff" run
+        from ganzoo._imagefiles import background_hex
+
+        options["background"] = background_hex(options["background"])
 
     # Planning reads and prepares the run folder: rank 0 alone does it, and its errors are reported once.
     if resume and init is not None:
