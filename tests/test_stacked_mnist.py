@@ -252,7 +252,7 @@ def test_non_digit_patterns_pass_the_softmax_bar_but_not_the_rule(real) -> None:
     softmax_alone = {}
     for name, x in sets.items():
         result = mode_coverage(x)
-        assert result.confident_fraction <= 0.005 and result.confident_modes <= 2, (name, result)
+        assert result.confident_fraction <= 0.01 and result.confident_modes <= 3, (name, result)
         softmax_alone[name] = result.softmax_confident_fraction
     # what the softmax condition alone let through (measured: 100 %, 6 %, 56 %, 2 %, 10 %)
     assert softmax_alone["uniform noise"] > 0.9 and softmax_alone["upsampled noise"] > 0.3, softmax_alone
