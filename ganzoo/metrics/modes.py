@@ -103,6 +103,10 @@ class DigitReference:
         return ((centred @ self.precision) * centred).sum(1) / self.radius[classes]
 
     def to(self, device: torch.device) -> DigitReference:
+        """This reference on `device` (its classifier is moved there in place, as `nn.Module.to` does)."""
+        if self.means.device == device:
+            return self
+        self.model.to(device)
         return DigitReference(self.model, self.means.to(device), self.precision.to(device), self.radius.to(device),
                               self.img_size, self.train_temperature)
 
