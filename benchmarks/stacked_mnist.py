@@ -7,8 +7,15 @@ per colour channel) through the shared `Trainer`, with its own training hooks, u
 (25,600, the protocol of VEEGAN and PacGAN) from the sampling (EMA) generator and reads each channel with the shipped
 digit classifier (`ganzoo.metrics.modes`). Reported: modes covered (of 1,000) and the KL divergence of the mode
 histogram from uniform by plain argmax, the same two over the samples whose three channels are all read with
-probability >= 0.9, and the share of those. Plain argmax reads a digit in anything, so colour blobs spread over
+confidence (probability >= 0.9 and a feature vector within the Mahalanobis radius of 99 % of the real train digits
+of the class read), and the share of those. Plain argmax reads a digit in anything, so colour blobs spread over
 hundreds of argmax "modes"; the confident columns are the ones that tell a generator of digits from one of blobs.
+
+An independent check: a second reader (`ganzoo.metrics.second_reader`: another network, another seed, no degradation
+augmentation), trained at the start of the run on the same train part (`--second-reader-epochs`, about a minute on
+one busy thread; 0 leaves it out), counts every set's confident modes by the same rule in its own feature space,
+beside the shipped classifier's count. The real row also carries the shipped classifier's calibration on the real
+test stacks (confidence against accuracy, per channel).
 
 Conditional architectures (cgan) are left out: they are told which stack to draw. A plugin that fails to import is
 left out with its error. The table starts with the same measure on as many real stacks of the test split (digits
@@ -53,7 +60,19 @@ from quality import budget_clock
 from ganzoo.data import STACKED_MNIST_SIZES, ImageDataset, load_dataset
 from ganzoo.images import save_grid
 from ganzoo.metrics.evaluation import to_uint8
-from ganzoo.metrics.modes import CONFIDENCE, PROTOCOL_SAMPLES, ModeCounter, ModeCoverage, digit_accuracy, read_digits
+from ganzoo.metrics.modes import (
+    CONFIDENCE,
+    PROTOCOL_SAMPLES,
+    RULE,
+    DigitReference,
+    ModeCounter,
+    ModeCoverage,
+    calibration,
+    digit_accuracy,
+    fit_reference,
+    read_digits,
+)
+from ganzoo.metrics.second_reader import train_second_reader
 from ganzoo.model import build_model
 from ganzoo.registry import get_architecture
 from ganzoo.trainer.loop import RunOptions, Trainer
@@ -80,14 +99,34 @@ R3GAN_CONFIDENT_MODES = 900
 
 
 def _coverage_cells(c: dict[str, Any]) -> dict[str, Any]:
-    return {k: c[k] for k in ("samples", "modes", "kl", "confident_modes", "confident_kl", "confident_fraction")}
+    return {k: c[k] for k in ("samples", "modes", "kl", "confident_modes", "confident_kl", "confident_fraction",
+                              "softmax_confident_modes", "softmax_confident_fraction")}
 
 
-def measure_generator(model: Any, n: int, device: torch.device, grid: Path | None) -> tuple[ModeCoverage, dict]:
+def second_reader(epochs: int, device: torch.device) -> tuple[DigitReference | None, dict[str, Any]]:
+    """The independent reader (`ganzoo.metrics.second_reader`) and its reference at IMG_SIZE, with its test accuracy
+    and calibration; None when `epochs` is 0."""
+    if epochs == 0:
+        return None, {}
+    t0 = time.perf_counter()
+    model, accuracy = train_second_reader(epochs=epochs)
+    reference = fit_reference(model.to(device), IMG_SIZE, device)
+    cal = calibration(IMG_SIZE, device, reference)
+    info = {"epochs": epochs, "test_accuracy": round(accuracy, 4), "ece": cal["ece"],
+            "stacks_confident": cal["stacks_confident"], "train_s": round(time.perf_counter() - t0, 1)}
+    print(f"second reader: {epochs} epochs, test accuracy {accuracy:.2%}, ECE {cal['ece']:.4f}, "
+          f"{cal['stacks_confident']:.1%} of real test stacks read with confidence ({info['train_s']:.0f} s)",
+          flush=True)
+    return reference, info
+
+
+def measure_generator(model: Any, n: int, device: torch.device, grid: Path | None,
+                      second: DigitReference | None = None) -> tuple[ModeCoverage, ModeCoverage | None, dict]:
     """Sample `n` images from the model's sampling generator in chunks (seed SEED + chunk index), round them to uint8
-    as a saved image would be, and count their modes; saves the first 64 as a grid. Returns the coverage and the
-    time it took (wall and CPU seconds)."""
+    as a saved image would be, and count their modes (and by the `second` reader, when given); saves the first 64
+    as a grid. Returns the coverage, the second reader's and the time it took (wall and CPU seconds)."""
     counter = ModeCounter(CONFIDENCE, device)
+    check = ModeCounter(CONFIDENCE, device, reference=second) if second is not None else None
     synchronize(device)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     for i, start in enumerate(range(0, n, CHUNK)):
@@ -95,32 +134,46 @@ def measure_generator(model: Any, n: int, device: torch.device, grid: Path | Non
         if i == 0 and grid is not None:
             save_grid(images[:64].float().div(127.5).sub(1.0).cpu(), grid, nrow=8)
         counter.update(images)
+        if check is not None:
+            check.update(images)
     result = counter.result()  # the one read-back
     timing = {"wall_s": round(time.perf_counter() - wall0, 1), "cpu_s": round(time.process_time() - cpu0, 1)}
-    return result, timing
+    return result, check.result() if check is not None else None, timing
 
 
-def measure_real(test: ImageDataset, n: int, device: torch.device, out: Path) -> dict[str, Any]:
-    """The yardstick on real stacks: the first `n` of the test split, and the classifier's per-channel accuracy."""
+def measure_real(test: ImageDataset, n: int, device: torch.device, out: Path,
+                 second: DigitReference | None = None) -> dict[str, Any]:
+    """The yardstick on real stacks: the first `n` of the test split, the classifier's per-channel accuracy and its
+    calibration on all test stacks, and the second reader's count when given."""
     images, labels = test.images[:n], test.labels
     assert labels is not None
     t0 = time.perf_counter()
-    read, confidence = read_digits(images, device)  # one pass gives both the modes and the accuracy
+    reading = read_digits(images, device)  # one pass gives both the modes and the accuracy
     counter = ModeCounter(CONFIDENCE, device)
-    counter.add(read, confidence)
+    counter.add(reading)
     coverage = counter.result()
-    accuracy = digit_accuracy(read, labels[:n])
+    accuracy = digit_accuracy(reading.digits, labels[:n])
+    cal = calibration(IMG_SIZE, device)
     save_grid(images[:64].float().div(127.5).sub(1.0), out / "grid-real.png", nrow=8)
     real = {**_coverage_cells(coverage.to_dict()), "channel_accuracy": [round(a, 4) for a in accuracy],
-            "eval_s": round(time.perf_counter() - t0, 1)}
+            "calibration": cal, "eval_s": round(time.perf_counter() - t0, 1)}
+    if second is not None:
+        real["second_reader"] = _coverage_cells(_second_coverage(images, device, second))
     print(f"  real test stacks ({n}): {coverage.modes} modes, KL {coverage.kl:.3f}; confident "
           f"{coverage.confident_modes} modes, KL {coverage.confident_kl:.3f}, {coverage.confident_fraction:.1%} of "
-          f"samples; per-channel accuracy {' / '.join(f'{a:.2%}' for a in accuracy)}", flush=True)
+          f"samples; per-channel accuracy {' / '.join(f'{a:.2%}' for a in accuracy)}; calibration on all test "
+          f"stacks: ECE {cal['ece']:.4f}, {cal['stacks_confident']:.1%} read with confidence", flush=True)
     return real
 
 
+def _second_coverage(images: torch.Tensor, device: torch.device, second: DigitReference) -> dict[str, Any]:
+    counter = ModeCounter(CONFIDENCE, device, reference=second)
+    counter.update(images)
+    return counter.result().to_dict()
+
+
 def bench_architecture(name: str, args: argparse.Namespace, device: torch.device, dataset: ImageDataset,
-                       tmp: Path) -> dict[str, Any]:
+                       tmp: Path, second: DigitReference | None = None) -> dict[str, Any]:
     """Train one architecture for the budget on stacked-mnist and measure its mode coverage."""
     arch = get_architecture(name)
     if arch.conditional:
@@ -147,14 +200,18 @@ def bench_architecture(name: str, args: argparse.Namespace, device: torch.device
                 "images_seen": trainer.images_seen, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1)}
     for hook in trainer.hooks:  # e.g. the resolution progressive growing reached
         training.update(hook.stats())
-    coverage, timing = measure_generator(model, args.samples, device, args.out / f"grid-{name}.png")
+    coverage, check, timing = measure_generator(model, args.samples, device, args.out / f"grid-{name}.png", second)
+    also = f"; the second reader: {check.confident_modes} confident modes" if check is not None else ""
     print(f"  {steps} steps in {cpu:.0f} CPU s / {wall:.0f} s: {coverage.modes} modes, KL {coverage.kl:.3f}; "
           f"confident {coverage.confident_modes} modes, KL {coverage.confident_kl:.3f}, "
-          f"{coverage.confident_fraction:.1%} of samples (sampling and reading {args.samples}: {timing['cpu_s']:.0f} "
-          f"CPU s / {timing['wall_s']:.0f} s)", flush=True)
-    return {"architecture": name, "img_size": IMG_SIZE, "batch_size": recipe.batch_size, "loss": recipe.loss,
-            "training": training, "coverage": _coverage_cells(coverage.to_dict()), "measure": timing,
-            "grid": f"grid-{name}.png"}
+          f"{coverage.confident_fraction:.1%} of samples{also} (sampling and reading {args.samples}: "
+          f"{timing['cpu_s']:.0f} CPU s / {timing['wall_s']:.0f} s)", flush=True)
+    entry = {"architecture": name, "img_size": IMG_SIZE, "batch_size": recipe.batch_size, "loss": recipe.loss,
+             "training": training, "coverage": _coverage_cells(coverage.to_dict()), "measure": timing,
+             "grid": f"grid-{name}.png"}
+    if check is not None:
+        entry["second_reader"] = _coverage_cells(check.to_dict())
+    return entry
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -162,9 +219,10 @@ def bench_architecture(name: str, args: argparse.Namespace, device: torch.device
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _cells(c: dict[str, Any]) -> list[str]:
+def _cells(c: dict[str, Any], second: dict[str, Any] | None) -> list[str]:
+    check = f"{second['confident_modes']} ({second['confident_fraction']:.1%})" if second else "-"
     return [str(c["modes"]), f"{c['kl']:.3f}", str(c["confident_modes"]), f"{c['confident_kl']:.3f}",
-            f"{c['confident_fraction']:.1%}"]
+            f"{c['confident_fraction']:.1%}", check]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -172,30 +230,33 @@ def markdown(result: dict[str, Any]) -> str:
     s = result["settings"]
     unit = "CPU" if s["clock"] == "process" else "wall"
     real = result["real"]
-    rows = [["real test stacks", "-", "-", *_cells(real)]]
+    rows = [["real test stacks", "-", "-", *_cells(real, real.get("second_reader"))]]
     notes = []
     for a in result["architectures"]:
         if "coverage" in a:
             t = a["training"]
             extra = f" (at {t['resolution']:.0f}px)" if "resolution" in t else ""
-            rows.append([a["architecture"], f"{t['steps']}{extra}", f"{t['cpu_s']:.0f}", *_cells(a["coverage"])])
+            rows.append([a["architecture"], f"{t['steps']}{extra}", f"{t['cpu_s']:.0f}",
+                         *_cells(a["coverage"], a.get("second_reader"))])
         else:
             notes.append(f"- {a['architecture']}: left out ({a.get('skipped') or a.get('error')})")
     for p in PUBLISHED:
         rows.append([f"{p['name']} (published, plain argmax)", "-", "-", f"{p['modes']:.0f}", f"{p['kl']:.3f}",
-                     "-", "-", "-"])
+                     "-", "-", "-", "-"])
     accuracy = " / ".join(f"{a:.1%}" for a in real["channel_accuracy"])
     head = (f"Each unconditional architecture's default recipe at {IMG_SIZE} px with {CHANNELS} channels, trained on "
             f"{DATA} until {s['cpu_seconds']:g} {unit} seconds were spent (seed {SEED}); then {s['samples']} samples "
             f"of the sampling (EMA) generator, each channel read by the digits classifier. Modes: of 1,000 (100 r + "
             f"10 g + b), with at least one sample; KL: of the mode histogram from uniform (nats; 0 is perfect, "
-            f"6.91 one mode). Confident: only the samples whose three channels are all read with probability >= "
-            f"{s['confidence']} (a KL of 6.91 when there is none), and their share. Real test stacks: the same "
+            f"6.91 one mode). Confident: only the samples whose three channels are all read with confidence "
+            f"({s.get('rule', 'softmax >= ' + str(s['confidence']))}; a KL of 6.91 when there is none), and their "
+            f"share; the second reader's count: the same rule in an independent classifier's feature space. Real "
+            f"test stacks: the same "
             f"measure on {real['samples']} stacks of the test split (digits the classifier never saw); its per-"
             f"channel accuracy there (red / green / blue) is {accuracy}. Published rows: plain argmax, 25,600 samples "
             f"of fully trained networks on the full MNIST, for scale only.\n\n")
     table = md_table(["model", "steps", f"{unit} s", "modes", "KL", "confident modes", "confident KL",
-                      "confident share"], rows)
+                      "confident share", "second reader: confident modes (share)"], rows)
     tail = "\n\n" + "\n".join(notes) if notes else ""
     grids = [f"- {a['architecture']}: ![{a['architecture']}]({a['grid']})" for a in result["architectures"]
              if "grid" in a]
@@ -244,6 +305,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
                         help="measure nothing: combine the results of runs in these --out folders (same budget, "
                              "samples and clock) into one table and their grids into --out")
+    parser.add_argument("--second-reader-epochs", type=int, default=None,
+                        help="epochs of the independent second reader trained at the start (default 15, --quick 1; "
+                             "0 leaves the check out)")
     parser.add_argument("--clock", choices=("auto", "process", "wall"), default="auto",
                         help="what the budget counts: process CPU seconds or wall seconds; auto: process on the "
                              "CPU, wall on CUDA")
@@ -251,9 +315,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quick = args.quick
     args.cpu_seconds = args.cpu_seconds if args.cpu_seconds is not None else (3.0 if quick else 600.0)
     args.samples = args.samples if args.samples is not None else (256 if quick else PROTOCOL_SAMPLES)
+    if args.second_reader_epochs is None:
+        args.second_reader_epochs = 1 if quick else 15
     if args.out is None:
         args.out = Path(tempfile.gettempdir()) / "ganzoo-stacked-mnist-quick" if quick else DEFAULT_OUT
-    check_args(parser, args, positive=("samples",))
+    check_args(parser, args, positive=("samples",), non_negative=("second_reader_epochs",))
     if not args.cpu_seconds > 0:
         parser.error("--cpu-seconds must be positive")
     if args.samples > STACKED_MNIST_SIZES["test"]:
@@ -269,21 +335,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     args.out.mkdir(parents=True, exist_ok=True)
     result = result_header("stacked-mnist", device, {
         "architectures": args.arch, "cpu_seconds": args.cpu_seconds, "clock": clock_kind, "samples": args.samples,
-        "confidence": CONFIDENCE, "img_size": IMG_SIZE, "channels": CHANNELS, "seed": SEED, "data": DATA,
-        "quick": args.quick})
+        "confidence": CONFIDENCE, "rule": RULE, "second_reader_epochs": args.second_reader_epochs,
+        "img_size": IMG_SIZE, "channels": CHANNELS, "seed": SEED, "data": DATA, "quick": args.quick})
     result["published"] = PUBLISHED
     print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads; budget "
           f"{args.cpu_seconds:g} {'CPU' if clock_kind == 'process' else 'wall'} s per architecture, {args.samples} "
           f"samples; load average {result['load_average_before']}", flush=True)
+    second, result["second_reader"] = second_reader(args.second_reader_epochs, device)
     test = load_dataset(DATA, img_size=IMG_SIZE, split="test")
-    result["real"] = measure_real(test, args.samples, device, args.out)
+    result["real"] = measure_real(test, args.samples, device, args.out, second)
     del test
     train = load_dataset(DATA, img_size=IMG_SIZE)
     result["architectures"] = []
     with tempfile.TemporaryDirectory(prefix="ganzoo-bench-stacked-") as tmp:
         for name in args.arch:
             try:
-                entry = bench_architecture(name, args, device, train, Path(tmp))
+                entry = bench_architecture(name, args, device, train, Path(tmp), second)
             except Exception as exc:  # a broken plugin or a failing recipe must not lose the others' figures
                 message = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
                 print(f"  {name} left out: {message}", flush=True)

@@ -795,13 +795,15 @@ def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: 
     for name, value in result.values.items():
         click.echo(f"  {name:<{width}} {value:.6g}")
     diag = result.diagnostics
-    if diag:
+    if "modes_calibration" in diag:
+        _echo_modes_diagnostics(diag)
+    if "classes_covered" in diag:
         click.echo(f"  classes    {diag['classes_covered']}/{diag['num_classes']} covered, entropy "
                    f"{diag['entropy']:.3f} of {diag['max_entropy']:.3f} nats")
         click.echo(f"  histogram  {' '.join(str(c) for c in diag['class_histogram'])}")
         if "class_control" in diag:
             click.echo(f"  requested class recognised in {diag['class_control']:.1%} of images")
-    elif prov["extractor"] == "digits":
+    elif prov["extractor"] == "digits" and prov["real_data"] != "stacked-mnist":
         click.echo(f"  classes    not reported: {prov['real_data']} is not digit data")
     click.echo(f"  extractor weights sha256 {prov['extractor_weights_sha256']}, seed {prov['seed']}")
     if json_out is not None:
@@ -811,6 +813,23 @@ def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: 
     if save and local.is_dir():
         written = record(result, local)
         click.echo(f"recorded in {', '.join(str(p) for p in written)}")
+
+
+def _echo_modes_diagnostics(diag: dict[str, Any]) -> None:
+    """The mode count's context: what softmax confidence alone would count, and the digit classifier's reliability
+    on real test stacks (confidence against accuracy, per channel)."""
+    sure, cal = diag["modes_softmax_confident"], diag["modes_calibration"]
+    click.echo(f"  by softmax confidence alone: {sure['modes']} modes, {sure['fraction']:.1%} of samples (the rule "
+               "also asks each channel to lie among real digits of its class)")
+    click.echo(f"  classifier on real test stacks, per channel: accuracy {cal['accuracy']:.2%}, mean confidence "
+               f"{cal['mean_confidence']:.2%}, expected calibration error {cal['ece']:.4f}; read with confidence: "
+               f"{cal['confident_share']:.1%} of channels ({cal['confident_accuracy']:.2%} right), "
+               f"{cal['stacks_confident']:.1%} of stacks")
+    for b in cal["bins"]:
+        if b["share"] > 0:
+            low, high = b["confidence"]
+            click.echo(f"    confidence {low:.2f}-{high:.2f}: {b['share']:6.2%} of channels, mean confidence "
+                       f"{b['mean_confidence']:.3f}, accuracy {b['accuracy']:.3f}")
 
 
 @cli.command()

@@ -81,12 +81,16 @@ def test_stacked_mnist_quick_reports_mode_coverage(tmp_path, monkeypatch):
     real = result["real"]
     assert real["samples"] == 96 and real["confident_fraction"] > 0.8 and real["modes"] >= 85
     assert all(a > 0.9 for a in real["channel_accuracy"])
+    assert real["calibration"]["accuracy"] > 0.98 and real["calibration"]["ece"] < 0.02  # over all 25,600 stacks
+    # the independent check: a second reader (one epoch under --quick) counted the same samples
+    assert result["second_reader"]["epochs"] == 1 and real["second_reader"]["samples"] == 96
     by_name = {a["architecture"]: a for a in result["architectures"]}
     gan = by_name["gan"]
     assert gan["training"]["steps"] >= 1 and gan["training"]["cpu_s"] >= 0.9
     c = gan["coverage"]
     assert c["samples"] == 96 and 1 <= c["modes"] <= 96 and 0 <= c["kl"] <= 6.91
     assert c["confident_modes"] <= c["modes"] and 0 <= c["confident_fraction"] <= 1
+    assert c["confident_modes"] <= c["softmax_confident_modes"] and gan["second_reader"]["samples"] == 96
     assert "conditional" in by_name["cgan"]["skipped"] and "PluginError" in by_name["dcgan"]["error"]
     from PIL import Image
 
@@ -97,7 +101,7 @@ def test_stacked_mnist_quick_reports_mode_coverage(tmp_path, monkeypatch):
     assert saved["architectures"][0]["coverage"] == c
     for needle in ("| real test stacks | - | - | ", "| gan | ", "DCGAN (published, plain argmax) | - | - | 99 | 3.400",
                    "R3GAN (published, plain argmax) | - | - | 1000 | 0.078", "- cgan: left out (conditional",
-                   "- dcgan: left out (PluginError"):
+                   "- dcgan: left out (PluginError", "second reader: confident modes"):
         assert needle in text, needle
     assert [row["verdict"] for row in stacked_mnist.summary(result)] == ["-"]  # fewer samples than the protocol
 

@@ -15,7 +15,8 @@ starts DataLoader worker processes. What ganzoo adds:
 - a provenance record with every result: extractor and its weights' sha256, feature layer, numbers of real and
   generated images, which split, how images were resized, seed, library versions;
 - on stacked-mnist, the metric "modes": how many of its 1,000 digit triples the samples cover and how evenly, over all
-  samples and over those read with confidence (`ganzoo.metrics.modes`);
+  samples and over those read with confidence (`ganzoo.metrics.modes`), with the digit classifier's calibration on
+  real test stacks and the count by softmax confidence alone as diagnostics;
 - for digit data only (`ganzoo.metrics.digits.is_digit_data`: mnist-5k, mnist, an image folder with sub-folders
   0 to 9) and the `digits` extractor, the class histogram of generated images under the digit classifier, its
   entropy and how many classes are covered (and, for conditional models, how often the requested class is what the
@@ -301,15 +302,23 @@ class Evaluator:
         fake = extract_features(extractor, images, self.batch_size) if uses_features else {}
         values: dict[str, float] = {}
         mode_provenance: dict[str, Any] = {}
+        mode_diagnostics: dict[str, Any] = {}
         for metric in self.metrics:
             if metric == "modes":
                 import ganzoo.metrics.digits as digits
                 import ganzoo.metrics.modes as modes
 
-                coverage = modes.mode_coverage(images, device=self.device or model.device)
+                device = self.device or model.device
+                coverage = modes.mode_coverage(images, device=device)
                 values.update(coverage.values())
                 mode_provenance = {"modes_reader": "digits classifier, per channel", "modes_reader_sha256":
-                                   digits.SHA256, "modes_confidence": coverage.threshold}
+                                   digits.SHA256, "modes_confidence": coverage.threshold, "modes_rule": modes.RULE}
+                # what the softmax condition alone would count, and the classifier's reliability on real test
+                # stacks (computed once per process and size), to read the count beside
+                mode_diagnostics = {"modes_softmax_confident": {
+                    "modes": coverage.softmax_confident_modes,
+                    "fraction": round(coverage.softmax_confident_fraction, 5)},
+                    "modes_calibration": modes.calibration(shape[-1], device)}
             elif metric == "fid":
                 values["fid"] = frechet_distance(fake["features"], real["features"])
             elif metric == "kid":
@@ -318,7 +327,7 @@ class Evaluator:
                 values.update(_inception_score(fake["logits"], self.seed))
             else:
                 values.update(_precision_recall(fake["features"], real["features"]))
-        diagnostics = self._diagnostics(extractor, fake, labels)
+        diagnostics = {**self._diagnostics(extractor, fake, labels), **mode_diagnostics}
         provenance = {**extractor.provenance(), "real_data": self.dataset.name, "split": self.dataset.split,
                       "real_images": len(self.dataset), "fake_images": self.num_samples,
                       "image_size": f"{shape[1]}x{shape[2]}x{shape[0]}",
@@ -383,13 +392,17 @@ def evaluate(model: GANModel, data: str = "mnist-5k", metrics: str | Sequence[st
 
 #: provenance fields that must agree for two stored values of a metric to measure the same thing
 COMPARABLE_FIELDS = ("extractor", "extractor_weights_sha256", "real_data", "split", "fake_images")
+#: and for the values of the metric "modes", also the counting rule (a value counted by an earlier rule is kept)
+MODES_COMPARABLE_FIELDS = ("modes_reader_sha256", "modes_rule")
 
 
 def comparable(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two stored records ({"name", "value", "provenance"}) are the same metric measured alike, so that the
-    newer may replace the older: the same extractor and weights, data, split and number of generated images."""
+    newer may replace the older: the same extractor and weights, data, split and number of generated images, and for
+    the mode-coverage values the same reader and counting rule."""
     pa, pb = a.get("provenance") or {}, b.get("provenance") or {}
-    return a.get("name") == b.get("name") and all(pa.get(k) == pb.get(k) for k in COMPARABLE_FIELDS)
+    fields = COMPARABLE_FIELDS + (MODES_COMPARABLE_FIELDS if a.get("name") in METRICS["modes"][0] else ())
+    return a.get("name") == b.get("name") and all(pa.get(k) == pb.get(k) for k in fields)
 
 
 def record(result: EvalResult, path: str | Path) -> list[Path]:
