@@ -7,6 +7,7 @@ folder (none made, none removed) below the user's folder, hashed before and afte
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -274,7 +275,8 @@ def running(trained, tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     args = ["train", "--arch", "dcgan", "--steps", 100000, "--checkpoint-every", 100000, "--sample-every", 100000,
             "--out", root / "r", *TINY]
-    proc = subprocess.Popen([sys.executable, "-m", "ganzoo", *map(str, args)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "ganzoo", *map(str, args)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while holder(root / "r") is None and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -317,3 +319,32 @@ def test_a_sigkilled_training_leaves_its_folder_free(running, monkeypatch):
     result = invoke("train", "--arch", "dcgan", "--out", "r", "--overwrite", "--steps", 1, *TINY)
     assert result.exit_code == 0, result.output
     assert not (root / "r" / LOCK_NAME).exists()  # a training that ends removes it
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_forked_worker_does_not_keep_a_killed_trainings_lock(tmp_path):
+    """Streamed data is decoded by forked DataLoader workers: they must not hold the lock of a parent killed with
+    SIGKILL, or the job started again would be refused until they noticed and exited."""
+    script = (
+        "import os, sys, time\n"
+        "from ganzoo._runlock import FolderLock\n"
+        f"FolderLock({str(tmp_path)!r}).acquire()\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    time.sleep(60); os._exit(0)\n"
+        "print(child, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    try:
+        assert holder(tmp_path) == f"a running training (pid {proc.pid})"
+        proc.kill()
+        proc.wait()
+        os.kill(child, 0)  # the worker lives on
+        assert holder(tmp_path) is None
+    finally:
+        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
