@@ -357,6 +357,88 @@ def kill_and_resume(work: Path, *, kills: int, steps: int, seed: int, modes: lis
     return report
 
 
+def _state(run: Path) -> str:
+    """What a killed attempt left in the run folder, in words (for the log of `auto_resume_kills`)."""
+    if not run.exists():
+        return "no run folder"
+    if not (run / "config.json").is_file():
+        return "a folder without config.json"
+    step = newest_step(run)
+    if step is None:
+        return "config.json, no checkpoint"
+    exported = (run / "model" / "config.json").is_file()
+    return f"checkpoint {step}" + (", model exported" if exported else "")
+
+
+@dataclass
+class AutoReport:
+    attempts: int = 0
+    kills: int = 0
+    states: list[str] = field(default_factory=list)  # what each kill left, in order
+    differences: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    finished_again: str = ""  # what an attempt after the run finished printed
+    untouched: bool = False  # ... and whether it left every file as it was
+    identical: bool = False
+    wall_s: float = 0.0
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def auto_resume_kills(work: Path, *, kills: int, steps: int, seed: int, log=print,
+                      run_args: list[str] | None = None) -> AutoReport:
+    """`ganzoo train ... --auto-resume`, the same command line every time, SIGKILLed after random delays from the
+    first instant on (0.05 s, 0.3 s, then `kills` random moments spread over an uninterrupted run's start-up and
+    training), and started again until it exits 0 on its own; then once more, which must exit 0 and change nothing.
+    The run must end bit-identical to an uninterrupted one (`compare_runs`)."""
+    run_args = RUN_ARGS if run_args is None else run_args
+    rng = random.Random(seed)
+    work.mkdir(parents=True, exist_ok=True)
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    reference, run = work / "reference", work / "run"
+    report = AutoReport()
+    t0 = time.perf_counter()
+    timing = reference_run(reference, steps, logs, run_args)
+    total = timing.startup_s + steps * timing.step_s
+    log(f"reference: {steps} steps, start-up {timing.startup_s:.2f} s, {1000 * timing.step_s:.1f} ms a step")
+    # a third of the random moments fall in the start-up (before and around the run folder's creation), the rest
+    # in the training and its export: each in its own equal part of that span, so that every phase is hit
+    early = max(1, kills // 3)
+    start = timing.startup_s
+    delays = [0.05, 0.3] + [0.3 + (start - 0.3) * (i + rng.random()) / early for i in range(early)]
+    delays += [start + (total - start) * (i + rng.random()) / (kills - early) for i in range(kills - early)]
+    command = ["train", *run_args, *CADENCE, "--steps", str(steps), "--out", str(run), "--auto-resume"]
+    for delay in [*delays, None]:
+        report.attempts += 1
+        attempt = _Attempt(command, logs / f"attempt-{report.attempts:03d}.log", work)
+        if delay is not None:
+            _sleep_while_running(attempt, delay)
+            if attempt.kill():
+                report.kills += 1
+                report.states.append(_state(run))
+                report.unreadable += [f"after kill {report.kills}: {p}" for p in check_readable(run)]
+                log(f"kill {report.kills:2d} after {delay:5.2f} s: {report.states[-1]}")
+                continue
+        code = attempt.wait()
+        if code != 0:
+            report.unreadable.append(f"attempt {report.attempts} exited {code}: {attempt.output()[-400:]}")
+            report.wall_s = round(time.perf_counter() - t0, 1)
+            return report
+        break  # it finished on its own
+    report.differences = compare_runs(reference, run)
+    report.identical = not report.differences
+    before = _tree(run)
+    again = _Attempt(command, logs / "again.log", work)
+    code = again.wait()
+    report.finished_again = f"exit {code}: {again.output().strip()}"
+    report.untouched = code == 0 and _tree(run) == before
+    report.wall_s = round(time.perf_counter() - t0, 1)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs before the run may finish (default 20)")

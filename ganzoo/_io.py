@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "remove_leftover_temps", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_path", "remove_leftover_temps", "temp_target", "write_bytes", "write_json", "write_text"]
 
 
 def _file_mode() -> int:
@@ -84,6 +84,12 @@ def remove_leftover_temps(folder: str | os.PathLike[str], targets: Iterable[str]
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def temp_target(name: str) -> str | None:
+    """The file name whose atomic write left the temporary file called `name`, or None for any other name."""
+    match = _TEMP_NAME.match(name)
+    return match["target"] if match else None
 
 
 def _write(target: str | os.PathLike[str], mode: str, writer: Callable[[IO[Any]], None]) -> None:

@@ -115,6 +115,28 @@ def _check_output_file(path: Path, option: str = "-o", image: str | None = None)
         image_format(path, image)  # type: ignore[arg-type]
 
 
+def _check_not_model_file(path: Path, model: str, option: str = "-o") -> None:
+    """Refuse an output file that lies on the files of MODEL that ganzoo reads or writes (its weights, config.json,
+    model card and sample grid, and a run's checkpoints, samples and exports), before any work is done."""
+    from ganzoo._paths import inside, overlaps
+
+    local = Path(model).expanduser()
+    if local.exists():
+        folder = local
+    else:  # a catalogue or Hub name: its shipped or cached folder (found or downloaded, as loading it would)
+        from ganzoo.hub import locate
+
+        folder = locate(model)[0]
+    from ganzoo.trainer.run import owned_paths
+
+    clashes = [owned for owned in owned_paths(folder) if overlaps(path, owned)]
+    if clashes:
+        clash = max(clashes, key=lambda p: len(p.parts))  # the most precise: the file itself, else its folder
+        where = "onto" if inside(clash, path) else "into"
+        raise _UsageFailure(f"{option} {path} would write {where} {clash}, which ganzoo reads and writes for "
+                            f"{model}; choose an {option} outside the model's own files")
+
+
 def _parse_value(text: str) -> Any:
     """`--set` values are JSON where they parse as JSON (numbers, true/false, lists), else plain strings."""
     try:
@@ -325,6 +347,10 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
               help="Run folder.  [default: runs/ARCH, numbered if taken]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its newest checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
+@click.option("--auto-resume", is_flag=True,
+              help="For jobs a scheduler may kill and start again with the same command: continue the run in --out "
+                   "when there is one, start it when there is none, exit 0 when it already finished; refused when "
+                   "--out holds a run of another plan.")
 @click.option("--img-size", type=click.IntRange(min=4), help="Image size.  [default: the architecture's]")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Image channels.  [default: the dataset's]")
 @click.option("--loss", help="Loss from the zoo: minimax, non-saturating, hinge, wasserstein, least-squares, "
@@ -378,7 +404,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @_errors_to_exit_codes
 def train(arch: str | None, init: str | None, preset: str | None, data: str | None, stream: bool,
           data_workers: int | None, steps: int | None, batch_size: int | None, seed: int | None,
-          out: Path | None, resume: bool, overwrite: bool, img_size: int | None, channels: str | None,
+          out: Path | None, resume: bool, overwrite: bool, auto_resume: bool, img_size: int | None,
+          channels: str | None,
           loss: str | None, g_lr: float | None, d_lr: float | None, d_steps: int | None,
           label_smoothing: float | None, label_noise: bool | None, instance_noise: float | None,
           ema_kimg: float | None, assignments: tuple[str, ...], device: str, amp: bool, channels_last: bool,
@@ -391,6 +418,12 @@ def train(arch: str | None, init: str | None, preset: str | None, data: str | No
         raise _UsageFailure("--resume and --overwrite contradict each other; pick one")
     if resume and init:
         raise _UsageFailure("--init starts a new run from a model and --resume continues a run; pick one")
+    if auto_resume and resume:
+        raise _UsageFailure("--auto-resume already continues the run when there is one; drop --resume")
+    if auto_resume and overwrite:
+        raise _UsageFailure("--auto-resume keeps the run in --out and --overwrite replaces it; pick one")
+    if auto_resume and out is None:
+        raise _UsageFailure("--auto-resume needs the run folder that every attempt of the job uses: pass --out RUN")
     if not resume and not arch and not init:
         raise _UsageFailure("missing --arch; pick one from `ganzoo list`, or start from a model with --init")
     from ganzoo.registry import get_architecture
@@ -468,7 +501,8 @@ def train(arch: str | None, init: str | None, preset: str | None, data: str | No
     progress, close = _progress_printer()
     try:
         model = run_training(arch, data=data, out=out, preset=preset, config=config, recipe=recipe, seed=seed,
-                             resume=resume, overwrite=overwrite, init=init, progress=progress, **options)
+                             resume="auto" if auto_resume else resume, overwrite=overwrite, init=init,
+                             progress=progress, **options)
     except TrainingInterrupted as exc:
         close()
         if _rank() != 0:  # rank 0 says it for every process
@@ -483,6 +517,9 @@ def train(arch: str | None, init: str | None, preset: str | None, data: str | No
         return
     summary = model.info["training"]
     run_dir = Path(model.info["run"])
+    if model.info.get("auto_resume") == "finished":
+        click.echo(f"{run_dir} already finished its {summary['steps']} steps; nothing to do")
+        return
     click.echo(f"trained {model.architecture} for {summary['steps']} steps in {summary['wall_time_s']} s")
     click.echo(f"run folder:  {run_dir}")
     click.echo(f"sample grid: {run_dir / 'model' / 'samples.png'}")
@@ -632,6 +669,7 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, clas
     from ganzoo.images import save_grid
 
     _check_output_file(output, image="grid")
+    _check_not_model_file(output, model)
     gan = _load_for_sampling(model, device)
     images = gan.sample(num, seed=seed, labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
     save_grid(images, output, nrow=nrow)
@@ -660,6 +698,7 @@ def interpolate(model: str, output: Path, num: int, keyframes: int, frames: int,
     from ganzoo.images import save_gif
 
     _check_output_file(output, image="animation")
+    _check_not_model_file(output, model)
     gan = _load_for_sampling(model, device)
     walk = gan.interpolate(num, keyframes=keyframes, frames_per_key=frames, seed=seed, spherical=not linear,
                            labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
@@ -682,6 +721,7 @@ def progress(run: Path, output: Path | None, duration: int) -> None:
         raise _UsageFailure(f"{run} has no sample grids in samples/; is it a run folder?")
     output = output or run / "progress.gif"
     _check_output_file(output, image="animation")
+    _check_not_model_file(output, str(run))
     gif_from_files(grids, output, duration_ms=duration)
     click.echo(f"wrote {len(grids)} frames to {output}")
 
@@ -704,6 +744,7 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
     from ganzoo.images import save_grid
 
     _check_output_file(output, image="grid")
+    _check_not_model_file(output, model)
     gan = _load_for_sampling(model, device)
     if not gan.supports_style_mixing:
         raise _UsageFailure(f"{gan.architecture} has no style mixing; use a StyleGAN-style model")
@@ -783,6 +824,12 @@ def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: 
     parse_metrics(metrics)  # name errors before any loading
     if json_out is not None:
         _check_output_file(json_out, "--json")
+        _check_not_model_file(json_out, model, "--json")
+    local = Path(model).expanduser()
+    if save and local.is_dir():  # the result is recorded there: not while a training writes it
+        from ganzoo._runlock import check_not_busy
+
+        check_not_busy(local)
     canonical_name(extractor)
     split = eval_split(data, split)  # a folder has no test split: said before anything loads
     gan = _load_for_sampling(model, device)
@@ -809,7 +856,6 @@ def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: 
     if json_out is not None:
         write_json(json_out, result.to_dict())
         click.echo(f"wrote {json_out}")
-    local = Path(model).expanduser()
     if save and local.is_dir():
         written = record(result, local)
         click.echo(f"recorded in {', '.join(str(p) for p in written)}")

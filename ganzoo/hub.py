@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ganzoo import __version__
 from ganzoo._io import sha256_of
+from ganzoo._runlock import check_not_busy
 from ganzoo.errors import GanzooError, GanzooUsageError, PluginError, UnknownNameError, WeightsError, unknown_name
 
 if TYPE_CHECKING:
@@ -453,6 +454,8 @@ def push(model_or_folder: GANModel | str | os.PathLike[str], repo_id: str, *, pr
     from huggingface_hub import CommitOperationAdd, HfApi
 
     repo_id = _repo_id(repo_id)
+    if isinstance(model_or_folder, (str, os.PathLike)):  # not a model that a running training is still writing
+        check_not_busy(model_or_folder)
     with tempfile.TemporaryDirectory(prefix="ganzoo-push-") as tmp:
         if not isinstance(model_or_folder, (str, os.PathLike)):
             model_or_folder = model_or_folder.save_pretrained(Path(tmp) / "model")

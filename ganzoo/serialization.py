@@ -233,16 +233,18 @@ def save_model_folder(model: GANModel, folder: str | os.PathLike[str], *, sample
     if model.discriminator is not None:
         save_state(model.discriminator.state_dict(), folder / DISCRIMINATOR_NAME,
                    {"format": "pt", "ganzoo": __version__})
+    write_text(folder / CARD_NAME, model_card(model, training))
+    if samples:  # 64 images, or one row of 8 per class for a conditional model
+        labels = class_rows(model.num_classes, 8) if model.num_classes else None
+        n = len(labels) if labels is not None else 64
+        save_grid(model.sample(n, seed=0, labels=labels), folder / SAMPLES_NAME, nrow=8)
+    # config.json last: once it records a training's steps, every other file of this export is written (what
+    # `ganzoo train --auto-resume` reads to tell a finished run from one killed while exporting)
     meta = {"architecture": model.architecture, "config": model.config.to_dict(), "ganzoo_version": __version__}
     if training:
         meta["training"] = training
     if model.info.get("metrics"):
         meta["metrics"] = model.info["metrics"]
     write_json(folder / CONFIG_NAME, meta)
-    write_text(folder / CARD_NAME, model_card(model, training))
-    if samples:  # 64 images, or one row of 8 per class for a conditional model
-        labels = class_rows(model.num_classes, 8) if model.num_classes else None
-        n = len(labels) if labels is not None else 64
-        save_grid(model.sample(n, seed=0, labels=labels), folder / SAMPLES_NAME, nrow=8)
     return folder
 

@@ -657,6 +657,12 @@ def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str
     out = Path(out)
     if out.suffix.lower() != ".zip":
         raise GanzooUsageError(f"the output {out} must be a .zip file")
+    from ganzoo._paths import inside, local_data_paths
+
+    for read in local_data_paths(src):  # the zip would replace its source, or be written among the images read
+        if inside(out, read):
+            raise GanzooUsageError(f"the output {out} {'is' if inside(read, out) else 'lies inside'} the source "
+                                   f"{read}; write the zip outside what it is made from")
     source = _prepare_source(src)
     class_names, all_labels = _folder_labels(source) if labels == "from-folders" else (None, None)
     channels = channels or source.native_channels()

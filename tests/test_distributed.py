@@ -243,3 +243,22 @@ def test_nproc_resume_falls_back_past_a_damaged_checkpoint_and_refuses_without_o
     assert len(errors) == 1 and "is readable (newest:" in errors[0] and "--overwrite" in errors[0], refused.stderr
     assert {p.name: p.read_bytes() for p in (run / "model").iterdir()} == model
     assert sorted(run.glob("events.out.tfevents.*")) == events  # the refused resume wrote nothing
+
+
+def test_nproc_auto_resume_starts_then_leaves_a_finished_run_alone(tmp_path):
+    """`--auto-resume` with 2 processes: rank 0 decides and holds the run folder's lock; a second start of the finished
+    run exits 0 and changes nothing; another plan is refused, said once."""
+    run = tmp_path / "r"
+    args = ["train", "--nproc", "2", *TINY, "--steps", "2", "--out", str(run), "--auto-resume"]
+    first = _ganzoo(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("trained dcgan for 2 steps") == 1
+    assert not (run / ".ganzoo-lock").exists()  # rank 0 took it and gave it back
+    before = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+    again = _ganzoo(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("already finished its 2 steps; nothing to do") == 1, again.stdout
+    assert {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()} == before
+    other = _ganzoo(*args, "--seed", "1", cwd=tmp_path)
+    errors = [line for line in other.stderr.splitlines() if line.startswith("Error: ")]
+    assert other.returncode == 2 and len(errors) == 1 and "holds another run" in errors[0], other.stderr

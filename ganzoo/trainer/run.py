@@ -8,12 +8,14 @@ import os
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from ganzoo import __version__
-from ganzoo._io import remove_leftover_temps, sha256_of, write_json
+from ganzoo._io import remove_leftover_temps, sha256_of, temp_target, write_json
+from ganzoo._paths import first_overlap, inside, local_data_paths
+from ganzoo._runlock import LOCK_NAME, FolderLock, check_not_busy, holder
 from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
 from ganzoo.model import GANModel
 from ganzoo.trainer.checkpoint import Checkpoint, resume_checkpoint
@@ -26,12 +28,15 @@ if TYPE_CHECKING:
     from ganzoo.streaming import StreamingDataset
     from ganzoo.trainer.distributed import World
 
-__all__ = ["default_out", "load_init_source", "plan_run", "read_plan", "train"]
+__all__ = ["default_out", "is_run_folder", "load_init_source", "owned_paths", "plan_run", "read_plan", "train"]
 
 logger = logging.getLogger(__name__)
 
 RUN_CONFIG = "config.json"
-_RUN_ARTIFACTS = ("config.json", "metrics.jsonl", "samples", "checkpoints", "model")
+#: what a run writes into its folder besides TensorBoard's event files: what --overwrite deletes, and nothing else
+_RUN_ARTIFACTS = ("config.json", "metrics.jsonl", "samples", "checkpoints", "model", "best")
+_TOP_LEVEL_WRITES = ("config.json", "metrics.jsonl")  # written atomically at the top of the run folder
+_PROBE = ".ganzoo-write-test"
 _RESUMABLE_OPTIONS = {"device", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "eval_every",
                       "data_workers"}
 
@@ -40,18 +45,25 @@ def default_out(architecture: str, root: Path = Path("runs")) -> Path:
     """`runs/<arch>`, or `runs/<arch>-2`, `-3`, ... when taken."""
     candidate = root / architecture
     n = 2
-    while candidate.exists() and any(candidate.iterdir()):
+    while candidate.exists() and (any(not _is_leftover(p) for p in candidate.iterdir()) or holder(candidate)):
         candidate = root / f"{architecture}-{n}"
         n += 1
     return candidate
 
 
+def _is_leftover(path: Path) -> bool:
+    """What a run killed mid-write leaves and nothing reads: temporary files of its atomic writes at the top of the
+    run folder, the writability probe, and a lock file that its dead process no longer holds."""
+    return temp_target(path.name) in _TOP_LEVEL_WRITES or path.name in (_PROBE, LOCK_NAME)
+
+
 def _remove_leftovers(out: Path) -> None:
-    """Delete what a run killed mid-write left: temporary files of its atomic writes and the writability probe."""
-    removed = remove_leftover_temps(out, targets=("config.json", "metrics.jsonl"))
-    for name in ("checkpoints", "samples", "model"):
+    """Delete what a run killed mid-write left: temporary files of its atomic writes and the writability probe.
+    Only while holding the folder's lock: a running training's temporary files are not leftovers."""
+    removed = remove_leftover_temps(out, targets=_TOP_LEVEL_WRITES)
+    for name in ("checkpoints", "samples", "model", "best"):
         removed += remove_leftover_temps(out / name)
-    probe = out / ".ganzoo-write-test"
+    probe = out / _PROBE
     if probe.is_file():
         probe.unlink()
         removed.append(probe)
@@ -59,35 +71,120 @@ def _remove_leftovers(out: Path) -> None:
         logger.info("removed %d file(s) left half-written by an interrupted run in %s", len(removed), out)
 
 
-def _prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
+def _run_files(out: Path) -> list[Path]:
+    """The files and folders of a run in `out` (what --overwrite deletes), leftovers not counted."""
+    if not out.is_dir():
+        return []
+    found = [out / name for name in _RUN_ARTIFACTS if os.path.lexists(out / name)]
+    return found + sorted(p for p in out.glob(EVENT_FILE_PREFIX + "*") if p.is_file())
+
+
+def _check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an output folder that cannot take this run; reads only (nothing is made, moved or deleted)."""
     if out.exists() and not out.is_dir():
         raise GanzooUsageError(f"output path {out} is a file; choose a folder with --out")
-    _remove_leftovers(out)
-    occupied = out.is_dir() and any(out.iterdir())
+    check_not_busy(out)  # a training (or eval, push) in this folder or a folder above it
     if resume:
         if not (out / RUN_CONFIG).is_file():
             raise GanzooUsageError(f"cannot resume: {out} is not a ganzoo run folder (no {RUN_CONFIG})")
         return
+    occupied = out.is_dir() and any(not _is_leftover(p) for p in out.iterdir())
     if occupied and not overwrite:
         raise GanzooUsageError(f"output folder {out} already exists; pass --resume to continue it, "
                                "--overwrite to replace it, or choose another --out")
-    if occupied:
-        for name in _RUN_ARTIFACTS:  # only what a run writes; anything else the user keeps there stays
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-        for events in out.glob(EVENT_FILE_PREFIX + "*"):  # TensorBoard's, which a new run would otherwise join
-            if events.is_file():
-                events.unlink()
+
+
+def _claim_out(out: Path, overwrite: bool) -> FolderLock:
+    """Make the run folder, lock it for this process's life (see `ganzoo._runlock`), then clear what a killed run
+    left and, with `overwrite`, the previous run's files. Call `_check_out` first: this is where the disk changes."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".ganzoo-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        lock = FolderLock(out).acquire()
     except OSError as exc:
         raise GanzooUsageError(f"cannot write to output folder {out} ({exc.strerror}); choose another --out") from None
+    try:
+        _remove_leftovers(out)
+        if overwrite:
+            for target in _run_files(out):  # only what a run writes; anything else the user keeps there stays
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink()
+        try:
+            probe = out / _PROBE
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise GanzooUsageError(f"cannot write to output folder {out} ({exc.strerror}); choose another --out") \
+                from None
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _init_paths(init: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
+    """What a fine-tune reads of its source: its model folder, and every path that names it: the path as given (when
+    local), the folder it resolves to (a catalogue or Hub name resolves to a shipped or cached folder), the model
+    folder and the files in it (symlinks resolved: a Hub cache's files live elsewhere)."""
+    from ganzoo import hub
+    from ganzoo.serialization import find_model_folder
+
+    named = Path(os.fspath(init)).expanduser()
+    found, _ = hub.locate(os.fspath(init))
+    folder = find_model_folder(found)
+    paths = [named] if named.exists() else []
+    paths += [found, folder]
+    paths += [Path(os.path.realpath(p)) for p in sorted(folder.iterdir()) if p.is_file()]
+    return folder, paths
+
+
+def _check_inputs(out: Path, options: Mapping[str, Any], init: str | os.PathLike[str] | None) -> None:
+    """Refuse a run folder that overlaps what the run reads, before anything is touched: the model it fine-tunes
+    (either way round: the run would replace or write into it) and its data (the run folder inside the data would
+    add its sample grids to the images; data inside the run's own files would be written or deleted)."""
+    from ganzoo.data import dataset_names
+
+    if init is not None:
+        source, paths = _init_paths(init)
+        clash = first_overlap([out], paths)
+        if clash is not None:
+            raise GanzooUsageError(f"--out {out} overlaps the model the run starts from ({clash[1]}); a run folder "
+                                   f"must lie apart from its --init source: choose another --out")
+        check_not_busy(source)  # a model that a training is still writing is no fixed starting point
+    for data in local_data_paths(str(options.get("data", "mnist-5k")), dataset_names()):
+        if inside(out, data):
+            raise GanzooUsageError(f"--out {out} is inside the data {data}: the run's sample grids and model would "
+                                   "become part of it; choose an --out outside the data")
+        written = next((out / name for name in _RUN_ARTIFACTS if inside(data, out / name)), None)
+        if written is not None:
+            raise GanzooUsageError(f"the data {data} is inside {written}, which the run in {out} writes (and "
+                                   "--overwrite deletes); move the data or choose another --out")
+
+
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` holds a training run (a config.json with the run's recipe and options)."""
+    try:
+        plan = json.loads((Path(path) / RUN_CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(plan, dict) and isinstance(plan.get("recipe"), dict) and isinstance(plan.get("options"), dict)
+
+
+def owned_paths(folder: str | os.PathLike[str]) -> list[Path]:
+    """The files and folders that ganzoo reads and writes in a model or run folder: a model folder's files, and when
+    the folder is a run (or the `model/` or `best/` folder of one) every file and folder of the run. A command's
+    output file must lie outside all of them."""
+    from ganzoo.hub import MODEL_FILES
+
+    folder = Path(folder)
+    owned = [folder / name for name in MODEL_FILES]
+    run = folder if is_run_folder(folder) else folder.parent if (
+        folder.name in ("model", "best") and is_run_folder(folder.parent)) else None
+    if run is not None:
+        owned += [run / name for name in _RUN_ARTIFACTS]
+        owned += sorted(run.glob(EVENT_FILE_PREFIX + "*"))
+    return owned
 
 
 def read_plan(out: Path) -> dict[str, Any]:
@@ -336,7 +433,7 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
 def train(architecture: str | None = None, data: str | None = None, steps: int | None = None,
           out: str | Path | None = None, *, preset: str | None = None, config: Mapping[str, Any] | None = None,
           recipe: Mapping[str, Any] | None = None, batch_size: int | None = None, seed: int | None = None,
-          device: str | None = None, resume: bool = False, overwrite: bool = False,
+          device: str | None = None, resume: bool | Literal["auto"] = False, overwrite: bool = False,
           init: str | os.PathLike[str] | None = None, progress: ProgressFn | None = None, **options: Any) -> GANModel:
     """Train an architecture with its recipe and write a run folder; returns the trained model.
 
@@ -345,12 +442,21 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
         data: dataset name or image folder (default the embedded `mnist-5k`); ``stream:FOLDER``, a StyleGAN-style
             .zip or ``hf:NAME`` are read image by image as training goes (see `ganzoo.streaming`).
         steps, batch_size: override the recipe's.
-        out: run folder (default `runs/<architecture>`, numbered when taken).
+        out: run folder (default `runs/<architecture>`, numbered when taken). It must lie apart from what the run
+            reads: the `init` model (either way round) and the data (the run folder not inside it, the data not
+            inside the run's own files). While training, the process holds a lock on it (`RUN/.ganzoo-lock`), so
+            that no other training, `ganzoo eval` or `ganzoo push` uses the folder meanwhile.
         preset: a named preset of the architecture (e.g. `keras-mnist` for dcgan).
         config, recipe: overrides of the architecture's config and recipe fields.
         seed, device: run options; further `RunOptions` fields (log_every, sample_every, checkpoint_every, amp,
             channels_last, compile, ...) are accepted as keywords.
-        resume: continue the run in `out` from its newest checkpoint.
+        resume: True: continue the run in `out` from its newest checkpoint (refused when `out` holds no run).
+            "auto", for jobs that a scheduler may kill and start again with the same arguments (`--auto-resume`):
+            continue the run in `out` when it holds one, start it when it holds none (a folder with no run files, or
+            only what a run killed before writing its config.json leaves), and return its exported model without
+            touching anything when it has already finished its planned steps. The arguments must plan the same run
+            as the one in `out` (architecture, config, recipe, steps, data, seed, init...), else it is refused. The
+            returned model's `info["auto_resume"]` says which happened: "started", "resumed" or "finished".
         overwrite: replace an existing run in `out`.
         init: fine-tune: start from this model (anything `ganzoo.load` accepts) instead of random weights. Its
             generator, EMA and discriminator (a new one when it has none) are the starting point, its architecture
@@ -358,29 +464,103 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
         progress: called after every step with (step, total steps, logged values or None).
 
     Started by torchrun (WORLD_SIZE > 1), every process calls this with the same arguments and trains on its
-    share of each batch (see `ganzoo.trainer.distributed`); rank 0 alone writes the run folder.
+    share of each batch (see `ganzoo.trainer.distributed`); rank 0 alone writes the run folder and holds its lock.
     """
     from ganzoo.trainer.distributed import World
 
+    if resume not in (False, True, "auto"):
+        raise GanzooUsageError(f"resume must be False, True or 'auto', got {resume!r}")
     world = World.from_env()
+    locks: list[FolderLock] = []  # the run folder's lock, taken by the process that writes it
     try:
-        model = _train(architecture, data, steps, out, preset=preset, config=config, recipe=recipe,
-                       batch_size=batch_size, seed=seed, device=device, resume=resume, overwrite=overwrite,
-                       init=init, progress=progress, world=world, **options)
-    except BaseException:
+        try:
+            model = _train(architecture, data, steps, out, preset=preset, config=config, recipe=recipe,
+                           batch_size=batch_size, seed=seed, device=device, resume=resume, overwrite=overwrite,
+                           init=init, progress=progress, world=world, locks=locks, **options)
+        except BaseException:
+            if world is not None:
+                world.abort()
+            raise
         if world is not None:
-            world.abort()
-        raise
-    if world is not None:
-        world.close()
+            world.close()
+    finally:
+        for lock in locks:
+            lock.release()
     return model
+
+
+def _plan_differences(new: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
+    """What differs between the plan a command asks for and the plan of the run in its folder, as
+    "NAME is NEW here but OLD in the run" (options that a resume may change, and versions, are not compared)."""
+    from ganzoo.registry import get_architecture
+
+    def show(value: Any) -> str:
+        return "unset" if value is _MISSING else json.dumps(value)
+
+    found: list[str] = []
+
+    def compare(prefix: str, a: Mapping[str, Any], b: Mapping[str, Any], skip: set[str] | frozenset[str] = frozenset()
+                ) -> None:
+        for key in sorted(set(a) | set(b)):
+            x, y = a.get(key, _MISSING), b.get(key, _MISSING)
+            if key not in skip and x != y:
+                found.append(f"{prefix}{key} is {show(x)} here but {show(y)} in the run")
+
+    compare("", {k: new.get(k) for k in ("architecture", "preset")}, {k: stored.get(k) for k in ("architecture",
+                                                                                                  "preset")})
+    if found:
+        return found
+    config = dict(new["config"])
+    # a conditional architecture's num_classes left unset (0) is filled in from the data when the run starts
+    if config.get("num_classes") == 0 and get_architecture(new["architecture"]).conditional:
+        config["num_classes"] = stored["config"].get("num_classes", 0)
+    compare("config.", config, stored["config"])
+    compare("recipe.", new["recipe"], stored["recipe"])
+    compare("", new["options"], stored["options"], skip=set(_RESUMABLE_OPTIONS))
+    source = {k: (new.get("init") or {}).get(k) for k in ("source", "generator_sha256")}
+    compare("init.", source, {k: (stored.get("init") or {}).get(k) for k in source})
+    return found
+
+
+_MISSING = object()
+_EXPORTED = ("config.json", "generator.safetensors", "discriminator.safetensors", "README.md", "samples.png")
+
+
+def _auto_state(folder: Path, plan: Mapping[str, Any]) -> str:
+    """What `resume="auto"` does with `folder` for `plan`: "new" (no run there), "resume" or "finished". Refuses
+    a folder that holds a run of another plan, or a run's files without its config.json. Reads only."""
+    if folder.exists() and not folder.is_dir():
+        raise GanzooUsageError(f"output path {folder} is a file; choose a folder with --out")
+    check_not_busy(folder)
+    if not (folder / RUN_CONFIG).is_file():
+        files = _run_files(folder)
+        if files:
+            raise GanzooUsageError(f"{folder} holds a run's {files[0].name} but no {RUN_CONFIG}, so it is no run that "
+                                   "can be continued; move those files away or choose another --out")
+        return "new"  # absent, empty, or only what a run killed before writing its config.json leaves
+    stored = read_plan(folder)
+    differences = _plan_differences(plan, stored)
+    if differences:
+        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+        hint = "; to train it longer, continue it once with --resume --steps N" if \
+            differences[0].startswith("recipe.steps ") else ""
+        raise GanzooUsageError(f"{folder} holds another run: {differences[0]}{more}; --auto-resume continues only "
+                               f"the run its own command started: fix the command or choose another --out{hint}")
+    exported = folder / "model"
+    try:  # config.json is the last file an export writes (save_model_folder): the others are of the same export
+        steps = json.loads((exported / RUN_CONFIG).read_text(encoding="utf-8")).get("training", {}).get("steps")
+    except (OSError, ValueError, AttributeError):
+        steps = None
+    if steps == stored["recipe"]["steps"] and all((exported / name).is_file() for name in _EXPORTED):
+        return "finished"
+    return "resume"
 
 
 def _train(architecture: str | None, data: str | None, steps: int | None, out: str | Path | None, *,
            preset: str | None, config: Mapping[str, Any] | None, recipe: Mapping[str, Any] | None,
-           batch_size: int | None, seed: int | None, device: str | None, resume: bool, overwrite: bool,
+           batch_size: int | None, seed: int | None, device: str | None, resume: bool | str, overwrite: bool,
            init: str | os.PathLike[str] | None, progress: ProgressFn | None, world: World | None,
-           **options: Any) -> GANModel:
+           locks: list[FolderLock], **options: Any) -> GANModel:
     recipe = dict(recipe or {})
     if steps is not None:
         recipe["steps"] = steps
@@ -394,7 +574,11 @@ def _train(architecture: str | None, data: str | None, steps: int | None, out: s
 
         options["background"] = background_hex(options["background"])
 
-    # Planning reads and prepares the run folder: rank 0 alone does it, and its errors are reported once.
+    # Planning reads and prepares the run folder: rank 0 alone does it, and its errors are reported once. Every
+    # refusal comes before the first change on disk (`_claim_out`, which also takes the folder's lock).
+    if resume == "auto":
+        return _train_auto(architecture, out, preset=preset, config=config or {}, recipe=recipe, init=init,
+                           overwrite=overwrite, progress=progress, world=world, locks=locks, options=options)
     if resume and init is not None:
         raise GanzooUsageError("--init starts a new run from a model and --resume continues a run; pick one")
     if resume:
@@ -403,7 +587,7 @@ def _train(architecture: str | None, data: str | None, steps: int | None, out: s
         folder = Path(out)
 
         def plan_resume() -> str:
-            _prepare_out(folder, resume=True, overwrite=False)
+            _check_out(folder, resume=True, overwrite=False)
             plan = read_plan(folder)
             if architecture is not None and architecture != plan["architecture"]:
                 raise GanzooUsageError(f"{folder} is a {plan['architecture']} run, not {architecture}")
@@ -419,6 +603,8 @@ def _train(architecture: str | None, data: str | None, steps: int | None, out: s
                 plan["recipe"]["steps"] = recipe["steps"]
             plan["options"].update(options)
             RunOptions.from_dict(plan["options"])  # validate
+            _check_inputs(folder, plan["options"], None)
+            locks.append(_claim_out(folder, overwrite=False))
             return json.dumps(plan)
 
         plan = json.loads(_on_main(world, plan_resume))
@@ -432,8 +618,54 @@ def _train(architecture: str | None, data: str | None, steps: int | None, out: s
         plan = plan_run(architecture, run_options.data, preset=preset, config=config or {}, recipe=recipe,
                         options=run_options, init=init)
         folder = Path(out) if out is not None else default_out(plan["architecture"])
-        _prepare_out(folder, resume=False, overwrite=overwrite)
+        _check_inputs(folder, plan["options"], init)
+        _check_out(folder, resume=False, overwrite=overwrite)
+        locks.append(_claim_out(folder, overwrite=overwrite))
         return json.dumps({"plan": plan, "folder": str(folder)})
 
     planned = json.loads(_on_main(world, plan_new))
     return _run_from_plan(planned["plan"], Path(planned["folder"]), resume=False, progress=progress, world=world)
+
+
+def _train_auto(architecture: str | None, out: str | Path | None, *, preset: str | None, config: Mapping[str, Any],
+                recipe: Mapping[str, Any], init: str | os.PathLike[str] | None, overwrite: bool,
+                progress: ProgressFn | None, world: World | None, locks: list[FolderLock],
+                options: dict[str, Any]) -> GANModel:
+    """`resume="auto"`: start, continue or leave alone the run in `out` (see `train`)."""
+    from ganzoo.model import load_model_folder
+
+    if out is None:
+        raise GanzooUsageError("--auto-resume needs the run folder that every attempt of the job uses: pass --out RUN")
+    if overwrite:
+        raise GanzooUsageError("--auto-resume keeps the run in --out and --overwrite replaces it; pick one")
+    if architecture is None and init is None:
+        raise GanzooUsageError("--auto-resume needs the command that starts the run: name --arch (or --init)")
+    folder = Path(out)
+
+    def plan_auto() -> str:
+        run_options = RunOptions.from_dict(options)
+        plan = json.loads(json.dumps(plan_run(architecture, run_options.data, preset=preset, config=config,
+                                              recipe=recipe, options=run_options, init=init)))
+        state = _auto_state(folder, plan)
+        if state == "finished":
+            return json.dumps({"state": state})
+        if state == "new":
+            _check_inputs(folder, plan["options"], init)
+            locks.append(_claim_out(folder, overwrite=False))
+            return json.dumps({"state": state, "plan": plan})
+        stored = read_plan(folder)  # the run's own plan; a resume may change only how it is carried out
+        stored["options"].update({k: v for k, v in plan["options"].items() if k in _RESUMABLE_OPTIONS})
+        _check_inputs(folder, stored["options"], None)
+        locks.append(_claim_out(folder, overwrite=False))
+        return json.dumps({"state": state, "plan": stored})
+
+    decided = json.loads(_on_main(world, plan_auto))
+    if decided["state"] == "finished":
+        logger.info("%s already finished its %s; nothing to do", folder, "planned steps")
+        model = load_model_folder(folder / "model")  # every process reads it (a shared file system, as resume needs)
+        model.info.update(run=str(folder), auto_resume="finished")
+        return model
+    model = _run_from_plan(decided["plan"], folder, resume=decided["state"] == "resume", progress=progress,
+                           world=world)
+    model.info["auto_resume"] = "resumed" if decided["state"] == "resume" else "started"
+    return model
