@@ -246,6 +246,12 @@ def _wait_until(attempt: _Attempt, condition, timeout: float = 120.0, poll: floa
     return False
 
 
+def _wait_for_checkpoint(attempt: _Attempt, run: Path, step: int) -> None:
+    """Return once the run's newest checkpoint is at `step` or later, or the attempt has ended."""
+    while attempt.running and (newest_step(run) or 0) < step:
+        time.sleep(0.005)
+
+
 def _sleep_while_running(attempt: _Attempt, seconds: float) -> None:
     end = time.perf_counter() + seconds
     while attempt.running and time.perf_counter() < end:
@@ -402,25 +408,32 @@ def auto_resume_kills(work: Path, *, kills: int, steps: int, seed: int, log=prin
     report = AutoReport()
     t0 = time.perf_counter()
     timing = reference_run(reference, steps, logs, run_args)
-    total = timing.startup_s + steps * timing.step_s
     log(f"reference: {steps} steps, start-up {timing.startup_s:.2f} s, {1000 * timing.step_s:.1f} ms a step")
-    # a third of the random moments fall in the start-up (before and around the run folder's creation), the rest
-    # in the training and its export: each in its own equal part of that span, so that every phase is hit
+    # A third of the random kills fall in the start-up (before and around the run folder's creation), the rest in
+    # the training and its export, so that every phase is hit. The start-up kills are moments in seconds; the training kills wait for the newest checkpoint to reach a
+    # random step (increasing, so each attempt gets further), then a random part of a step: a loaded machine
+    # slows a run down but cannot make these kills land after the run has finished.
     early = max(1, kills // 3)
     start = timing.startup_s
-    delays = [0.05, 0.3] + [0.3 + (start - 0.3) * (i + rng.random()) / early for i in range(early)]
-    delays += [start + (total - start) * (i + rng.random()) / (kills - early) for i in range(kills - early)]
+    moments: list[tuple[float, int | None]] = [(0.05, None), (0.3, None)]
+    moments += [(0.3 + (start - 0.3) * (i + rng.random()) / early, None) for i in range(early)]
+    targets = sorted(rng.sample(range(1, steps), min(kills - early, steps - 1)))
+    moments += [(timing.step_s * rng.random(), target) for target in targets]
     command = ["train", *run_args, *CADENCE, "--steps", str(steps), "--out", str(run), "--auto-resume"]
-    for delay in [*delays, None]:
+    for moment in [*moments, None]:
         report.attempts += 1
         attempt = _Attempt(command, logs / f"attempt-{report.attempts:03d}.log", work)
-        if delay is not None:
+        if moment is not None:
+            delay, target = moment
+            if target is not None:
+                _wait_for_checkpoint(attempt, run, target)
             _sleep_while_running(attempt, delay)
             if attempt.kill():
                 report.kills += 1
                 report.states.append(_state(run))
                 report.unreadable += [f"after kill {report.kills}: {p}" for p in check_readable(run)]
-                log(f"kill {report.kills:2d} after {delay:5.2f} s: {report.states[-1]}")
+                when = f"at checkpoint {target} + {delay:4.2f} s" if target is not None else f"after {delay:5.2f} s"
+                log(f"kill {report.kills:2d} {when}: {report.states[-1]}")
                 continue
         code = attempt.wait()
         if code != 0:
