@@ -15,6 +15,7 @@ when the trainer ignores the option.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import json
@@ -669,25 +670,77 @@ TESTED_BY = {
     "d_betas": ["test_modern::test_separate_betas_for_g_and_d"],
     "schedules": ["test_modern::test_schedules_drive_learning_rates_betas_and_loss_weights"],
     "augment_p": ["test_modern::test_augmentation_probability_reaches_ds_inputs"],
-    # p moves by batch * interval / (kimg * 1000) per adjustment, towards the target: the logged steps check all three
-    "ada_target": ["test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically",
-                   "test_modern::test_ada_moves_p_by_the_sign_of_rt_minus_the_target"],
-    "ada_kimg": ["test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
-    "ada_interval": ["test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
+    # p moves by batch * interval / (kimg * 1000) every interval D steps, towards the target: both tests check all three
+    "ada_target": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg",
+                   "test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
+    "ada_kimg": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg",
+                 "test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
+    "ada_interval": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg"],
 }
 
 
-def _test_exists(name: str) -> bool:
-    """`name` is a test function here, or `module::name` one in tests/module.py."""
+def _module_tree(module: str) -> ast.Module:
+    return ast.parse((Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8"))
+
+
+def _mentions(node: ast.AST) -> set[str]:
+    """What `node` can set or read a recipe field by: keyword argument names, attribute names, string constants."""
+    found: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.keyword) and sub.arg:
+            found.add(sub.arg)
+        elif isinstance(sub, ast.Attribute):
+            found.add(sub.attr)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            found.add(sub.value)
+    return found
+
+
+def _test_uses(name: str) -> set[str] | None:
+    """The names a test uses to set or read recipe fields (`_mentions`), in its body and decorators and in the
+    module-level values it refers to (a recipe dict, a table of cases), followed through further values but not
+    through functions, so that a shared helper's defaults (make_trainer's steps, ...) count for no test. None when
+    `name` (`function` here, or `module::function` in tests/module.py) is no test function."""
     module, sep, function = name.rpartition("::")
-    if not sep:
-        return callable(globals().get(name))
-    source = (Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8")
-    return f"\ndef {function}(" in source
+    tree = _module_tree(module if sep else Path(__file__).stem)
+    values: dict[str, ast.AST] = {}
+    test: ast.FunctionDef | None = None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == function and function.startswith("test_"):
+            test = node
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for target in targets:
+            if isinstance(target, ast.Name):
+                values[target.id] = node
+    if test is None:
+        return None
+    used, todo, followed = set(), [test], set()
+    while todo:
+        node = todo.pop()
+        used |= _mentions(node)
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and sub.id in values and sub.id not in followed:
+                followed.add(sub.id)
+                todo.append(values[sub.id])
+    return used
 
 
 def test_every_recipe_field_has_a_test_here():
-    """A field added to `Recipe` needs a test here that fails when the trainer ignores it, named in TESTED_BY."""
+    """A field added to `Recipe` needs a test that fails when the trainer ignores it, named in TESTED_BY; each named
+    test exists and sets or reads that very field (the mutation exercise, breaking each field's use one at a time,
+    is what shows the tests fail when a field is ignored)."""
     assert sorted(TESTED_BY) == sorted(Recipe.field_names())
-    missing = [name for names in TESTED_BY.values() for name in names if not _test_exists(name)]
+    uses = {name: _test_uses(name) for names in TESTED_BY.values() for name in names}
+    missing = [name for name, used in uses.items() if used is None]
     assert not missing, f"TESTED_BY names tests that do not exist: {missing}"
+    unused = [f"{field}: {name}" for field, names in TESTED_BY.items() for name in names if field not in uses[name]]
+    assert not unused, f"TESTED_BY names tests that never set or read the field: {unused}"
+
+
+def test_the_field_check_sees_a_test_that_does_not_use_its_field():
+    """The check above is not vacuous: a test of another field, or a helper's default, does not count."""
+    assert "r2_gamma" in _test_uses("test_r2_is_applied_at_the_fakes_of_the_step_on_multiples_of_the_interval")
+    assert "r2_gamma" not in _test_uses("test_r1_is_applied_on_multiples_of_its_interval_and_scaled_by_it")
+    assert "batch_size" not in _test_uses("test_steps_is_the_number_of_generator_updates")  # make_trainer's default
+    assert "ada_interval" in _test_uses("test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically")
+    assert _test_uses("make_trainer") is None and _test_uses("test_modern::no_such_test") is None
