@@ -211,6 +211,9 @@ class _BCELoss(GANLoss):
         super().__init__(**regularisers)
         if not 0 <= label_smoothing < 1:
             raise ConfigError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+        if label_noise and label_smoothing > 0:
+            raise ConfigError("label_noise draws D's targets itself (real ~ U(0.7, 1.2), fake ~ U(0, 0.3)), which "
+                              "would leave label_smoothing unused; set one of them")
         self.label_smoothing = float(label_smoothing)
         self.label_noise = bool(label_noise)
 

@@ -633,6 +633,37 @@ def test_sync_batchnorm_on_one_process_trains_as_plain_batchnorm(tmp_path, one_p
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
 
 
+def test_sync_batchnorm_in_one_process_is_plain_batchnorm_and_says_so(tmp_path, caplog):
+    """Without a process group the batch is the global batch: the option is satisfied as it is, the run equals one
+    without it, and a warning says so rather than ignoring it silently (as for a model without BatchNorm)."""
+    runs = {}
+    for sync in (True, False):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="ganzoo"):
+            runs[sync] = make_trainer(tmp_path / str(sync), steps=2, sync_batchnorm=sync)
+            runs[sync].run()
+        said = [r.getMessage() for r in caplog.records if "sync_batchnorm" in r.getMessage()]
+        assert said == (["sync_batchnorm: this run is one process, whose batch is the global batch, so BatchNorm "
+                         "already normalises over it; the option matters in distributed runs (--nproc, torchrun)"]
+                        if sync else [])
+        assert {type(m).__name__ for m in _norms(runs[sync].D)} == {"BatchNorm2d"}
+    for a, b in zip(runs[True].D.state_dict().values(), runs[False].D.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ganzoo"):
+        make_trainer(tmp_path / "r3gan", arch="r3gan", sync_batchnorm=True)  # no BatchNorm anywhere
+    assert any("neither G nor D has a BatchNorm layer" in r.getMessage() for r in caplog.records)
+
+
+def test_label_noise_with_label_smoothing_is_refused_as_one_would_be_unused(tmp_path):
+    from ganzoo.errors import ConfigError
+    from ganzoo.testing import tiny_train
+
+    with pytest.raises(ConfigError, match="label_noise draws D's targets itself .* set one of them"):
+        tiny_train(ARCH, tmp_path / "run", steps=1, recipe={"label_noise": True, "label_smoothing": 0.1})
+    assert not (tmp_path / "run").exists()
+
+
 #: each field of Recipe and the tests here that fail when the trainer ignores it
 TESTED_BY = {
     "steps": ["test_steps_is_the_number_of_generator_updates"],
