@@ -374,3 +374,24 @@ def test_data_workers_with_data_held_in_memory_is_refused_before_a_run_folder(tm
     streamed = tiny_train("dcgan", tmp_path / "stream", steps=1, data=f"stream:{folder}", data_workers=0,
                           config=TINY_DCGAN)  # where there is something to decode, any number is fine
     assert streamed.generator is not None
+
+
+def test_data_workers_is_the_number_of_decoding_processes_the_trainer_starts(tmp_path, monkeypatch):
+    """The option reaches the loader: the streamed batches of a run get exactly the workers asked for (the default
+    when none is given), which the DataLoader then starts."""
+    from ganzoo.streaming import default_workers
+    from ganzoo.trainer import loop
+
+    seen = []
+
+    class Counting(StreamBatches):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.workers)
+
+    monkeypatch.setattr(loop, "StreamBatches", Counting)
+    folder = make_folder(tmp_path / "src", per_class=3)
+    for workers in (2, 0, None):
+        extra = {} if workers is None else {"data_workers": workers}
+        tiny_train("dcgan", tmp_path / f"run-{workers}", steps=1, data=f"stream:{folder}", config=TINY_DCGAN, **extra)
+    assert seen == [2, 0, default_workers()]
