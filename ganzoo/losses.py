@@ -101,8 +101,8 @@ class GANLoss:
     uses_real_in_g = False
     #: D's fixed decision threshold on its logits, where the loss has one: D judges an image real when it scores it
     #: above (0 for the cross-entropy and hinge losses, 0.5 for least squares). None for a loss that does not change
-    #: when D adds a constant to every output (relativistic, Wasserstein): D's offset is free there. It decides the
-    #: overfitting signal adaptive augmentation follows (`overfit_signal`).
+    #: when D adds a constant to every output (relativistic, Wasserstein): D's offset is free there, and D's ranking
+    #: of reals against fakes is used instead. It decides the overfitting signal ADA follows (`overfit_signal`).
     decision_threshold: float | None = None
 
     def __init__(self, *, gp_weight: float = 0.0, r1_gamma: float = 0.0, r2_gamma: float = 0.0,
@@ -132,16 +132,14 @@ class GANLoss:
         augmentation steers its probability by (`ganzoo.trainer.ada`), for one batch.
 
         With a `decision_threshold` t it is E[sign(D(x) - t)] over the real batch, Karras et al. 2020's r_t. Without
-        one, the threshold is the midpoint of D's mean outputs on the real and the fake batch,
-        E[sign(D(x) - (mean D(x) + mean D(G(z))) / 2)]: unchanged when D adds a constant to every output (or scales
-        them), near 0 when D cannot tell reals from fakes and 1 when it separates every real from the fakes; where D
-        is centred on its threshold it equals r_t, so ADA's target keeps its meaning (docs/training.md). Override it
-        to report another heuristic, with 1 meaning D is sure of every real.
+        one it is E[sign(D(x_i) - D(G(z_j)))] over every pair of a real and a fake image of the batch (2 AUC - 1 of D
+        as a classifier), the comparison relativistic losses make: unchanged when D adds a constant to every output
+        (or scales them), 0 when D ranks reals and fakes at random, 1 when it ranks every real above every fake.
+        Override it to report another heuristic, with 1 meaning D is sure of every real.
         """
         if self.decision_threshold is not None:
             return (real_logits - self.decision_threshold).sign().mean()
-        midpoint = (real_logits.mean() + fake_logits.mean()) / 2
-        return (real_logits - midpoint).sign().mean()
+        return (real_logits.flatten()[:, None] - fake_logits.flatten()[None, :]).sign().mean()
 
     def d_loss(self, D: DFn, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
                step: int = 0, penalty_D: DFn | None = None) -> tuple[torch.Tensor, Stats]:

@@ -125,20 +125,22 @@ SEPARATED_REAL, SEPARATED_FAKE = torch.tensor([5.0, 6.0, 7.0, 8.0]), torch.tenso
 @pytest.mark.parametrize("name", ["relativistic", "relativistic-average", "wasserstein"])
 def test_a_shift_invariant_loss_reports_a_signal_that_a_constant_offset_of_d_does_not_change(name):
     """Relativistic and Wasserstein losses do not change when D adds a constant to every output, so D's offset
-    drifts freely: the overfitting signal must not see it, where E[sign D(real)] would follow it from -1 to 1."""
+    drifts freely: the overfitting signal must not see it (E[sign D(real)] would follow it from -1 to 1), and reads
+    how often D ranks a real above a fake."""
     assert build_loss(name).decision_threshold is None
-    # midpoint of the means (0.5 and -0.5) is 0: signs of (2, -1, 0.5) around it
+    # every real against every fake: 2 beats all three fakes (+3), -1 beats one and loses to two (-1), 0.5 ties one,
+    # beats one and loses to one (0): 2 / 9
     for offset in (-100.0, 0.0, 3.0, 100.0):
         _, _, stats = d_and_g(name, REAL + offset, FAKE + offset)
-        assert stats["overfit_signal"].item() == pytest.approx(1 / 3), offset
+        assert stats["overfit_signal"].item() == pytest.approx(2 / 9), offset
         # a D that puts every real above every fake is sure of every real; one that inverts them, of none
         _, _, apart = d_and_g(name, SEPARATED_REAL + offset, SEPARATED_FAKE + offset)
         assert apart["overfit_signal"].item() == 1.0, offset
         _, _, inverted = d_and_g(name, SEPARATED_FAKE + offset, SEPARATED_REAL + offset)
         assert inverted["overfit_signal"].item() == -1.0, offset
-    # and a positive scale of D's outputs changes nothing either (the midpoint scales with them)
+    # and a positive scale of D's outputs changes nothing either
     _, _, scaled = d_and_g(name, REAL * 7 - 2, FAKE * 7 - 2)
-    assert scaled["overfit_signal"].item() == pytest.approx(1 / 3)
+    assert scaled["overfit_signal"].item() == pytest.approx(2 / 9)
 
 
 def test_a_third_party_loss_without_a_threshold_gets_the_shift_invariant_signal_and_may_report_its_own():
@@ -155,7 +157,7 @@ def test_a_third_party_loss_without_a_threshold_gets_the_shift_invariant_signal_
     D = fixed_d(REAL + 50, FAKE + 50)
     _, plain = Plain().d_loss(D, torch.zeros(3, 1), torch.ones(3, 1))
     _, own = Own().d_loss(D, torch.zeros(3, 1), torch.ones(3, 1))
-    assert plain["overfit_signal"].item() == pytest.approx(1 / 3)
+    assert plain["overfit_signal"].item() == pytest.approx(2 / 9)  # as for the relativistic losses
     assert own["overfit_signal"].item() == pytest.approx(-1 / 3)  # only 2 is above the fakes' largest, 1
 
 

@@ -2,12 +2,12 @@
 Data", arXiv:2006.06676): the augmentation probability p follows how sure D is about the real images.
 
 The overfitting heuristic r_t is the mean of the loss's `overfit_signal` over the last `ada_interval` D steps (on
-augmented real images): E[sign(D(x))] as in the paper for losses with a fixed decision threshold, its shift-invariant
-counterpart for relativistic and Wasserstein losses (`ganzoo.losses.GANLoss.overfit_signal`). Every interval p
-moves by sign(r_t - target) * (batch * interval) / (ada_kimg * 1000), clamped to [0, 1], so p can travel from 0 to 1
-in `ada_kimg` thousand images, as in the paper (target 0.6, 500 kimg). All of it stays on the device, so no step
-waits for the host; p and the partial sums are kept in checkpoints, so a resumed run continues with exactly the p an
-uninterrupted one has.
+augmented real images): E[sign(D(x))] as in the paper for losses with a fixed decision threshold, and how often D
+ranks a real above a fake (a shift-invariant counterpart) for relativistic and Wasserstein losses
+(`ganzoo.losses.GANLoss.overfit_signal`). Every interval p moves by sign(r_t - target) * (batch * interval) /
+(ada_kimg * 1000), clamped to [0, 1], so p can travel from 0 to 1 in `ada_kimg` thousand images, as in the paper
+(target 0.6, 500 kimg). All of it stays on the device, so no step waits for the host; p and the partial sums are
+kept in checkpoints, so a resumed run continues with exactly the p an uninterrupted one has.
 """
 
 from __future__ import annotations
