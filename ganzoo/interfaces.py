@@ -326,7 +326,7 @@ class Recipe(JsonConfig):
     # augmentation of D's inputs, real and fake alike (ganzoo.augment)
     augment: str = ""  # policy, e.g. "color,translation,cutout" (DiffAugment) or "xflip,rotate90,translation,color"
     augment_p: float | None = None  # probability of each augmentation per image; None: 1, or 0 at the start of ADA
-    ada_target: float = 0.0  # > 0: adaptive augmentation, p follows E[sign(D(real))] towards this (0.6 in ADA)
+    ada_target: float = 0.0  # > 0: adaptive augmentation, p steers the loss's overfit_signal to this (0.6 in ADA)
     ada_kimg: float = 500.0  # ADA's speed: thousands of images for p to go from 0 to 1
     ada_interval: int = 4  # ADA: D steps between adjustments of p
     # distributed runs: BatchNorm statistics over the global batch rather than each process's rows
@@ -488,7 +488,7 @@ class TrainingHook:
 
     def after_d_step(self, d_step: int, stats: Mapping[str, torch.Tensor]) -> None:
         """Called after each D update with the loss's stats (detached tensors on the device: `d_real`, `d_fake`,
-        `d_real_sign`, the penalties ...). `d_step` counts D updates from the start of training."""
+        `overfit_signal`, the penalties ...). `d_step` counts D updates from the start of training."""
 
     def stats(self) -> dict[str, float]:
         """Extra values logged with the losses."""

@@ -99,6 +99,11 @@ class GANLoss:
     name = ""
     #: G's phase needs D's logits on the real batch too (relativistic losses)
     uses_real_in_g = False
+    #: D's fixed decision threshold on its logits, where the loss has one: D judges an image real when it scores it
+    #: above (0 for the cross-entropy and hinge losses, 0.5 for least squares). None for a loss that does not change
+    #: when D adds a constant to every output (relativistic, Wasserstein): D's offset is free there, and D's ranking
+    #: of reals against fakes is used instead. It decides the overfitting signal ADA follows (`overfit_signal`).
+    decision_threshold: float | None = None
 
     def __init__(self, *, gp_weight: float = 0.0, r1_gamma: float = 0.0, r2_gamma: float = 0.0,
                  r1_interval: int = 1, clip_value: float = 0.0, drift: float = 0.0) -> None:
@@ -122,6 +127,20 @@ class GANLoss:
     def g_adversarial(self, fake_logits: torch.Tensor, real_logits: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def overfit_signal(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        """How sure D is that the real images are real, in [-1, 1]: the overfitting heuristic r that adaptive
+        augmentation steers its probability by (`ganzoo.trainer.ada`), for one batch.
+
+        With a `decision_threshold` t it is E[sign(D(x) - t)] over the real batch, Karras et al. 2020's r_t. Without
+        one it is E[sign(D(x_i) - D(G(z_j)))] over every pair of a real and a fake image of the batch (2 AUC - 1 of D
+        as a classifier), the comparison relativistic losses make: unchanged when D adds a constant to every output
+        (or scales them), 0 when D ranks reals and fakes at random, 1 when it ranks every real above every fake.
+        Override it to report another heuristic, with 1 meaning D is sure of every real.
+        """
+        if self.decision_threshold is not None:
+            return (real_logits - self.decision_threshold).sign().mean()
+        return (real_logits.flatten()[:, None] - fake_logits.flatten()[None, :]).sign().mean()
+
     def d_loss(self, D: DFn, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
                step: int = 0, penalty_D: DFn | None = None) -> tuple[torch.Tensor, Stats]:
         """D's loss on a real and a fake batch (fake is detached here), with its regularisers.
@@ -136,8 +155,8 @@ class GANLoss:
         loss, stats = self._checked("d_adversarial", self.d_adversarial(real_logits, fake_logits))
         stats["d_real"] = real_logits.detach().mean()
         stats["d_fake"] = fake_logits.detach().mean()
-        # E[sign(D(x))] on reals: the overfitting heuristic r_t that adaptive augmentation follows (Karras et al. 2020)
-        stats["d_real_sign"] = real_logits.detach().float().sign().mean()
+        # the overfitting heuristic adaptive augmentation follows (Karras et al. 2020), in this loss's terms
+        stats["overfit_signal"] = self.overfit_signal(real_logits.detach().float(), fake_logits.detach().float())
         if self.gp_weight > 0:
             gp = gradient_penalty(penalty_D, real, fake, labels)
             loss = loss + self.gp_weight * gp
@@ -195,10 +214,15 @@ class GANLoss:
 class _BCELoss(GANLoss):
     """Shared D side of the cross-entropy losses, with the seed lectures' target tricks."""
 
+    decision_threshold = 0.0  # sigmoid(0) = 1/2
+
     def __init__(self, *, label_smoothing: float = 0.0, label_noise: bool = False, **regularisers: Any) -> None:
         super().__init__(**regularisers)
         if not 0 <= label_smoothing < 1:
             raise ConfigError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
+        if label_noise and label_smoothing > 0:
+            raise ConfigError("label_noise draws D's targets itself (real ~ U(0.7, 1.2), fake ~ U(0, 0.3)), which "
+                              "would leave label_smoothing unused; set one of them")
         self.label_smoothing = float(label_smoothing)
         self.label_noise = bool(label_noise)
 
@@ -241,6 +265,7 @@ class HingeLoss(GANLoss):
     """Hinge loss (Lim & Ye 2017; Miyato et al. 2018)."""
 
     name = "hinge"
+    decision_threshold = 0.0  # halfway between the margins -1 and +1
 
     def d_adversarial(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean(), {}
@@ -266,6 +291,7 @@ class LeastSquaresLoss(GANLoss):
     """Least-squares GAN (Mao et al. 2017) with targets a = 0 (fake), b = c = 1 (real)."""
 
     name = "least-squares"
+    decision_threshold = 0.5  # halfway between the targets 0 and 1
 
     def d_adversarial(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         return 0.5 * ((real_logits - 1).square().mean() + fake_logits.square().mean()), {}

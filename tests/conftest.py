@@ -3,6 +3,10 @@ the environment the suite was started from (a user's HF settings and token, a to
 
 from __future__ import annotations
 
+import importlib
+import os
+from types import ModuleType
+
 import pytest
 
 from ganzoo import registry
@@ -12,6 +16,31 @@ pytest_plugins = ("hub_server",)  # the `hub` fixture: a loopback Hugging Face H
 #: set by torchrun (and schedulers): in a test process they would turn in-process training into a distributed run
 _LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
                        "MASTER_PORT", "TORCHELASTIC_RUN_ID")
+
+
+#: values of the CI variable that mean "not under CI" (compared case-insensitively, surrounding spaces ignored)
+_NOT_CI = ("", "0", "false", "no", "off")
+
+
+def under_ci() -> bool:
+    """Whether the suite runs under CI: the variable CI set to a truthy value (CI=false, CI=0 and CI= are not CI)."""
+    return os.environ.get("CI", "").strip().lower() not in _NOT_CI
+
+
+def missing(what: str, fix: str) -> None:
+    """Skip on a developer's machine; fail under CI, whose install (.ci/run) must have provided `what`."""
+    if under_ci():
+        pytest.fail(f"CI needs {what}; {fix}", pytrace=False)
+    pytest.skip(f"needs {what} ({fix})", allow_module_level=True)
+
+
+def require(module: str, fix: str = 'pip install -e ".[dev]"') -> ModuleType:
+    """`module` imported; when it is not installed, a skip on a developer's machine and a failure under CI."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        missing(module, fix)
+        raise  # not reached: missing() always raises
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ compared, pixel for pixel, with what the model's own method gives for the same s
 
 Gradio, gradio_client and selenium come with the `dev` extra; Chromium and its driver are Debian packages that
 `.ci/run` installs. On a developer's machine without them these tests are skipped with the reason; under CI (the
-variable CI set) they fail instead, so a broken install cannot pass as green.
+variable CI set to a truthy value: tests/conftest.py's `under_ci`) they fail instead, so a broken install cannot pass
+as green.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import missing, require
 from PIL import Image
 
 import ganzoo
@@ -36,20 +38,6 @@ MODELS = ("dcgan-mnist-5k", "cgan-mnist-5k", "stylegan-lite-mnist-5k")
 # Gradio's queue calls pandas options that pandas 3 deprecates; not ganzoo's to fix
 pytestmark = [pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
               pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")]
-
-
-def _missing(what: str, fix: str) -> None:
-    """Skip on a developer's machine; fail under CI, where .ci/run must have installed `what`."""
-    if os.environ.get("CI"):
-        pytest.fail(f"CI needs {what}; {fix}")
-    pytest.skip(f"needs {what} ({fix})")
-
-
-def _import(module: str):
-    try:
-        return __import__(module)
-    except ImportError:
-        _missing(module, 'pip install -e ".[dev]"')
 
 
 def invoke(*args):
@@ -104,7 +92,7 @@ def _same(got: list[np.ndarray], want: list[np.ndarray]) -> bool:
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
-    _import("gradio")
+    require("gradio")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADIO_TEMP_DIR", str(tmp_path_factory.mktemp("gradio-cache")))
         downloads = tmp_path_factory.mktemp("downloads")
@@ -237,12 +225,12 @@ def test_cli_refuses_a_taken_port(pages):
 @pytest.fixture
 def chromium() -> tuple[str, str]:
     """Paths of Chromium and its driver, looked for before any page is served so that a skip costs nothing."""
-    _import("selenium")
+    require("selenium")
     names = ("chromium", "chromium-browser", "google-chrome")
     browser = next((path for path in map(shutil.which, names) if path), None)
     driver = shutil.which("chromedriver")
     if browser is None or driver is None:
-        _missing("Chromium and chromedriver", "apt-get install chromium chromium-driver")
+        missing("Chromium and chromedriver", "apt-get install chromium chromium-driver")
     return browser, driver
 
 

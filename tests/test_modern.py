@@ -83,28 +83,82 @@ def test_relativistic_g_gradient_reaches_g_through_the_fakes_only():
     assert torch.allclose(fake.grad, expected, atol=1e-6)
 
 
-def test_r2_penalises_ds_gradient_at_the_fakes_with_lazy_interval():
-    w = torch.tensor([[3.0, 4.0]])  # D(x) = x . w: ||grad||^2 = 25 everywhere
+def test_r1_and_r2_penalise_ds_gradient_at_the_reals_and_at_the_fakes_by_hand():
+    """D(x) = ||x||^2 / 2 has the gradient x, so ||grad D||^2 = ||x||^2 differs between the batches: 1 at the reals
+    below, (4 + 9) / 2 = 6.5 at the fakes. An R2 computed at the reals, or not at all, gives other numbers."""
 
     def D(x, labels=None):
-        return (x * w).sum(1)
+        return 0.5 * x.square().sum(1)
 
-    real, fake = torch.zeros(2, 2), torch.ones(2, 2)
+    real = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    fake = torch.tensor([[2.0, 0.0], [0.0, -3.0]])
     plain, _ = build_loss("hinge").d_loss(D, real, fake)
-    with_r2, stats = build_loss("hinge", r2_gamma=0.1, r1_interval=4).d_loss(D, real, fake, step=8)
-    assert stats["r2_penalty"].item() == pytest.approx(25.0)
-    assert (with_r2 - plain).item() == pytest.approx(0.1 / 2 * 4 * 25.0)  # gamma / 2 * interval * E||grad||^2
+    # hinge by hand: D(real) = (0.5, 0.5), D(fake) = (2, 4.5): mean relu(1 - 0.5) + mean relu(1 + D(fake))
+    assert plain.item() == pytest.approx(0.5 + (3.0 + 5.5) / 2)
+    value, stats = build_loss("hinge", r2_gamma=0.1, r1_interval=4).d_loss(D, real, fake, step=8)
+    assert stats["r2_penalty"].item() == pytest.approx(6.5) and "r1_penalty" not in stats
+    assert (value - plain).item() == pytest.approx(0.1 / 2 * 4 * 6.5)  # gamma / 2 * interval * E||grad||^2
     _, off_step = build_loss("hinge", r2_gamma=0.1, r1_interval=4).d_loss(D, real, fake, step=9)
     assert "r2_penalty" not in off_step
-    both = build_loss("hinge", r1_gamma=0.2, r2_gamma=0.1)
-    value, stats = both.d_loss(D, real, fake)
-    assert {"r1_penalty", "r2_penalty"} <= set(stats)
-    assert (value - plain).item() == pytest.approx((0.2 + 0.1) / 2 * 25.0)
+    value, stats = build_loss("hinge", r1_gamma=0.2).d_loss(D, real, fake)
+    assert stats["r1_penalty"].item() == pytest.approx(1.0) and "r2_penalty" not in stats
+    assert (value - plain).item() == pytest.approx(0.2 / 2 * 1.0)
+    value, stats = build_loss("hinge", r1_gamma=0.2, r2_gamma=0.1).d_loss(D, real, fake)
+    assert stats["r1_penalty"].item() == pytest.approx(1.0) and stats["r2_penalty"].item() == pytest.approx(6.5)
+    assert (value - plain).item() == pytest.approx(0.2 / 2 * 1.0 + 0.1 / 2 * 6.5)
 
 
-def test_d_loss_reports_the_sign_of_ds_real_outputs():
-    _, _, stats = d_and_g("hinge")
-    assert stats["d_real_sign"].item() == pytest.approx(1 / 3)  # signs of (2, -1, 0.5)
+@pytest.mark.parametrize("name, threshold", [("non-saturating", 0.0), ("minimax", 0.0), ("hinge", 0.0),
+                                             ("least-squares", 0.5)])
+def test_a_loss_with_a_decision_threshold_reports_the_sign_of_ds_real_outputs_around_it(name, threshold):
+    _, _, stats = d_and_g(name)
+    expected = (REAL - threshold).sign().mean().item()  # (2, -1, 0.5): 1/3 around 0, 0 around 0.5 (one is on it)
+    assert build_loss(name).decision_threshold == threshold
+    assert stats["overfit_signal"].item() == pytest.approx(expected)
+    _, _, shifted = d_and_g(name, REAL + 10, FAKE + 10)  # a fixed threshold: every real is now judged real
+    assert shifted["overfit_signal"].item() == 1.0
+
+
+SEPARATED_REAL, SEPARATED_FAKE = torch.tensor([5.0, 6.0, 7.0, 8.0]), torch.tensor([1.0, 2.0, 3.0, 4.0])
+
+
+@pytest.mark.parametrize("name", ["relativistic", "relativistic-average", "wasserstein"])
+def test_a_shift_invariant_loss_reports_a_signal_that_a_constant_offset_of_d_does_not_change(name):
+    """Relativistic and Wasserstein losses do not change when D adds a constant to every output, so D's offset
+    drifts freely: the overfitting signal must not see it (E[sign D(real)] would follow it from -1 to 1), and reads
+    how often D ranks a real above a fake."""
+    assert build_loss(name).decision_threshold is None
+    # every real against every fake: 2 beats all three fakes (+3), -1 beats one and loses to two (-1), 0.5 ties one,
+    # beats one and loses to one (0): 2 / 9
+    for offset in (-100.0, 0.0, 3.0, 100.0):
+        _, _, stats = d_and_g(name, REAL + offset, FAKE + offset)
+        assert stats["overfit_signal"].item() == pytest.approx(2 / 9), offset
+        # a D that puts every real above every fake is sure of every real; one that inverts them, of none
+        _, _, apart = d_and_g(name, SEPARATED_REAL + offset, SEPARATED_FAKE + offset)
+        assert apart["overfit_signal"].item() == 1.0, offset
+        _, _, inverted = d_and_g(name, SEPARATED_FAKE + offset, SEPARATED_REAL + offset)
+        assert inverted["overfit_signal"].item() == -1.0, offset
+    # and a positive scale of D's outputs changes nothing either
+    _, _, scaled = d_and_g(name, REAL * 7 - 2, FAKE * 7 - 2)
+    assert scaled["overfit_signal"].item() == pytest.approx(2 / 9)
+
+
+def test_a_third_party_loss_without_a_threshold_gets_the_shift_invariant_signal_and_may_report_its_own():
+    class Plain(GANLoss):
+        name = "test-plain"
+
+        def d_adversarial(self, real_logits, fake_logits):
+            return (fake_logits - real_logits).mean(), {}
+
+    class Own(Plain):
+        def overfit_signal(self, real_logits, fake_logits):
+            return (real_logits > fake_logits.max()).float().mean() * 2 - 1
+
+    D = fixed_d(REAL + 50, FAKE + 50)
+    _, plain = Plain().d_loss(D, torch.zeros(3, 1), torch.ones(3, 1))
+    _, own = Own().d_loss(D, torch.zeros(3, 1), torch.ones(3, 1))
+    assert plain["overfit_signal"].item() == pytest.approx(2 / 9)  # as for the relativistic losses
+    assert own["overfit_signal"].item() == pytest.approx(-1 / 3)  # only 2 is above the fakes' largest, 1
 
 
 class MarginLoss(NonSaturatingLoss):
@@ -330,13 +384,13 @@ def test_ada_moves_p_by_the_sign_of_rt_minus_the_target():
     hook, service = ada()  # each adjustment moves p by 10 * 2 / 100 = 0.2
     history = []
     for d_step, sign in enumerate([1.0, 0.6] * 3 + [-1.0, -1.0] * 2 + [0.0] * 10):
-        hook.after_d_step(d_step, {"d_real_sign": torch.tensor(sign)})
+        hook.after_d_step(d_step, {"overfit_signal": torch.tensor(sign)})
         history.append(round(service.p.item(), 6))
     # r_t = 0.8 > 0.6 three times: p 0.2, 0.4, 0.6; then r_t = -1 twice: 0.4, 0.2; then r_t = 0: 0.0 and held there
     assert history[1::2] == [0.2, 0.4, 0.6, 0.4, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0]
     assert history[0::2] == [0.0, 0.2, 0.4, 0.6, 0.4, 0.2, 0.0, 0.0, 0.0, 0.0]  # unchanged between adjustments
     for _ in range(20):
-        hook.after_d_step(0, {"d_real_sign": torch.tensor(1.0)})
+        hook.after_d_step(0, {"overfit_signal": torch.tensor(1.0)})
     assert service.p.item() == 1.0  # clamped
     assert hook.stats()["augment_p"] == 1.0 and hook.stats()["ada_rt"] == 1.0
 
@@ -344,24 +398,25 @@ def test_ada_moves_p_by_the_sign_of_rt_minus_the_target():
 def test_ada_state_round_trips_mid_interval():
     hook, service = ada(interval=4)  # each adjustment moves p by 10 * 4 / 100 = 0.4
     for sign in (1.0, 1.0, 1.0, 1.0, 1.0):  # one adjustment up, and one value into the next interval
-        hook.after_d_step(0, {"d_real_sign": torch.tensor(sign)})
+        hook.after_d_step(0, {"overfit_signal": torch.tensor(sign)})
     state = json.loads(json.dumps(hook.state_dict()))
     other, other_service = ada(interval=4)
     other.load_state_dict(state)
     assert other_service.p.item() == pytest.approx(0.4)
     for h in (hook, other):
         for sign in (0.5, 0.5, 0.5):  # r_t = (1 + 1.5) / 4 = 0.625 > 0.6 only with the carried partial sum
-            h.after_d_step(0, {"d_real_sign": torch.tensor(sign)})
+            h.after_d_step(0, {"overfit_signal": torch.tensor(sign)})
     assert service.p.item() == other_service.p.item() == pytest.approx(0.8)
 
 
-def test_ada_without_d_real_sign_says_what_to_add():
+def test_ada_without_the_overfit_signal_says_what_to_add():
     hook, _ = ada()
-    with pytest.raises(ConfigError, match="needs the loss to report d_real_sign"):
+    with pytest.raises(ConfigError, match="needs the loss to report overfit_signal"):
         hook.after_d_step(0, {"d_real": torch.tensor(1.0)})
 
 
-ADA_RECIPE = {"augment": "xflip,translation,color", "ada_target": 0.6, "ada_kimg": 0.04, "ada_interval": 1,
+# target 0.3: RpGAN's shift-invariant signal crosses it within these few steps, so p moves and the resume matters
+ADA_RECIPE = {"augment": "xflip,translation,color", "ada_target": 0.3, "ada_kimg": 0.04, "ada_interval": 1,
               "loss": "relativistic", "r1_gamma": 0.1, "r2_gamma": 0.1, "ema_kimg": 0.01,
               # explicit horizons: the test extends a 5-step run to 12, and "the whole run" would change with it
               "schedules": {"lr": {"kind": "cosine", "to": 1e-5, "steps": 12},
@@ -383,6 +438,33 @@ def test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically(tmp_path):
     assert p_history(tmp_path / "split") == history
     for name in ("generator", "discriminator", "ema"):
         assert_same_state(getattr(whole, name), getattr(resumed, name))
+
+
+class SteadySignalLoss(NonSaturatingLoss):
+    """Reports the overfitting signal 0.5 at every D step, whatever D does."""
+
+    name = "test-steady-signal"
+
+    def overfit_signal(self, real_logits, fake_logits):
+        return torch.tensor(0.5)
+
+
+@pytest.mark.parametrize("target, direction", [(0.45, 1), (0.55, -1)])
+def test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg(tmp_path, target, direction):
+    """Interval 3 (not the default 4) with 2 D steps per G step: p moves after D steps 3, 6, 9 and 12, i.e. in G steps
+    2, 3, 5 and 6, each time by 8 * 3 / (0.24 * 1000) = 0.1, up when the loss's signal (0.5 here) is above the
+    target and down when below; the trainer takes the signal from the loss and logs r_t, its mean."""
+    recipe = {"loss": SteadySignalLoss.name, "augment": "xflip,translation", "augment_p": 0.5, "ada_target": target,
+              "ada_kimg": 0.24, "ada_interval": 3, "d_steps": 2}
+    _LOSSES[SteadySignalLoss.name] = SteadySignalLoss
+    try:
+        tiny_train("dcgan", tmp_path / "run", steps=6, log_every=1, recipe=recipe)
+    finally:
+        _LOSSES.pop(SteadySignalLoss.name)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    p = [r["augment_p"] for r in records]
+    assert p == pytest.approx([0.5 + direction * 0.1 * n for n in (0, 1, 2, 2, 3, 4)], abs=1e-6)
+    assert "ada_rt" not in records[0] and all(r["ada_rt"] == 0.5 for r in records[1:])
 
 
 def test_augmentation_probability_reaches_ds_inputs(tmp_path):

@@ -15,6 +15,7 @@ when the trainer ignores the option.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import json
@@ -203,15 +204,25 @@ def test_batch_size_is_the_rows_of_every_batch(tmp_path):
 # the loss and its options
 # ---------------------------------------------------------------------------------------------------------------------
 
-#: each loss of the zoo: (D's loss, G's loss) from D's logits on real and fake images
+def _ra(winner: torch.Tensor, loser: torch.Tensor) -> float:
+    """RaSGAN's terms: -log sigmoid(winner - mean loser) - log(1 - sigmoid(loser - mean winner))."""
+    return (F.softplus(loser.mean() - winner).mean() + F.softplus(loser - winner.mean()).mean()).item()
+
+
+#: each loss of the zoo: (D's loss from D's logits on the real and fake batch, G's loss from D's logits on G's fakes
+#: and, for relativistic losses, on the real batch in G's step)
 LOSSES = {
-    "minimax": (lambda r, f: bce_d(r, f), lambda g: (-F.softplus(g)).mean().item()),
-    "non-saturating": (lambda r, f: bce_d(r, f), lambda g: F.softplus(-g).mean().item()),
-    "hinge": (lambda r, f: (F.relu(1 - r).mean() + F.relu(1 + f).mean()).item(), lambda g: -g.mean().item()),
-    "wasserstein": (lambda r, f: (f.mean() - r.mean()).item(), lambda g: -g.mean().item()),
+    "minimax": (lambda r, f: bce_d(r, f), lambda g, gr: (-F.softplus(g)).mean().item()),
+    "non-saturating": (lambda r, f: bce_d(r, f), lambda g, gr: F.softplus(-g).mean().item()),
+    "hinge": (lambda r, f: (F.relu(1 - r).mean() + F.relu(1 + f).mean()).item(), lambda g, gr: -g.mean().item()),
+    "wasserstein": (lambda r, f: (f.mean() - r.mean()).item(), lambda g, gr: -g.mean().item()),
     "least-squares": (lambda r, f: (0.5 * ((r - 1).square().mean() + f.square().mean())).item(),
-                      lambda g: (0.5 * (g - 1).square().mean()).item()),
+                      lambda g, gr: (0.5 * (g - 1).square().mean()).item()),
+    # pairs real i with fake i: softplus(-(D(x_i) - D(G(z_i)))) for D, the reverse for G
+    "relativistic": (lambda r, f: F.softplus(f - r).mean().item(), lambda g, gr: F.softplus(gr - g).mean().item()),
+    "relativistic-average": (lambda r, f: _ra(r, f), lambda g, gr: _ra(g, gr)),
 }
+RELATIVISTIC = ("relativistic", "relativistic-average")
 
 
 @pytest.mark.parametrize("loss", sorted(LOSSES))
@@ -221,9 +232,15 @@ def test_loss_is_the_named_loss_of_the_zoo(tmp_path, loss):
     trainer.run()
     d_formula, g_formula = LOSSES[loss]
     for step, line in enumerate(metrics(tmp_path / "run")):
-        real, fake, g_fake = record.logits(step)
+        reals, fakes = record.real(step), record.fake(step)
+        relativistic = loss in RELATIVISTIC  # G's step compares its fakes with the step's real batch, seen again
+        assert len(reals) == (2 if relativistic else 1) and len(fakes) == 2, f"step {step}"
+        real, fake, g_fake = reals[0].out, fakes[0].out, fakes[1].out
+        g_real = reals[1].out if relativistic else None
+        if relativistic:
+            assert torch.equal(reals[1].x, reals[0].x) and not torch.equal(reals[1].out, real)  # D moved in between
         assert line["d_loss"] == approx(d_formula(real, fake)), f"step {step}"
-        assert line["g_loss"] == approx(g_formula(g_fake)), f"step {step}"
+        assert line["g_loss"] == approx(g_formula(g_fake, g_real)), f"step {step}"
 
 
 def test_label_smoothing_makes_the_real_target_one_minus_s(tmp_path):
@@ -317,6 +334,33 @@ def test_r1_is_applied_on_multiples_of_its_interval_and_scaled_by_it(tmp_path, g
         r1 = penalty.grad.square().sum(1).mean().item()
         assert line["r1_penalty"] == approx(r1)
         assert line["d_loss"] == approx(bce_d(real, fake) + gamma / 2 * interval * r1)
+
+
+@pytest.mark.parametrize("r1_gamma", [0.0, 2.0])
+def test_r2_is_applied_at_the_fakes_of_the_step_on_multiples_of_the_interval(tmp_path, r1_gamma):
+    """R2 at G's images (R1 beside it at the reals, when on): D is nonlinear, so the two give different numbers, and
+    an R2 computed at the reals or left out fails here."""
+    gamma, interval = 3.0, 2
+    trainer = make_trainer(tmp_path / "run", steps=4, r1_gamma=r1_gamma, r2_gamma=gamma, r1_interval=interval)
+    record = Recorder(trainer)
+    trainer.run()
+    for step, line in enumerate(metrics(tmp_path / "run")):
+        real, fake, _ = record.logits(step)
+        penalties = record.penalties(step)
+        if step % interval:
+            assert not penalties and "r2_penalty" not in line and line["d_loss"] == approx(bce_d(real, fake))
+            continue
+        at_fakes = [p for p in penalties if torch.equal(p.x, record.fake(step)[0].x)]
+        at_reals = [p for p in penalties if torch.equal(p.x, record.real(step)[0].x)]
+        assert len(at_fakes) == 1 and len(at_reals) == (1 if r1_gamma else 0) and len(penalties) == 1 + len(at_reals)
+        r2 = at_fakes[0].grad.square().sum(1).mean().item()
+        assert line["r2_penalty"] == approx(r2)
+        expected = bce_d(real, fake) + gamma / 2 * interval * r2
+        if r1_gamma:
+            r1 = at_reals[0].grad.square().sum(1).mean().item()
+            assert line["r1_penalty"] == approx(r1) and abs(r1 - r2) > 0.05 * max(r1, r2)  # told apart
+            expected += r1_gamma / 2 * interval * r1
+        assert line["d_loss"] == approx(expected)
 
 
 def test_clip_value_keeps_every_d_weight_within_c_after_every_d_step(tmp_path):
@@ -589,6 +633,37 @@ def test_sync_batchnorm_on_one_process_trains_as_plain_batchnorm(tmp_path, one_p
         assert torch.allclose(a.float(), b.float(), atol=1e-5)
 
 
+def test_sync_batchnorm_in_one_process_is_plain_batchnorm_and_says_so(tmp_path, caplog):
+    """Without a process group the batch is the global batch: the option is satisfied as it is, the run equals one
+    without it, and a warning says so rather than ignoring it silently (as for a model without BatchNorm)."""
+    runs = {}
+    for sync in (True, False):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="ganzoo"):
+            runs[sync] = make_trainer(tmp_path / str(sync), steps=2, sync_batchnorm=sync)
+            runs[sync].run()
+        said = [r.getMessage() for r in caplog.records if "sync_batchnorm" in r.getMessage()]
+        assert said == (["sync_batchnorm: this run is one process, whose batch is the global batch, so BatchNorm "
+                         "already normalises over it; the option matters in distributed runs (--nproc, torchrun)"]
+                        if sync else [])
+        assert {type(m).__name__ for m in _norms(runs[sync].D)} == {"BatchNorm2d"}
+    for a, b in zip(runs[True].D.state_dict().values(), runs[False].D.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="ganzoo"):
+        make_trainer(tmp_path / "r3gan", arch="r3gan", sync_batchnorm=True)  # no BatchNorm anywhere
+    assert any("neither G nor D has a BatchNorm layer" in r.getMessage() for r in caplog.records)
+
+
+def test_label_noise_with_label_smoothing_is_refused_as_one_would_be_unused(tmp_path):
+    from ganzoo.errors import ConfigError
+    from ganzoo.testing import tiny_train
+
+    with pytest.raises(ConfigError, match="label_noise draws D's targets itself .* set one of them"):
+        tiny_train(ARCH, tmp_path / "run", steps=1, recipe={"label_noise": True, "label_smoothing": 0.1})
+    assert not (tmp_path / "run").exists()
+
+
 #: each field of Recipe and the tests here that fail when the trainer ignores it
 TESTED_BY = {
     "steps": ["test_steps_is_the_number_of_generator_updates"],
@@ -619,32 +694,84 @@ TESTED_BY = {
     # test_synchronised_batchnorm_on_two_processes_is_close_to_one_process
     "sync_batchnorm": ["test_sync_batchnorm_trains_with_batchnorm_over_the_global_batch"],
     # the fields of post-2019 GANs, tested in tests/test_modern.py
-    "r2_gamma": ["test_modern::test_loss_options_reach_the_loss_and_unknown_ones_are_named",
-                 "test_modern::test_a_pip_installed_third_party_plugin_trains_with_its_own_relativistic_loss_r2_and_ada"],
+    "r2_gamma": ["test_r2_is_applied_at_the_fakes_of_the_step_on_multiples_of_the_interval",
+                 "test_modern::test_r1_and_r2_penalise_ds_gradient_at_the_reals_and_at_the_fakes_by_hand"],
     "loss_options": ["test_modern::test_a_loss_option_set_in_the_recipe_changes_training"],
     "g_betas": ["test_modern::test_separate_betas_for_g_and_d"],
     "d_betas": ["test_modern::test_separate_betas_for_g_and_d"],
     "schedules": ["test_modern::test_schedules_drive_learning_rates_betas_and_loss_weights"],
     "augment_p": ["test_modern::test_augmentation_probability_reaches_ds_inputs"],
-    # p moves by batch * interval / (kimg * 1000) per adjustment, towards the target: the logged steps check all three
-    "ada_target": ["test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically",
-                   "test_modern::test_ada_moves_p_by_the_sign_of_rt_minus_the_target"],
-    "ada_kimg": ["test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
-    "ada_interval": ["test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
+    # p moves by batch * interval / (kimg * 1000) every interval D steps, towards the target: both tests check all three
+    "ada_target": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg",
+                   "test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
+    "ada_kimg": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg",
+                 "test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
+    "ada_interval": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg"],
 }
 
 
-def _test_exists(name: str) -> bool:
-    """`name` is a test function here, or `module::name` one in tests/module.py."""
+def _module_tree(module: str) -> ast.Module:
+    return ast.parse((Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8"))
+
+
+def _mentions(node: ast.AST) -> set[str]:
+    """What `node` can set or read a recipe field by: keyword argument names, attribute names, string constants."""
+    found: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.keyword) and sub.arg:
+            found.add(sub.arg)
+        elif isinstance(sub, ast.Attribute):
+            found.add(sub.attr)
+        elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+            found.add(sub.value)
+    return found
+
+
+def _test_uses(name: str) -> set[str] | None:
+    """The names a test uses to set or read recipe fields (`_mentions`), in its body and decorators and in the
+    module-level values it refers to (a recipe dict, a table of cases), followed through further values but not
+    through functions, so that a shared helper's defaults (make_trainer's steps, ...) count for no test. None when
+    `name` (`function` here, or `module::function` in tests/module.py) is no test function."""
     module, sep, function = name.rpartition("::")
-    if not sep:
-        return callable(globals().get(name))
-    source = (Path(__file__).parent / f"{module}.py").read_text(encoding="utf-8")
-    return f"\ndef {function}(" in source
+    tree = _module_tree(module if sep else Path(__file__).stem)
+    values: dict[str, ast.AST] = {}
+    test: ast.FunctionDef | None = None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == function and function.startswith("test_"):
+            test = node
+        targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+        for target in targets:
+            if isinstance(target, ast.Name):
+                values[target.id] = node
+    if test is None:
+        return None
+    used, todo, followed = set(), [test], set()
+    while todo:
+        node = todo.pop()
+        used |= _mentions(node)
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and sub.id in values and sub.id not in followed:
+                followed.add(sub.id)
+                todo.append(values[sub.id])
+    return used
 
 
 def test_every_recipe_field_has_a_test_here():
-    """A field added to `Recipe` needs a test here that fails when the trainer ignores it, named in TESTED_BY."""
+    """A field added to `Recipe` needs a test that fails when the trainer ignores it, named in TESTED_BY; each named
+    test exists and sets or reads that very field (the mutation exercise, breaking each field's use one at a time,
+    is what shows the tests fail when a field is ignored)."""
     assert sorted(TESTED_BY) == sorted(Recipe.field_names())
-    missing = [name for names in TESTED_BY.values() for name in names if not _test_exists(name)]
+    uses = {name: _test_uses(name) for names in TESTED_BY.values() for name in names}
+    missing = [name for name, used in uses.items() if used is None]
     assert not missing, f"TESTED_BY names tests that do not exist: {missing}"
+    unused = [f"{field}: {name}" for field, names in TESTED_BY.items() for name in names if field not in uses[name]]
+    assert not unused, f"TESTED_BY names tests that never set or read the field: {unused}"
+
+
+def test_the_field_check_sees_a_test_that_does_not_use_its_field():
+    """The check above is not vacuous: a test of another field, or a helper's default, does not count."""
+    assert "r2_gamma" in _test_uses("test_r2_is_applied_at_the_fakes_of_the_step_on_multiples_of_the_interval")
+    assert "r2_gamma" not in _test_uses("test_r1_is_applied_on_multiples_of_its_interval_and_scaled_by_it")
+    assert "batch_size" not in _test_uses("test_steps_is_the_number_of_generator_updates")  # make_trainer's default
+    assert "ada_interval" in _test_uses("test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically")
+    assert _test_uses("make_trainer") is None and _test_uses("test_modern::no_such_test") is None

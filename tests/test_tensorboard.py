@@ -9,12 +9,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import require
 from PIL import Image
 
 import ganzoo
 from ganzoo.testing import tiny_train
 
-pytest.importorskip("tensorboard")
+require("tensorboard")  # skipped without it on a developer's machine, a failure under CI
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData  # noqa: E402

@@ -1,11 +1,13 @@
 """Adaptive discriminator augmentation (Karras et al. 2020, "Training Generative Adversarial Networks with Limited
 Data", arXiv:2006.06676): the augmentation probability p follows how sure D is about the real images.
 
-The overfitting heuristic is r_t = E[sign(D(x))] over the augmented real images of the last `ada_interval` D
-steps. Every interval p moves by sign(r_t - target) * (batch * interval) / (ada_kimg * 1000), clamped to [0, 1], so
-p can travel from 0 to 1 in `ada_kimg` thousand images, as in the paper (target 0.6, 500 kimg). All of it stays on
-the device, so no step waits for the host; p and the partial sums are kept in checkpoints, so a resumed run
-continues with exactly the p an uninterrupted one has.
+The overfitting heuristic r_t is the mean of the loss's `overfit_signal` over the last `ada_interval` D steps (on
+augmented real images): E[sign(D(x))] as in the paper for losses with a fixed decision threshold, and how often D
+ranks a real above a fake (a shift-invariant counterpart) for relativistic and Wasserstein losses
+(`ganzoo.losses.GANLoss.overfit_signal`). Every interval p moves by sign(r_t - target) * (batch * interval) /
+(ada_kimg * 1000), clamped to [0, 1], so p can travel from 0 to 1 in `ada_kimg` thousand images, as in the paper
+(target 0.6, 500 kimg). All of it stays on the device, so no step waits for the host; p and the partial sums are
+kept in checkpoints, so a resumed run continues with exactly the p an uninterrupted one has.
 """
 
 from __future__ import annotations
@@ -47,10 +49,11 @@ class AdaptiveAugment(TrainingHook):
 
     def after_d_step(self, d_step: int, stats: Mapping[str, torch.Tensor]) -> None:
         assert self._context is not None and self._sum is not None, "AdaptiveAugment.setup was not called"
-        if "d_real_sign" not in stats:
-            raise ConfigError("adaptive augmentation needs the loss to report d_real_sign (E[sign(D(real))]); "
-                              "a loss that overrides d_loss must add it to its stats, as GANLoss.d_loss does")
-        self._sum = self._sum + stats["d_real_sign"].float()
+        if "overfit_signal" not in stats:
+            raise ConfigError("adaptive augmentation needs the loss to report overfit_signal; a loss that overrides "
+                              "d_loss must add self.overfit_signal(real_logits, fake_logits) to its stats, as "
+                              "GANLoss.d_loss does")
+        self._sum = self._sum + stats["overfit_signal"].float()
         self._count += 1
         if self._count < self.interval:
             return

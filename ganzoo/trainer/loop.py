@@ -54,7 +54,7 @@ from ganzoo.interfaces import (
 from ganzoo.losses import GANLoss, loss_from_recipe
 from ganzoo.model import GANModel
 from ganzoo.sharding import batch_shard, draw_rows
-from ganzoo.streaming import StreamBatches, StreamingDataset, epoch_order
+from ganzoo.streaming import StreamBatches, StreamingDataset, epoch_order, is_streamed
 from ganzoo.trainer.ada import AdaptiveAugment
 from ganzoo.trainer.checkpoint import Checkpoint, find_checkpoints, flatten_optimizer, unflatten_optimizer
 from ganzoo.trainer.ema import ema_beta, update_ema
@@ -119,6 +119,9 @@ class RunOptions(JsonConfig):
         if self.data_workers is not None and self.data_workers < 0:
             raise ConfigError(f"data_workers must be 0 (decode in the training process) or more, got "
                               f"{self.data_workers}")
+        if self.data_workers is not None and not is_streamed(self.data):
+            raise ConfigError(f"data_workers sets the processes that decode streamed data, and {self.data} is held in "
+                              "memory (nothing to decode); drop --data-workers, or stream it (--stream, a .zip, hf:)")
         if self.eval_every < 0:
             raise ConfigError(f"eval_every must be 0 (no evaluation) or a number of steps, got {self.eval_every}")
         if self.eval_every or self.keep_best is not None:  # names checked before a run folder is made
@@ -194,6 +197,16 @@ def _batch_source(dataset: ImageDataset | StreamingDataset, batch_size: int, opt
     if isinstance(dataset, ImageDataset):
         return _Batches(dataset, batch_size, options.seed, device, memory_format, rows)
     return StreamBatches(dataset, batch_size, options.seed, device, memory_format, rows, options.data_workers)
+
+
+def _check_sync_batchnorm(G: nn.Module, D: nn.Module, world: World | None) -> None:
+    """Say where `sync_batchnorm` has nothing to change rather than ignore it silently: a model without BatchNorm, and
+    a run of one process, whose batch is the global batch, so plain BatchNorm already does what the option asks."""
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for net in (G, D) for m in net.modules()):
+        logger.warning("sync_batchnorm: neither G nor D has a BatchNorm layer, so there is nothing to synchronise")
+    elif world is None:
+        logger.warning("sync_batchnorm: this run is one process, whose batch is the global batch, so BatchNorm "
+                       "already normalises over it; the option matters in distributed runs (--nproc, torchrun)")
 
 
 def _param_groups(module: nn.Module, lr: float) -> list[dict[str, Any]]:
@@ -298,6 +311,8 @@ class Trainer:
         self.G = model.generator.train()
         self.D = model.discriminator.train()
         self._restore: list[Callable[[], None]] = []  # undoes what training changed in the modules (release())
+        if recipe.sync_batchnorm:
+            _check_sync_batchnorm(self.G, self.D, world)
         if world is not None and recipe.sync_batchnorm:
             from ganzoo.trainer.distributed import convert_batchnorm
 
