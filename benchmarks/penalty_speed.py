@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import statistics
 import sys
 import tempfile
@@ -48,9 +49,12 @@ from _common import (
     setup_device,
 )
 
+from ganzoo._io import write_json, write_text
 from ganzoo.losses import GANLoss, gradient_penalty, r1_penalty
 
 ARCHS = ("r3gan", "stylegan-lite")
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "benchmarks" / "penalty-speed"
 
 
 def two_pass_d_loss(loss: GANLoss, penalty_D: Callable[..., torch.Tensor]) -> Callable[..., Any]:
@@ -130,7 +134,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first (default: %(default)s)")
     parser.add_argument("--compile", action="store_true", help="also time both computations under torch.compile")
     parser.add_argument("--no-eager", action="store_true", help="with --compile: time only the compiled variants")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help=f"write RESULTS-penalty-speed.{{md,json}} there (e.g. {DEFAULT_OUT.relative_to(ROOT)})")
+    parser.add_argument("--report-from", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="measure nothing: write --out's report from the --json files of earlier runs")
     args = parser.parse_args(argv)
+    if args.report_from and args.out is None:
+        parser.error("--report-from needs --out")
     if args.quick:
         args.rounds, args.steps, args.warmup = 2, 1, 1
     check_args(parser, args, positive=("rounds", "steps", "warmup"))
@@ -146,6 +156,7 @@ def run(args: argparse.Namespace, log: Callable[[str], None] = print) -> dict[st
     t_start = time.perf_counter()
     result = result_header("penalty_speed", device, {"rounds": args.rounds, "steps": args.steps,
                                                      "warmup": args.warmup, "compile": args.compile})
+    result["command"] = getattr(args, "command", None)
     result["archs"] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.arch:
@@ -211,6 +222,28 @@ def markdown(result: dict[str, Any]) -> str:
                     rows)
 
 
+def write_report(results: list[dict[str, Any]], out: Path, command: str) -> None:
+    """RESULTS-penalty-speed.md (what ran where, then the table of every run) and .json (every run), atomically."""
+    lines = ["# Penalties and resampler: per-step cost before and after issue 19", "",
+             "Per-step cost of training with the old computation (each R1 / R2 penalty a forward pass and double "
+             "backward of its own, eager even under `--compile`; r3gan's resampler as slice sums) against today's "
+             "(the penalties from the adversarial forward pass, compiled under `--compile`; one depthwise "
+             "convolution), each variant a trainer of the default config and recipe on mnist-5k with a copy of the "
+             "same initial model, in alternating rounds in one process. Ratios above 1 mean today's is faster: "
+             "the median [range] over rounds of (old time per step) / (variant's time per step).", "",
+             f"Report: `{command}`. The runs:", ""]
+    for result in results:
+        machine = result["machine"]
+        lines.append(f"- `{result.get('command')}`: {result['date']}, {machine.get('cpu_model', '?')}, "
+                     f"{machine.get('cpu_count', '?')} cores, torch {result['torch_version']}, "
+                     f"{result['settings']}, load average {result['load_average_before']} before, "
+                     f"{result['load_average_after']} after, {result['elapsed_s']} s")
+    merged = {"archs": {name: modes for result in results for name, modes in result["archs"].items()}}
+    lines += ["", markdown(merged), ""]
+    write_text(out / "RESULTS-penalty-speed.md", "\n".join(lines))
+    write_json(out / "RESULTS-penalty-speed.json", {"runs": results})
+
+
 def summary(result: dict[str, Any]) -> str:
     parts = [f"{name} {tag} {entry['speedup']['after']['median']:.2f}x"
              for name, modes in result["archs"].items() for tag, entry in modes.items()]
@@ -219,8 +252,16 @@ def summary(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = run(args)
-    print(markdown(result))
+    command = " ".join(["benchmarks/penalty_speed.py", *(sys.argv[1:] if argv is None else argv)])
+    if args.report_from:
+        results = [json.loads(path.read_text(encoding="utf-8")) for path in args.report_from]
+    else:
+        args.command = command
+        results = [run(args)]
+        print(markdown(results[0]))
+    if args.out is not None:
+        write_report(results, args.out, command)
+        print(f"report written to {args.out / 'RESULTS-penalty-speed.md'}")
     return 0
 
 
