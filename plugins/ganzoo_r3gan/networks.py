@@ -68,7 +68,9 @@ def resample_reference(x: torch.Tensor, direction: Literal["up", "down"], taps: 
     The plain-PyTorch statement of the resampler's maths, kept beside the fast version (one depthwise convolution)
     so that the two can be compared (tests/test_r3gan.py, benchmarks/penalty_speed.py).
     """
-    weights = binomial_filter(taps).tolist()
+    # binomial_filter(taps)'s values as Python numbers (exact dyadic fractions), so torch.compile traces this as
+    # it traced the module it replaced, without a tensor read back
+    weights = [math.comb(taps - 1, k) / 2 ** (taps - 1) for k in range(taps)]
     half = taps // 2
     pad = _pad(direction, taps)
     if pad:
