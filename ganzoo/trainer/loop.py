@@ -88,7 +88,10 @@ class _LossD:
         self.D = D
         self.forward = forward
         self.d_input = d_input
-        self._compiled_grad = (torch.compile(self._logits_and_grad, **compiled)
+        # static shapes: a shape this function has not seen (progressive growing, another model in the same process)
+        # compiles anew; torch 2.14's inductor failed on the double backward compiled with dynamic sizes
+        # ("cannot determine truth value of Relational")
+        self._compiled_grad = (torch.compile(self._logits_and_grad, dynamic=False, **compiled)
                                if compiled is not None else None)
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
