@@ -230,15 +230,21 @@ def write_report(results: list[dict[str, Any]], out: Path, command: str) -> None
              "(the penalties from the adversarial forward pass, compiled under `--compile`; one depthwise "
              "convolution), each variant a trainer of the default config and recipe on mnist-5k with a copy of the "
              "same initial model, in alternating rounds in one process. Ratios above 1 mean today's is faster: "
-             "the median [range] over rounds of (old time per step) / (variant's time per step).", "",
+             "the median [range] over rounds of (old time per step) / (variant's time per step). On a shared "
+             "machine read the CPU-time column first: wall times include waiting for other processes (see the load "
+             "averages of each run).", "",
              f"Report: `{command}`. The runs:", ""]
     for result in results:
         machine = result["machine"]
-        lines.append(f"- `{result.get('command')}`: {result['date']}, {machine.get('cpu_model', '?')}, "
+        command = f"`{result['command']}`" if result.get("command") else "(command not recorded)"
+        lines.append(f"- {command}: {result['date']}, {machine.get('cpu_model', '?')}, "
                      f"{machine.get('cpu_count', '?')} cores, torch {result['torch_version']}, "
                      f"{result['settings']}, load average {result['load_average_before']} before, "
                      f"{result['load_average_after']} after, {result['elapsed_s']} s")
-    merged = {"archs": {name: modes for result in results for name, modes in result["archs"].items()}}
+    merged: dict[str, Any] = {"archs": {}}
+    for result in results:
+        for name, modes in result["archs"].items():
+            merged["archs"].setdefault(name, {}).update(modes)
     lines += ["", markdown(merged), ""]
     write_text(out / "RESULTS-penalty-speed.md", "\n".join(lines))
     write_json(out / "RESULTS-penalty-speed.json", {"runs": results})
