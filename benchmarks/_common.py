@@ -394,6 +394,9 @@ class PlainLoop:
 
     def d_loss(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         r = self.recipe
+        r1_due = r.r1_gamma > 0 and self.d_step_count % r.r1_interval == 0
+        if r1_due:  # R1's input gradient from the forward pass that gives the logits
+            real = real.detach().requires_grad_(True)
         real_logits = self.D(real, y)
         fake_logits = self.D(fake, y)
         if r.loss in ("non-saturating", "minimax"):
@@ -410,9 +413,9 @@ class PlainLoop:
             eps = torch.rand(real.shape[0], 1, 1, 1, device=self.device)
             x_hat = torch.lerp(fake, real, eps).requires_grad_(True)
             loss = loss + r.gp_weight * (self._input_grad(x_hat, y).norm(2, dim=1) - 1).square().mean()
-        if r.r1_gamma > 0 and self.d_step_count % r.r1_interval == 0:  # lazy R1 on real images
-            x = real.detach().requires_grad_(True)
-            r1 = self._input_grad(x, y).square().sum(dim=1).mean()
+        if r1_due:  # lazy R1 on real images
+            (grad,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            r1 = grad.flatten(1).square().sum(dim=1).mean()
             loss = loss + (r.r1_gamma / 2) * r.r1_interval * r1
         if r.drift > 0:
             loss = loss + r.drift * real_logits.square().mean()

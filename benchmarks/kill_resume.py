@@ -410,9 +410,10 @@ def auto_resume_kills(work: Path, *, kills: int, steps: int, seed: int, log=prin
     timing = reference_run(reference, steps, logs, run_args)
     log(f"reference: {steps} steps, start-up {timing.startup_s:.2f} s, {1000 * timing.step_s:.1f} ms a step")
     # A third of the random kills fall in the start-up (before and around the run folder's creation), the rest in
-    # the training and its export, so that every phase is hit. The start-up kills are moments in seconds; the training kills wait for the newest checkpoint to reach a
-    # random step (increasing, so each attempt gets further), then a random part of a step: a loaded machine
-    # slows a run down but cannot make these kills land after the run has finished.
+    # the training and its export, so that every phase is hit. The start-up kills are moments in seconds; the
+    # training kills wait for the newest checkpoint to reach a random step (increasing, so each attempt gets
+    # further), then a random part of a step: a loaded machine slows a run down but cannot make these kills land
+    # after the run has finished.
     early = max(1, kills // 3)
     start = timing.startup_s
     moments: list[tuple[float, int | None]] = [(0.05, None), (0.3, None)]

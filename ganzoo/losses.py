@@ -37,6 +37,7 @@ __all__ = [
     "build_loss",
     "gradient_penalty",
     "list_losses",
+    "logits_and_input_grad",
     "loss_from_recipe",
     "loss_options",
     "r1_penalty",
@@ -48,9 +49,24 @@ Stats = dict[str, torch.Tensor]
 DFn = Callable[..., torch.Tensor]
 
 
-def _input_grad(outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    (grad,) = torch.autograd.grad(outputs.sum(), inputs, create_graph=True)
-    return grad.flatten(1)
+def logits_and_input_grad(D: DFn, x: torch.Tensor, labels: torch.Tensor | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's logits at images `x` and the gradient of their sum with respect to `x`, flattened per image, from one
+    forward pass.
+
+    The gradient keeps its graph (a double backward), so a penalty built from it trains D, and the logits serve the
+    adversarial term of the same step. `x` is the batch as the loss received it: whatever D does to its input first
+    (the trainer's augmentation and instance noise) lies between `x` and the layers, and the gradient goes through
+    it. A D that offers a faster way to compute both (the trainer's compiled D has a `logits_and_input_grad` method)
+    is asked for it.
+    """
+    fast = getattr(D, "logits_and_input_grad", None)
+    if fast is not None:
+        return fast(x, labels)
+    x = x.detach().requires_grad_(True)
+    logits = D(x, labels)
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+    return logits, grad.flatten(1)
 
 
 def gradient_penalty(D: DFn, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None = None,
@@ -59,16 +75,19 @@ def gradient_penalty(D: DFn, real: torch.Tensor, fake: torch.Tensor, labels: tor
     ones = [1] * (real.dim() - 1)
     eps = draw_rows(real.shape[0], lambda m: torch.rand(m, *ones, device=real.device, dtype=real.dtype))
     # under bf16 autocast G's fakes come out in bf16: interpolate in the real images' precision
-    x_hat = torch.lerp(fake.detach().to(real.dtype), real.detach(), eps).requires_grad_(True)
-    grad = _input_grad(D(x_hat, labels), x_hat)
+    x_hat = torch.lerp(fake.detach().to(real.dtype), real.detach(), eps)
+    _, grad = logits_and_input_grad(D, x_hat, labels)
     return (grad.norm(2, dim=1) - target).square().mean()
 
 
 def r1_penalty(D: DFn, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """E[||grad D(x)||^2] at real images (multiply by gamma / 2 for the R1 term)."""
-    x = real.detach().requires_grad_(True)
-    grad = _input_grad(D(x, labels), x)
-    return grad.square().sum(dim=1).mean()
+    """E[||grad D(x)||^2] at real images (multiply by gamma / 2 for the R1 term), with a forward pass of its own.
+
+    `GANLoss.d_loss` takes R1 and R2 from the forward pass that gives the adversarial logits instead (the same
+    value, one pass fewer); this function is that computation on its own, for use outside a loss.
+    """
+    _, grad = logits_and_input_grad(D, real, labels)
+    return _squared_norm(grad)
 
 
 def r2_penalty(D: DFn, fake: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -77,6 +96,11 @@ def r2_penalty(D: DFn, fake: torch.Tensor, labels: torch.Tensor | None = None) -
     The same zero-centred penalty as R1, on the other distribution; R3GAN (Huang et al. 2024) uses both.
     """
     return r1_penalty(D, fake, labels)
+
+
+def _squared_norm(grad: torch.Tensor) -> torch.Tensor:
+    """E over the batch of ||grad||^2, for a gradient flattened per image."""
+    return grad.square().sum(dim=1).mean()
 
 
 class GANLoss:
@@ -145,13 +169,22 @@ class GANLoss:
                step: int = 0, penalty_D: DFn | None = None) -> tuple[torch.Tensor, Stats]:
         """D's loss on a real and a fake batch (fake is detached here), with its regularisers.
 
-        `penalty_D` is the D the gradient penalty and R1 call (default `D`). They differentiate a gradient (double
-        backward), which a `torch.compile`d module does not support, so the trainer passes the uncompiled D there.
+        On a step where R1 (R2) is due, D runs once on the real (fake) batch: the adversarial logits and the penalty's
+        input gradient come from that one forward pass (`logits_and_input_grad`). `penalty_D` is the D that the
+        gradient penalty calls at its interpolates, a pass of its own (default `D`).
         """
         fake = fake.detach()
         penalty_D = penalty_D or D
-        real_logits = D(real, labels)
-        fake_logits = D(fake, labels)
+        due = step % self.r1_interval == 0
+        real_grad = fake_grad = None
+        if due and self.r1_gamma > 0:
+            real_logits, real_grad = logits_and_input_grad(D, real, labels)
+        else:
+            real_logits = D(real, labels)
+        if due and self.r2_gamma > 0:
+            fake_logits, fake_grad = logits_and_input_grad(D, fake, labels)
+        else:
+            fake_logits = D(fake, labels)
         loss, stats = self._checked("d_adversarial", self.d_adversarial(real_logits, fake_logits))
         stats["d_real"] = real_logits.detach().mean()
         stats["d_fake"] = fake_logits.detach().mean()
@@ -161,15 +194,14 @@ class GANLoss:
             gp = gradient_penalty(penalty_D, real, fake, labels)
             loss = loss + self.gp_weight * gp
             stats["gradient_penalty"] = gp.detach()
-        if step % self.r1_interval == 0:
-            if self.r1_gamma > 0:
-                r1 = r1_penalty(penalty_D, real, labels)
-                loss = loss + (self.r1_gamma / 2) * self.r1_interval * r1
-                stats["r1_penalty"] = r1.detach()
-            if self.r2_gamma > 0:
-                r2 = r2_penalty(penalty_D, fake, labels)
-                loss = loss + (self.r2_gamma / 2) * self.r1_interval * r2
-                stats["r2_penalty"] = r2.detach()
+        if real_grad is not None:
+            r1 = _squared_norm(real_grad)
+            loss = loss + (self.r1_gamma / 2) * self.r1_interval * r1
+            stats["r1_penalty"] = r1.detach()
+        if fake_grad is not None:
+            r2 = _squared_norm(fake_grad)
+            loss = loss + (self.r2_gamma / 2) * self.r1_interval * r2
+            stats["r2_penalty"] = r2.detach()
         if self.drift > 0:
             loss = loss + self.drift * real_logits.square().mean()
         stats["d_loss"] = loss.detach()

@@ -203,7 +203,8 @@ def check_fast_paths(architecture: str, tmp_path: Path, options: tuple[str, ...]
       channels_last and D is fed channels_last images (watched on 3-channel data: a 1-channel batch is laid out the
       same in both formats);
     - `amp`: every call of G and of D computes activations in bfloat16;
-    - `compile`: every call of G and of D runs compiled code (the profiler's "Torch-Compiled Region" inside it).
+    - `compile`: every call of G and of D runs compiled code (the profiler's "Torch-Compiled Region" inside it),
+      the penalties' (R1, R2, the gradient penalty) too, when the recipe has them.
     """
     import json
 
@@ -326,7 +327,9 @@ COMPILED_REGION = "Torch-Compiled Region"
 
 def _prove_compile(trainer: Any) -> None:
     """The calls of G and of D in the training step run code torch.compile made: the profiler records a compiled
-    region inside a span around each call of the trainer's G and D."""
+    region inside a span around each call of the trainer's G and D, and, when the loss has a penalty (R1, R2, the
+    gradient penalty: all due in the first step), around each call of the compiled function that gives a penalty
+    D's logits and input gradient."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
     open_spans: list[Any] = []
@@ -345,12 +348,29 @@ def _prove_compile(trainer: Any) -> None:
     hooks = []
     for name, module in (("G", trainer.G_fn), ("D", trainer.D_fn)):
         hooks += [module.register_forward_pre_hook(enter(name)), module.register_forward_hook(leave)]
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        _watched_step(trainer, hooks)
+    names = ["G", "D"]
+    loss_d = trainer._D  # what the loss calls: D's inputs, then D; its penalty path is a compiled function
+    compiled_grad = getattr(loss_d, "_compiled_grad", None)
+    if any(getattr(trainer.loss, key, 0) > 0 for key in ("gp_weight", "r1_gamma", "r2_gamma")):
+        names.append("penalties")
+        if compiled_grad is not None:
+            def spanned(*args: Any, **kwargs: Any) -> Any:
+                with record_function("ganzoo.check_fast_paths.penalties"):
+                    return compiled_grad(*args, **kwargs)
+
+            loss_d._compiled_grad = spanned
+    try:
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            _watched_step(trainer, hooks)
+    finally:
+        if compiled_grad is not None:
+            loss_d._compiled_grad = compiled_grad
     events = list(prof.events())
     regions = [e for e in events if e.name.startswith(COMPILED_REGION)]
-    for name in ("G", "D"):
+    for name in names:
         spans = [e for e in events if e.name == f"ganzoo.check_fast_paths.{name}"]
+        if name == "penalties":
+            assert spans, "compile did not take effect: the loss's penalties ran no compiled code in a training step"
         assert spans, f"compile: {name} was not called in a training step"
         eager = [s for s in spans if not any(r.thread == s.thread and s.time_range.start <= r.time_range.start
                                              and r.time_range.end <= s.time_range.end for r in regions)]

@@ -6,10 +6,12 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ganzoo.augment import augment
 from ganzoo.errors import ConfigError, UnknownNameError
-from ganzoo.losses import build_loss, gradient_penalty, list_losses, r1_penalty
+from ganzoo.losses import _LOSSES, build_loss, gradient_penalty, list_losses, r1_penalty
 
 REAL = torch.tensor([2.0, -1.0])
 FAKE = torch.tensor([0.5, -3.0])
@@ -131,6 +133,97 @@ def test_r1_penalty_and_its_lazy_interval():
     assert on.item() == pytest.approx(base.item() + 2.0 / 2 * 4 * 5.0, rel=1e-5)
     assert off.item() == pytest.approx(base.item(), rel=1e-6)
     assert "r1_penalty" in stats
+
+
+class Curved(nn.Module):
+    """A small convolutional D whose input gradient changes from image to image (unlike `Linear`'s), so R1 at the
+    reals and R2 at the fakes differ. Counts its forward passes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.out = nn.Linear(4 * 6 * 6, 1)
+        self.calls = 0
+
+    def forward(self, x, labels=None):
+        self.calls += 1
+        return self.out(F.softplus(self.conv(x) * 2).flatten(1)).flatten()
+
+
+def two_pass_d_loss(loss, D, real, fake, step):
+    """D's loss as ganzoo computed it before R1 and R2 shared the adversarial forward pass: the logits, then one
+    more forward pass and input gradient per penalty."""
+    value, _ = loss.d_adversarial(D(real), D(fake))
+    penalties = {}
+    if step % loss.r1_interval == 0:
+        for name, gamma, images in (("r1_penalty", loss.r1_gamma, real), ("r2_penalty", loss.r2_gamma, fake)):
+            if gamma > 0:
+                x = images.detach().requires_grad_(True)
+                (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+                penalties[name] = grad.flatten(1).square().sum(1).mean()
+                value = value + gamma / 2 * loss.r1_interval * penalties[name]
+    return value, penalties
+
+
+def grads_of(value, D):
+    D.zero_grad()
+    value.backward()
+    return [p.grad.clone() for p in D.parameters()]
+
+
+@pytest.mark.parametrize("step", [0, 1, 6])  # due, not due, due again (r1_interval 3)
+@pytest.mark.parametrize("name", sorted(_LOSSES))
+def test_r1_and_r2_from_the_adversarial_forward_pass_equal_the_two_pass_penalties(name, step):
+    D = Curved()
+    real, fake = torch.randn(5, 1, 6, 6), torch.randn(5, 1, 6, 6) * 2
+    loss = build_loss(name, r1_gamma=0.7, r2_gamma=0.3, r1_interval=3)
+    value, stats = loss.d_loss(D, real, fake, step=step)
+    assert D.calls == 2  # one forward pass per batch, penalty or not
+    expected, penalties = two_pass_d_loss(loss, D, real, fake, step)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    for key in ("r1_penalty", "r2_penalty"):
+        assert (key in stats) == (step % 3 == 0)
+        if key in stats:
+            assert stats[key].item() == pytest.approx(penalties[key].item(), rel=1e-6)
+    if penalties:
+        assert abs(penalties["r1_penalty"] - penalties["r2_penalty"]) > 0.05 * penalties["r1_penalty"]
+    for got, want in zip(grads_of(value, D), grads_of(expected, D), strict=True):  # the same gradient for D
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_the_penalties_differentiate_through_what_d_does_to_its_input():
+    """A D that augments its input (as the trainer's does) is penalised at the images the loss was given, through
+    the augmentation, as the two-pass penalties were; R1 and R2 now see the augmentation their logits saw."""
+    net = Curved()
+
+    def D(x, labels=None):
+        return net(augment(x, ["translation", "cutout", "color"]))
+
+    real, fake = torch.randn(5, 1, 6, 6), torch.randn(5, 1, 6, 6) * 2
+    loss = build_loss("relativistic", r1_gamma=0.5, r2_gamma=0.5)
+    torch.manual_seed(3)
+    value, stats = loss.d_loss(D, real, fake)
+    # by hand, with the same augmentation draws: the reals' first, then the fakes'
+    torch.manual_seed(3)
+    seen = []
+
+    def differentiate(images):
+        x = images.detach().requires_grad_(True)
+        a = augment(x, ["translation", "cutout", "color"])
+        logits = net(a)
+        (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+        seen.append(torch.autograd.grad(logits.sum(), a, retain_graph=True)[0])
+        return logits, grad.flatten(1).square().sum(1).mean()
+
+    (real_logits, r1), (fake_logits, r2) = differentiate(real), differentiate(fake)
+    expected = F.softplus(fake_logits - real_logits).mean() + 0.25 * (r1 + r2)
+    assert stats["r1_penalty"].item() == pytest.approx(r1.item(), rel=1e-6)
+    assert stats["r2_penalty"].item() == pytest.approx(r2.item(), rel=1e-6)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+    # the gradient at the augmented images is another quantity: cutout zeroes a part of it
+    at_augmented = seen[0].flatten(1).square().sum(1).mean().item()
+    assert abs(at_augmented - r1.item()) > 0.05 * r1.item()
 
 
 def test_weight_clipping_and_drift():

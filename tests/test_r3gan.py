@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from ganzoo_r3gan import InvertedBottleneck, LowPassResample, binomial_filter
-from ganzoo_r3gan.networks import LRELU_GAIN
+from ganzoo_r3gan.networks import LRELU_GAIN, resample_reference
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -129,6 +129,46 @@ def test_upsampling_interpolates_with_the_binomial_kernel():
     x = torch.randn(2, 3, 8, 8)
     bilinear = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
     assert torch.allclose(LowPassResample("up", 4)(x)[..., 1:-1, 1:-1], bilinear[..., 1:-1, 1:-1], atol=1e-6)
+
+
+@pytest.mark.parametrize("taps", [2, 4, 6, 8])
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_the_depthwise_convolution_computes_the_slice_sums(direction, taps):
+    """The resampler (one depthwise convolution) against its reference (sums of shifted slices, one axis at a time):
+    the same values, first and second derivatives (R1 differentiates D's resamplers twice), in either layout."""
+    resample = LowPassResample(direction, taps).double()
+    x = torch.randn(2, 3, 8, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(taps))
+    ours, reference = resample(x), resample_reference(x, direction, taps)
+    assert ours.shape == reference.shape == ((2, 3, 16, 24) if direction == "up" else (2, 3, 4, 6))
+    assert torch.allclose(ours, reference, rtol=0, atol=1e-12)
+    assert torch.allclose(resample(x.to(memory_format=torch.channels_last)), reference, rtol=0, atol=1e-12)
+    weight = torch.randn_like(reference)
+    grads = []
+    for fn in (resample, lambda t: resample_reference(t, direction, taps)):
+        t = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad((fn(t) * weight).square().sum(), t, create_graph=True)
+        (gg,) = torch.autograd.grad(g.square().sum(), t)
+        grads.append((g.detach(), gg))
+    for ours_grad, reference_grad in zip(*grads, strict=True):
+        assert torch.allclose(ours_grad, reference_grad, rtol=1e-10, atol=1e-10)
+    # in float32, as training runs, within float rounding
+    assert torch.allclose(LowPassResample(direction, taps)(x.float()), reference.float(), rtol=0, atol=1e-5)
+
+
+def test_the_filter_is_not_part_of_the_weights():
+    """The kernel is a non-persistent buffer: no key in a state dict, so the shipped r3gan-mnist-5k weights load as
+    they are, and they draw what the slice sums drew."""
+    resample = LowPassResample("up", 4)
+    assert not resample.state_dict() and resample.to(torch.float64).kernel.dtype == torch.float64
+    shipped = ganzoo.load("r3gan-mnist-5k")  # strict loading: a missing or unexpected key is an error
+    fresh = ganzoo.create("r3gan", **shipped.config.to_dict())
+    for ours, theirs in ((shipped.generator, fresh.generator), (shipped.discriminator, fresh.discriminator)):
+        assert ours.state_dict().keys() == theirs.state_dict().keys()
+    images = shipped.sample(8, seed=0)
+    for module in shipped.generator.modules():
+        if isinstance(module, LowPassResample):
+            module.forward = lambda x, m=module: resample_reference(x, m.direction, m.taps)
+    assert torch.allclose(shipped.sample(8, seed=0), images, rtol=0, atol=1e-5)
 
 
 def test_the_networks_resample_through_the_filter():

@@ -115,14 +115,15 @@ class Recorder:
         return [c for c in self.calls if c.step == step]
 
     def real(self, step: int) -> list[DCall]:
-        """D's calls on real batches at `step` (not a penalty's)."""
-        return [c for c in self.at(step) if c.grad is None and self.dataset_rows(c.x) is not None]
+        """D's calls on real batches at `step` (R1 takes its gradient from one of them, when due)."""
+        return [c for c in self.at(step) if self.dataset_rows(c.x) is not None]
 
     def fake(self, step: int) -> list[DCall]:
         """D's calls on G's images at `step`: those of D's steps, then the one of G's step."""
-        return [c for c in self.at(step) if c.grad is None and self.is_fake(c)]
+        return [c for c in self.at(step) if self.is_fake(c)]
 
     def penalties(self, step: int) -> list[DCall]:
+        """D's calls at `step` that a penalty differentiates with respect to their input."""
         return [c for c in self.at(step) if c.grad is not None]
 
     def logits(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -330,7 +331,8 @@ def test_r1_is_applied_on_multiples_of_its_interval_and_scaled_by_it(tmp_path, g
             assert "r1_penalty" not in line and line["d_loss"] == approx(bce_d(real, fake))
             continue
         (penalty,) = record.penalties(step)
-        assert torch.equal(penalty.x, record.real(step)[0].x)  # at the real images
+        (real_call,) = record.real(step)
+        assert penalty is real_call  # at the real images, from the forward pass that gives the adversarial logits
         r1 = penalty.grad.square().sum(1).mean().item()
         assert line["r1_penalty"] == approx(r1)
         assert line["d_loss"] == approx(bce_d(real, fake) + gamma / 2 * interval * r1)

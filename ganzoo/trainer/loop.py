@@ -82,6 +82,70 @@ class TrainingDiverged(GanzooError):
     """A loss became NaN or infinite."""
 
 
+class _LossD:
+    """D as the trainer's loss calls it: the step's D inputs (augmentation, instance noise), then D, compiled when
+    the run asks.
+
+    `logits_and_input_grad` serves the penalties (R1, R2, the gradient penalty; see `ganzoo.losses`): the logits
+    and their gradient with respect to the images, from one forward pass, with the gradient's graph kept. Under
+    `torch.compile` the penalty runs compiled too, as one compiled function that computes the logits and the input
+    gradient (`torch.func.grad` inside `torch.compile`): the backward of a compiled module cannot be differentiated
+    again (torch 2.14: "torch.compile with aot_autograd does not currently support double backward"), but the
+    compiled function's own backward is a first derivative of what it computes, which the loss's backward needs.
+    The gradient is taken with respect to the images before the augmentation, through it, as in eager mode.
+    """
+
+    def __init__(self, D: nn.Module, forward: Callable[..., torch.Tensor],
+                 d_input: Callable[[torch.Tensor], torch.Tensor], compiled: dict[str, Any] | None) -> None:
+        self.D = D
+        self.forward = forward
+        self.d_input = d_input
+        self.checker: Callable[[torch.Tensor, int], None] | None = None  # the plugin contract, on the first step
+        # static shapes: a shape this function has not seen (progressive growing, another model in the same process)
+        # compiles anew; torch 2.14's inductor failed on the double backward compiled with dynamic sizes
+        # ("cannot determine truth value of Relational")
+        self._compiled_grad = (torch.compile(self._logits_and_grad, dynamic=False, **compiled)
+                               if compiled is not None else None)
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self.forward(self.d_input(images), labels)
+        if self.checker is not None:
+            self.checker(logits, images.shape[0])
+        return logits
+
+    def _logits_and_grad(self, seen: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits at the images it sees and d sum(logits) / d images, as one function of the images."""
+        def summed(x: torch.Tensor, buffers: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            logits = torch.func.functional_call(self.D, buffers, (x, labels))
+            return logits.sum(), logits
+
+        # D's buffers go in as arguments: a forward pass that updates them (BatchNorm's running statistics, spectral
+        # normalisation's singular vectors) may not write to tensors the transform only captured
+        grad, logits = torch.func.grad(summed, has_aux=True)(seen, dict(self.D.named_buffers()))
+        return logits, grad
+
+    def logits_and_input_grad(self, images: torch.Tensor, labels: torch.Tensor | None = None
+                              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits at `images` and the gradient of their sum with respect to `images` (flattened per image), the
+        gradient differentiable with respect to D's weights."""
+        x = images.detach().requires_grad_(True)
+        seen = self.d_input(x)
+        if self._compiled_grad is None:
+            logits = self.D(seen, labels)
+            if self.checker is not None:
+                self.checker(logits, images.shape[0])
+            (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            return logits, grad.flatten(1)
+        logits, grad_seen = self._compiled_grad(seen.detach(), labels)
+        if self.checker is not None:
+            self.checker(logits, images.shape[0])
+        if seen is x:
+            return logits, grad_seen.flatten(1)
+        # back through the augmentation and the noise (eager), to the images as the loss passed them
+        (grad,) = torch.autograd.grad(seen, x, grad_seen, create_graph=True)
+        return logits, grad.flatten(1)
+
+
 @dataclass(frozen=True)
 class RunOptions(JsonConfig):
     """How a run is carried out, as opposed to what is trained (config) and how (recipe)."""
@@ -323,6 +387,7 @@ class Trainer:
         compiled = {"options": {"fallback_random": True}}
         self.G_fn: Callable[..., torch.Tensor] = torch.compile(self.G, **compiled) if options.compile else self.G
         self.D_fn: Callable[..., torch.Tensor] = torch.compile(self.D, **compiled) if options.compile else self.D
+        self._D = _LossD(self.D, self.D_fn, self._d_input, compiled if options.compile else None)
         self.opt_G = _make_optimizer(recipe, self.G, recipe.g_lr, recipe.betas_of("g"))
         self.opt_D = _make_optimizer(recipe, self.D, recipe.d_lr, recipe.betas_of("d"))
         self.loss = loss_from_recipe(recipe)
@@ -340,6 +405,8 @@ class Trainer:
         self._plugin = architecture_origin(model.architecture)  # who breaches the plugin contract, if one does
         self._loss_origin = loss_origin(self.loss)
         self._checking = True  # the first step checks what the plugins return (`ganzoo.contract`)
+        plugin = self._plugin
+        self._D.checker = lambda logits, n: check_discriminator_output(logits, n, plugin)
         self._hook_origins: dict[int, str] = {}  # id(hook) -> how errors name it
         for hook in self.hooks:
             self._hook(hook, "setup", context)
@@ -387,19 +454,6 @@ class Trainer:
             return images
         return images + sigma * draw_rows(images.shape[0], lambda m: torch.randn(
             m, *images.shape[1:], device=images.device, dtype=images.dtype))
-
-    def _D(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        logits = self.D_fn(self._d_input(images), labels)
-        if self._checking:
-            check_discriminator_output(logits, images.shape[0], self._plugin)
-        return logits
-
-    def _D_eager(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """`_D` without torch.compile, for the penalties' double backward (see `GANLoss.d_loss`)."""
-        logits = self.D(self._d_input(images), labels)
-        if self._checking:
-            check_discriminator_output(logits, images.shape[0], self._plugin)
-        return logits
 
     def _hook(self, hook: TrainingHook, method: str, *args: Any) -> Any:
         """`hook.method(*args)`; a plugin's hook that raises is named in a one-line `PluginContractError`."""
@@ -491,8 +545,7 @@ class Trainer:
                     fake = self.G_fn(z, labels)
                 if self._checking:
                     check_generator_output(fake, tuple(real.shape), self._plugin)
-                d_result = self.loss.d_loss(self._D, real, fake, labels, step=self.step * recipe.d_steps + i,
-                                            penalty_D=self._D_eager if self.options.compile else None)
+                d_result = self.loss.d_loss(self._D, real, fake, labels, step=self.step * recipe.d_steps + i)
                 d_loss, d_stats = check_loss_output(d_result, self._loss_origin, "d_loss") if self._checking \
                     else d_result
             self.opt_D.zero_grad(set_to_none=True)
@@ -522,6 +575,7 @@ class Trainer:
 
         self.step += 1
         self._checking = False
+        self._D.checker = None
         if self.model.ema is not None:
             beta = ema_beta(recipe.batch_size, self.images_seen, recipe.ema_kimg, recipe.ema_rampup)
             update_ema(self.model.ema, self.G, beta)

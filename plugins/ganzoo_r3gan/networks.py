@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from . import R3GANConfig
 
 __all__ = ["BiasedLeakyReLU", "InvertedBottleneck", "LowPassResample", "R3GANDiscriminator", "R3GANGenerator",
-           "binomial_filter"]
+           "binomial_filter", "resample_reference"]
 
 _SLOPE = 0.2
 # He's gain for leaky ReLU: keeps the second moment of activations through a layer followed by it
@@ -53,51 +53,84 @@ def _along(dim: int, sl: slice) -> tuple[slice, ...]:
     return (slice(None),) * (4 + dim) + (sl,)
 
 
+def _pad(direction: str, taps: int) -> int:
+    """Pixels of reflected border per side that the resampler adds before it filters."""
+    half = taps // 2
+    # down: output pixel i is centred between input pixels 2i and 2i + 1, so it takes taps 2i - (half - 1) ...
+    # 2i + half; up: output pixel n filters the zero-stuffed input u (u[2i] = x[i]) with taps n - half ...
+    # n + half - 1, which reach half / 2 input pixels beyond the border, rounded up
+    return half - 1 if direction == "down" else (half + 1) // 2
+
+
+def resample_reference(x: torch.Tensor, direction: Literal["up", "down"], taps: int = 4) -> torch.Tensor:
+    """What `LowPassResample(direction, taps)` computes, written out as sums of shifted slices, one axis at a time.
+
+    The plain-PyTorch statement of the resampler's maths, kept beside the fast version (one depthwise convolution)
+    so that the two can be compared (tests/test_r3gan.py, benchmarks/penalty_speed.py).
+    """
+    # binomial_filter(taps)'s values as Python numbers (exact dyadic fractions), so torch.compile traces this as
+    # it traced the module it replaced, without a tensor read back
+    weights = [math.comb(taps - 1, k) / 2 ** (taps - 1) for k in range(taps)]
+    half = taps // 2
+    pad = _pad(direction, taps)
+    if pad:
+        x = F.pad(x, (pad,) * 4, mode="reflect")
+
+    def down(x: torch.Tensor, dim: int) -> torch.Tensor:
+        size = (x.shape[dim] - 2 * pad) // 2
+        return sum(w * x[_along(dim, slice(k, k + 2 * size - 1, 2))] for k, w in enumerate(weights))
+
+    # up: even outputs take the taps of even offset from -half, odd outputs the others (the two polyphases)
+    phases = [[(2 * w, (k - half + parity) // 2) for k, w in enumerate(weights) if (k - half) % 2 == parity]
+              for parity in (0, 1)]
+
+    def up(x: torch.Tensor, dim: int) -> torch.Tensor:
+        size = x.shape[dim] - 2 * pad
+        y = torch.stack([sum(w * x[_along(dim, slice(pad + d, pad + d + size))] for w, d in phase)
+                         for phase in phases], dim=dim)  # (..., size, 2) or (..., size, 2, W): interleave them
+        return y.flatten(dim - 1, dim) if dim == -1 else y.flatten(-3, -2)
+
+    resample = down if direction == "down" else up
+    return resample(resample(x, -1), -2)
+
+
 class LowPassResample(nn.Module):
     """2x up- or downsampling through a fixed separable binomial low-pass filter (an even number of taps).
 
     Downsampling filters, then keeps every second pixel, so frequencies the half-size grid cannot hold are removed
     rather than folded back (a checkerboard becomes zero, not a constant). Upsampling puts the pixels on a grid of
-    twice the size with zeros between them and filters with twice the taps per axis, which interpolates: with 4 taps
-    it is bilinear interpolation with pixel centres aligned. Borders are reflected, so a constant image stays
-    constant. The filter is applied along each axis in turn, as a sum of shifted slices (a few multiply-adds per
-    pixel: much cheaper on a CPU than a convolution with one channel).
+    twice the size with zeros between them and filters (gain 2 per axis), which interpolates: with 4 taps it is
+    bilinear interpolation with pixel centres aligned. Borders are reflected, so a constant image stays constant.
+
+    Each direction is one depthwise convolution over the reflected image with the filter's outer product as its
+    kernel: a strided `conv2d` down, a strided `conv_transpose2d` up (the transposed convolution is the zero-stuffing
+    and the filtering in one). The kernel is a non-persistent buffer: it follows the module's device and dtype and
+    stays out of the state dict. `resample_reference` is the same maths as sums of shifted slices.
     """
 
     def __init__(self, direction: Literal["up", "down"], taps: int = 4) -> None:
         super().__init__()
         if taps < 2 or taps % 2:
             raise ValueError(f"taps must be even and at least 2, got {taps}")
+        if direction not in ("up", "down"):
+            raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
         self.direction = direction
         self.taps = taps
-        self.weights = binomial_filter(taps).tolist()
-        half = taps // 2
-        if direction == "down":
-            # output pixel i is centred between input pixels 2i and 2i + 1: taps 2i - (half - 1) ... 2i + half
-            self.pad = half - 1
-        else:
-            # up: output pixel n filters the zero-stuffed input u (u[2i] = x[i]) with taps n - half ... n + half - 1;
-            # even outputs take the taps of even offset from -half, odd outputs the others (the two polyphases)
-            self.pad = (half + 1) // 2
-            self.phases = [[(2 * w, (k - half + parity) // 2) for k, w in enumerate(self.weights)
-                            if (k - half) % 2 == parity] for parity in (0, 1)]
-
-    def _down(self, x: torch.Tensor, dim: int) -> torch.Tensor:
-        size = (x.shape[dim] - 2 * self.pad) // 2
-        return sum(w * x[_along(dim, slice(k, k + 2 * size - 1, 2))] for k, w in enumerate(self.weights))
-
-    def _up(self, x: torch.Tensor, dim: int) -> torch.Tensor:
-        size = x.shape[dim] - 2 * self.pad
-        phases = [sum(w * x[_along(dim, slice(self.pad + d, self.pad + d + size))] for w, d in phase)
-                  for phase in self.phases]
-        y = torch.stack(phases, dim=dim)  # (..., size, 2) or (..., size, 2, W): interleave even and odd outputs
-        return y.flatten(dim - 1, dim) if dim == -1 else y.flatten(-3, -2)
+        self.pad = _pad(direction, taps)
+        k = binomial_filter(taps) * (2 if direction == "up" else 1)
+        self.register_buffer("kernel", torch.outer(k, k)[None, None], persistent=False)  # (1, 1, taps, taps)
+        # up: the transposed convolution of the padded image is 2 * (taps // 2 - 1 + 2 * pad) pixels too large;
+        # its `padding` crops half of that from each side
+        self.crop = taps // 2 - 1 + 2 * self.pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad:
             x = F.pad(x, (self.pad,) * 4, mode="reflect")
-        resample = self._down if self.direction == "down" else self._up
-        return resample(resample(x, -1), -2)
+        channels = x.shape[1]
+        kernel = self.kernel.to(x.dtype).expand(channels, 1, self.taps, self.taps)
+        if self.direction == "down":
+            return F.conv2d(x, kernel, stride=2, groups=channels)
+        return F.conv_transpose2d(x, kernel, stride=2, padding=self.crop, groups=channels)
 
     def extra_repr(self) -> str:
         return f"{self.direction}, taps={self.taps}"
