@@ -86,19 +86,6 @@ def test_fixup_scales_branch_convolutions_by_depth():
                 assert conv.weight.std().item() == pytest.approx(expected, rel=0.05)
 
 
-def test_the_output_bias_is_learned_faster_than_the_weights():
-    G = ganzoo.create("r3gan", output_bias=True, output_bias_lr_mult=7.0, **_tiny(16)).generator
-    groups = G.param_groups()
-    assert groups[1] == {"params": [G.to_image.bias], "lr_mult": 7.0}
-    assert sum(len(g["params"]) for g in groups) == len(list(G.parameters()))
-    plain = ganzoo.create("r3gan", **_tiny(16)).generator  # the default: the paper's bias-free output
-    assert plain.to_image.bias is None and len(plain.param_groups()) == 1
-    with torch.no_grad():
-        G.to_image.bias.fill_(-0.5)  # the bias is a constant added to every pixel, whatever z
-        G.to_image.weight.zero_()
-        assert torch.equal(G.train()(torch.randn(3, 8)), torch.full((3, *G.img_shape), -0.5))
-
-
 def test_binomial_filter():
     assert torch.allclose(binomial_filter(4), torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8)
     assert torch.allclose(binomial_filter(2), torch.tensor([0.5, 0.5]))
@@ -158,7 +145,6 @@ def test_the_networks_resample_through_the_filter():
     ({"group_size": 24}, "group_size 24 must divide every block's hidden width"),
     ({"filter_taps": 3}, "filter_taps must be 2, 4, 6 or 8"),
     ({"num_classes": 10}, "num_classes must be 0"),
-    ({"output_bias_lr_mult": 0}, "output_bias_lr_mult must be positive"),
     ({"img_size": 28}, "img_size 28 is not supported"),
 ])
 def test_bad_configs_are_one_line_errors(overrides, message):

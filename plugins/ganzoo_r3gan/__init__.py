@@ -43,11 +43,6 @@ class R3GANConfig(ArchConfig):
     group_size: int = 16  # channels per group of the grouped 3x3 conv (the paper: 16); cardinality = hidden / 16
     expansion: int = 2  # hidden channels of a block = expansion x its channels (the paper: 2)
     filter_taps: int = 4  # binomial low-pass filter length for 2x resampling: 4 is [1, 3, 3, 1] / 8
-    # a learned per-channel constant added to G's output (not in the paper: its G has no bias on the trunk, so a
-    # flat background, -1 on four fifths of a digit's pixels, must be built from rectified features of z). Off by
-    # default: on mnist-5k it has not been shown to help (docs/architectures/r3gan.md)
-    output_bias: bool = False
-    output_bias_lr_mult: float = 20.0  # learning-rate factor of that bias (see R3GANGenerator.param_groups)
 
     supported_sizes = (8, 16, 32, 64)
 
@@ -72,8 +67,6 @@ class R3GANConfig(ArchConfig):
                 raise ConfigError(f"group_size {self.group_size} must divide every block's hidden width (width x "
                                   f"expansion), but {width} x {self.expansion} = {width * self.expansion} is not a "
                                   "multiple; change group_size or the widths")
-        if not self.output_bias_lr_mult > 0:
-            raise ConfigError(f"output_bias_lr_mult must be positive, got {self.output_bias_lr_mult}")
         if self.filter_taps not in (2, 4, 6, 8):
             raise ConfigError(f"filter_taps must be 2, 4, 6 or 8 (an even binomial filter), got {self.filter_taps}")
 

@@ -10,7 +10,7 @@ residual blocks in the network and m = 3 the number of convolutions per branch (
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -164,18 +164,7 @@ class R3GANGenerator(Generator):
             stages.append(nn.Sequential(change, LowPassResample("up", cfg.filter_taps),
                                         *_stage_blocks(cfg, i, scale)))
         self.stages = nn.Sequential(*stages)
-        self.to_image = _he_init(nn.Conv2d(cfg.widths[-1], cfg.channels, 1, bias=cfg.output_bias), 1.0)
-        self.output_bias_lr_mult = cfg.output_bias_lr_mult
-
-    def param_groups(self) -> list[dict[str, Any]]:
-        """One group for all weights; the output bias (when there is one) in its own, at `output_bias_lr_mult`
-        times the learning rate: Adam moves a parameter by about the learning rate per step, so at 2e-4 a bias
-        starting at 0 would need thousands of steps to reach a background level such as -1."""
-        bias = self.to_image.bias
-        if bias is None:
-            return [{"params": list(self.parameters())}]
-        rest = [p for p in self.parameters() if p is not bias]
-        return [{"params": rest}, {"params": [bias], "lr_mult": self.output_bias_lr_mult}]
+        self.to_image = _he_init(nn.Conv2d(cfg.widths[-1], cfg.channels, 1, bias=False), 1.0)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.basis.unsqueeze(0) * self.basis_weights(z)[:, :, None, None]
