@@ -107,12 +107,17 @@ def test_power_iteration_state_round_trips_bit_identically(tmp_path):
     assert torch.equal(D.state_dict()[uv[0]], D2.state_dict()[uv[0]])
 
 
-def test_recipe_is_the_papers_resnet_cifar_setting():
-    recipe = get_architecture("sngan").recipe
+def test_recipes_are_the_papers_settings():
+    arch = get_architecture("sngan")
+    recipe = arch.recipe  # the default: the paper's setting C (table 1), one D step per G step
     assert recipe.loss == "hinge"
     assert recipe.optimizer == "adam" and recipe.g_lr == recipe.d_lr == 2e-4
-    assert recipe.betas == (0.0, 0.9)
-    assert recipe.d_steps == 5
+    assert recipe.betas == (0.5, 0.999)
+    assert recipe.d_steps == 1
+    cifar = arch.make_recipe("cifar10")  # the paper's ResNet CIFAR-10 setting
+    assert (cifar.loss, cifar.g_lr, cifar.d_lr, tuple(cifar.betas), cifar.d_steps) == ("hinge", 2e-4, 2e-4,
+                                                                                      (0.0, 0.9), 5)
+    assert cifar.steps == 50000
 
 
 def test_cifar10_preset_has_the_papers_widths():
