@@ -80,7 +80,7 @@ class DCall:
 
 
 class Recorder:
-    """Forward hooks on a trainer's D and G: every call of D, every output of the training-mode G."""
+    """Forward hooks on a trainer's D and G: every training-mode call of D, every output of the training-mode G."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -92,6 +92,8 @@ class Recorder:
         trainer.G.register_forward_hook(self._on_g)
 
     def _on_d(self, module: torch.nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> None:
+        if not module.training:  # the plugin-contract check of sampling before the first step, not a training call
+            return
         x = args[0]
         grad = None
         if x.requires_grad and x.is_leaf:  # a penalty's input: the gradient the penalty is built from
