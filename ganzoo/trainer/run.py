@@ -523,7 +523,6 @@ def _plan_differences(new: Mapping[str, Any], stored: Mapping[str, Any]) -> list
 
 
 _MISSING = object()
-_EXPORTED = ("config.json", "generator.safetensors", "discriminator.safetensors", "README.md", "samples.png")
 
 
 def _auto_state(folder: Path, plan: Mapping[str, Any]) -> str:
@@ -546,12 +545,14 @@ def _auto_state(folder: Path, plan: Mapping[str, Any]) -> str:
             differences[0].startswith("recipe.steps ") else ""
         raise GanzooUsageError(f"{folder} holds another run: {differences[0]}{more}; --auto-resume continues only "
                                f"the run its own command started: fix the command or choose another --out{hint}")
+    from ganzoo.hub import MODEL_FILES  # the files an export writes
+
     exported = folder / "model"
     try:  # config.json is the last file an export writes (save_model_folder): the others are of the same export
         steps = json.loads((exported / RUN_CONFIG).read_text(encoding="utf-8")).get("training", {}).get("steps")
     except (OSError, ValueError, AttributeError):
         steps = None
-    if steps == stored["recipe"]["steps"] and all((exported / name).is_file() for name in _EXPORTED):
+    if steps == stored["recipe"]["steps"] and all((exported / name).is_file() for name in MODEL_FILES):
         return "finished"
     return "resume"
 
