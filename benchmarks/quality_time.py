@@ -230,7 +230,16 @@ def evaluate_runs(args: argparse.Namespace, archs: list[str]) -> dict[str, Any]:
     evaluators: dict[int, Any] = {}
     curves: dict[str, list[dict[str, Any]]] = {}
     finals: dict[str, dict[str, Any]] = {}
+    long_runs = zoo_curves(args.zoo, archs) if args.zoo else {}
     for arch in archs:
+        if arch in long_runs:  # a zoo run of the same recipe, longer, with the FD it logged along the way
+            curves[arch] = long_runs[arch]
+            finals[arch] = long_runs[arch][-1]
+            final = ganzoo.load(str(run_folder(args.zoo, arch) / "model"))
+            save_grid(final.sample(64, seed=SEED), args.out / f"grid-{arch}.png", nrow=8)
+            print(f"  {arch} (zoo run): " + ", ".join(f"{p['cpu_s']:.0f} CPU s FD {p['fid']:.1f}"
+                                                      for p in curves[arch]), flush=True)
+            continue
         run = run_folder(args.out, arch)
         if not (run / "model" / "config.json").is_file():
             print(f"  {arch}: no finished run in {run}; skipped", flush=True)
@@ -284,6 +293,41 @@ def _floor(args: argparse.Namespace, cache: dict[int, Any]) -> dict[str, float]:
     return {"fid": round(result.values["fid"], 3), "kid": round(result.values["kid"], 5)}
 
 
+def _time_log_cpu(log: Path) -> float | None:
+    """User plus system CPU seconds from a `/usr/bin/time -v` report (the zoo runs' logs), None without one."""
+    if not log.is_file():
+        return None
+    seconds = [float(line.split(":")[-1]) for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+               if line.strip().startswith(("User time (seconds)", "System time (seconds)"))]
+    return sum(seconds) if len(seconds) == 2 else None
+
+
+def zoo_curves(zoo: Path, archs: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """FD along the zoo's long runs, from the digits FD each logged with `--eval-every` (the evaluation above: 2,000
+    samples against the test split, seed 0, its own generator) in ZOO/ARCH-mnist-5k/metrics.jsonl.
+
+    Their CPU time is the whole process's, from the `/usr/bin/time -v` report in ZOO/ARCH.log, spread over the steps
+    in proportion (a step's cost does not change along these recipes; the few seconds of each evaluation are in it).
+    A run without either is left out."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for arch in archs:
+        run = run_folder(zoo, arch)
+        cpu = _time_log_cpu(zoo / f"{arch}.log")
+        if cpu is None or not (run / "model" / "config.json").is_file():
+            continue
+        steps = json.loads((run / "model" / "config.json").read_text(encoding="utf-8"))["training"]["steps"]
+        points = []
+        for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            fid = next((e["value"] for e in record.get("eval", []) if e["name"] == "fid"), None)
+            if fid is not None:
+                points.append({"step": record["step"], "cpu_s": round(cpu * record["step"] / steps, 1),
+                               "wall_s": record["time_s"], "fid": round(fid, 3), "kid": None})
+        if points:
+            curves[arch] = points
+    return curves
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # verdicts, table and plot
 # ---------------------------------------------------------------------------------------------------------------------
@@ -300,25 +344,33 @@ def plain_fd_at(plain: list[dict[str, Any]], seconds: float) -> float | None:
     return plain[-1]["fid"]
 
 
+#: runs not held to the plain loop: the 2014 MLP (it reaches its own plateau) and the loop itself
+NOT_COMPARED = ("gan", "plain")
+
+
 def verdicts(result: dict[str, Any]) -> dict[str, Any]:
-    """DCGAN's default recipe against the plain loop: no worse at any of its points; and the time each needs to
-    reach the plain loop's final FD."""
+    """Each convolutional recipe against the plain loop at the same CPU time: its final point no worse than the loop
+    where the loop's run covers that time (the issue's bar), the points along the way that are worse, and the time
+    it needs to reach the loop's final FD."""
     plain = result["curves"].get("plain", [])
-    dcgan = result["curves"].get("dcgan", [])
     out: dict[str, Any] = {}
-    if not plain or not dcgan:
+    if not plain:
         return out
-    worse = []
-    for p in dcgan:
-        ref = plain_fd_at(plain, p["cpu_s"])
-        if ref is not None and p["fid"] > ref:
-            worse.append({"cpu_s": p["cpu_s"], "fid": p["fid"], "plain_fid": round(ref, 2)})
-    out["dcgan_no_worse_than_plain"] = not worse
-    out["dcgan_worse_points"] = worse
     target = plain[-1]["fid"]
-    reached = next((p["cpu_s"] for p in dcgan if p["fid"] <= target), None)
     out["plain_final"] = {"cpu_s": plain[-1]["cpu_s"], "fid": target}
-    out["dcgan_time_to_plain_final_fd"] = reached
+    for name, points in result["curves"].items():
+        if name in NOT_COMPARED:
+            continue
+        worse = []
+        for p in points:
+            ref = plain_fd_at(plain, p["cpu_s"])
+            if ref is not None and p["fid"] > ref:
+                worse.append({"cpu_s": p["cpu_s"], "fid": p["fid"], "plain_fid": round(ref, 2)})
+        last = points[-1]
+        ref = plain_fd_at(plain, last["cpu_s"])
+        out[name] = {"final_no_worse": None if ref is None else last["fid"] <= ref,
+                     "plain_fid_at_final": None if ref is None else round(ref, 3), "worse_points": worse,
+                     "time_to_plain_final_fd": next((p["cpu_s"] for p in points if p["fid"] <= target), None)}
     return out
 
 
@@ -332,18 +384,27 @@ def markdown(result: dict[str, Any]) -> str:
     for name, points in result["curves"].items():
         last = points[-1]
         along = ", ".join(f"{p['cpu_s']:.0f}: {p['fid']:.1f}" for p in points)
+        kid = "-" if last.get("kid") is None else f"{last['kid']:.5f}"
         lines.append(f"| {name} | {last['step']} | {last['cpu_s']:.0f} | {last['wall_s']:.0f} | {last['fid']:.2f} | "
-                     f"{last['kid']:.5f} | "
-                     f"{along} |")
+                     f"{kid} | {along} |")
     v = result.get("verdicts", {})
     if v:
-        lines += ["", f"- DCGAN default recipe no worse than the plain loop at every point: "
-                      f"**{'yes' if v['dcgan_no_worse_than_plain'] else 'no'}**"
-                      + (f" (worse at {v['dcgan_worse_points']})" if v["dcgan_worse_points"] else ""),
-                  f"- plain loop's final FD {v['plain_final']['fid']:.1f} at {v['plain_final']['cpu_s']:.0f} s; "
-                  f"DCGAN recipe reaches it at "
-                  + (f"{v['dcgan_time_to_plain_final_fd']:.0f} s" if v["dcgan_time_to_plain_final_fd"] is not None
-                     else "none of its points")]
+        plain = v["plain_final"]
+        lines += ["", f"Against the plain loop (final FD {plain['fid']:.2f} at {plain['cpu_s']:.0f} CPU s), at "
+                      "the same CPU time:", "",
+                  "| run | final FD | plain loop's FD then | no worse at the end | points worse than the loop | "
+                  "CPU s to the loop's final FD |", "| --- | --- | --- | --- | --- | --- |"]
+        for name, verdict in v.items():
+            if name == "plain_final":
+                continue
+            final = result["curves"][name][-1]["fid"]
+            ref = verdict["plain_fid_at_final"]
+            ok = {None: "beyond the loop's run", True: "yes", False: "**no**"}[verdict["final_no_worse"]]
+            worse = ", ".join(f"{w['cpu_s']:.0f} s: {w['fid']:.2f} vs {w['plain_fid']:.2f}"
+                              for w in verdict["worse_points"]) or "none"
+            reach = verdict["time_to_plain_final_fd"]
+            lines.append(f"| {name} | {final:.2f} | {'-' if ref is None else f'{ref:.2f}'} | {ok} | {worse} | "
+                         f"{'not reached' if reach is None else f'{reach:.0f}'} |")
     lines += ["", "Grids of the final models (64 samples, seed 0), the images behind the last column's numbers:", ""]
     lines += [f"- {name}: ![{name}](grid-{name}.png)" for name in result["curves"]]
     return "\n".join(lines) + "\n"
@@ -389,6 +450,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 40 steps, 200 samples, 20 s plain loop")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--zoo", type=Path, default=None,
+                        help="a folder of zoo runs (ZOO/ARCH-mnist-5k trained with --eval-every, ZOO/ARCH.log from "
+                             "/usr/bin/time -v): their logged FD stands for those architectures (eval phase)")
     args = parser.parse_args(argv)
     if args.quick:
         args.steps = args.steps or 40

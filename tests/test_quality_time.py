@@ -37,16 +37,34 @@ def test_verdicts_flag_a_recipe_point_worse_than_the_plain_loop(qt):
     plain = _curve((10, 100.0), (20, 50.0), (30, 20.0))
     better = {"curves": {"plain": plain, "dcgan": _curve((10, 90.0), (20, 40.0), (30, 15.0))}}
     v = qt.verdicts(better)
-    assert v["dcgan_no_worse_than_plain"] and v["dcgan_worse_points"] == []
-    assert v["dcgan_time_to_plain_final_fd"] == 30  # its first point at or below the plain loop's final 20
+    assert v["dcgan"]["final_no_worse"] and v["dcgan"]["worse_points"] == []
+    assert v["dcgan"]["time_to_plain_final_fd"] == 30  # its first point at or below the plain loop's final 20
 
-    worse = {"curves": {"plain": plain, "dcgan": _curve((10, 90.0), (20, 60.0), (30, 15.0))}}
+    worse = {"curves": {"plain": plain, "dcgan": _curve((10, 90.0), (20, 60.0), (30, 25.0))}}
     v = qt.verdicts(worse)
-    assert not v["dcgan_no_worse_than_plain"]
-    assert [p["cpu_s"] for p in v["dcgan_worse_points"]] == [20]
+    assert v["dcgan"]["final_no_worse"] is False and v["dcgan"]["plain_fid_at_final"] == pytest.approx(20.0)
+    assert [p["cpu_s"] for p in v["dcgan"]["worse_points"]] == [20, 30]
 
     fast = {"curves": {"plain": plain, "dcgan": _curve((10, 18.0), (20, 12.0))}}
-    assert qt.verdicts(fast)["dcgan_time_to_plain_final_fd"] == 10
+    assert qt.verdicts(fast)["dcgan"]["time_to_plain_final_fd"] == 10
+    # every convolutional run is held to the loop, the 2014 MLP is not; a run past the loop's end has no verdict
+    both = {"curves": {"plain": plain, "gan": _curve((10, 500.0)), "wgan": _curve((10, 90.0), (40, 15.0))}}
+    v = qt.verdicts(both)
+    assert "gan" not in v and v["wgan"]["final_no_worse"] is None and v["wgan"]["time_to_plain_final_fd"] == 40
+
+
+def test_zoo_runs_give_their_logged_fd_at_cpu_time_spread_over_the_steps(qt, tmp_path):
+    run = tmp_path / "dcgan-mnist-5k"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "config.json").write_text(json.dumps({"training": {"steps": 400}}), encoding="utf-8")
+    records = [{"step": 100, "time_s": 50.0}, {"step": 200, "time_s": 99.0, "eval": [{"name": "fid", "value": 9.5}]},
+               {"step": 400, "time_s": 210.0, "eval": [{"name": "pr", "value": 0.5}, {"name": "fid", "value": 3.25}]}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    (tmp_path / "dcgan.log").write_text("\tUser time (seconds): 150.50\n\tSystem time (seconds): 9.50\n",
+                                        encoding="utf-8")
+    curves = qt.zoo_curves(tmp_path, ["dcgan", "wgan"])  # wgan has no run there: left out
+    assert list(curves) == ["dcgan"]
+    assert [(p["step"], p["cpu_s"], p["fid"]) for p in curves["dcgan"]] == [(200, 80.0, 9.5), (400, 160.0, 3.25)]
 
 
 def test_both_phases_run_and_report_every_curve_with_its_grid(qt, tmp_path):
