@@ -22,8 +22,11 @@ left out with its error. The table starts with the same measure on as many real 
 the classifier never saw) and the classifier's per-channel accuracy on them, and ends with published figures for
 scale (plain argmax, other networks, other training lengths and the full MNIST).
 
-Writes RESULTS-stacked-mnist.json and .md and one grid of 64 samples per architecture (grid-ARCH.png, and
-grid-real.png) into --out.
+Writes RESULTS-stacked-mnist.json and .md into --out, and one grid of 64 samples per architecture (grid-ARCH.png,
+and grid-real.png) into --figures, which the results link by a relative path. The default run writes its results to
+benchmarks/stacked-mnist/ and its grids to docs/img/stacked-mnist/, where docs/evaluation.md shows them (the docs
+site serves only what is under docs/), so a re-run keeps the docs' pictures current; any other --out takes the
+grids too unless --figures says otherwise.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/stacked_mnist.py --threads 1   # every architecture, 10 CPU min each
     # the same in parallel processes (the budget counts each process's own CPU time), then one table:
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -83,6 +87,8 @@ CHANNELS = 3
 SEED = 0
 CHUNK = 1024  # images sampled and read at a time: the 25,600 never sit in memory as floats
 DEFAULT_OUT = Path(__file__).resolve().parent / "stacked-mnist"
+#: where the default run's grids go: docs/evaluation.md shows them, and the docs site holds only what is under docs/
+DEFAULT_FIGURES = Path(__file__).resolve().parent.parent / "docs" / "img" / "stacked-mnist"
 #: published StackedMNIST figures (1,000 modes, 25,600 samples, plain argmax of a pretrained MNIST classifier)
 PUBLISHED = [
     {"name": "DCGAN", "modes": 99.0, "kl": 3.40, "source": "as cited by PacGAN (Lin et al. 2018)"},
@@ -96,6 +102,15 @@ R3GAN_CONFIDENT_MODES = 900
 # ---------------------------------------------------------------------------------------------------------------------
 # measuring
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def _link(path: Path, start: Path) -> str:
+    """`path` as a file in `start` links it: relative, with forward slashes (Markdown and JSON read the same on every
+    system); absolute where no relative path exists (another drive on Windows)."""
+    try:
+        return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
 
 
 def _coverage_cells(c: dict[str, Any]) -> dict[str, Any]:
@@ -141,10 +156,10 @@ def measure_generator(model: Any, n: int, device: torch.device, grid: Path | Non
     return result, check.result() if check is not None else None, timing
 
 
-def measure_real(test: ImageDataset, n: int, device: torch.device, out: Path,
+def measure_real(test: ImageDataset, n: int, device: torch.device, grid: Path,
                  second: DigitReference | None = None) -> dict[str, Any]:
     """The yardstick on real stacks: the first `n` of the test split, the classifier's per-channel accuracy and its
-    calibration on all test stacks, and the second reader's count when given."""
+    calibration on all test stacks, and the second reader's count when given; the first 64 stacks saved to `grid`."""
     images, labels = test.images[:n], test.labels
     assert labels is not None
     t0 = time.perf_counter()
@@ -154,7 +169,7 @@ def measure_real(test: ImageDataset, n: int, device: torch.device, out: Path,
     coverage = counter.result()
     accuracy = digit_accuracy(reading.digits, labels[:n])
     cal = calibration(IMG_SIZE, device)
-    save_grid(images[:64].float().div(127.5).sub(1.0), out / "grid-real.png", nrow=8)
+    save_grid(images[:64].float().div(127.5).sub(1.0), grid, nrow=8)
     real = {**_coverage_cells(coverage.to_dict()), "channel_accuracy": [round(a, 4) for a in accuracy],
             "calibration": cal, "eval_s": round(time.perf_counter() - t0, 1)}
     if second is not None:
@@ -200,7 +215,8 @@ def bench_architecture(name: str, args: argparse.Namespace, device: torch.device
                 "images_seen": trainer.images_seen, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1)}
     for hook in trainer.hooks:  # e.g. the resolution progressive growing reached
         training.update(hook.stats())
-    coverage, check, timing = measure_generator(model, args.samples, device, args.out / f"grid-{name}.png", second)
+    grid = args.figures / f"grid-{name}.png"
+    coverage, check, timing = measure_generator(model, args.samples, device, grid, second)
     also = f"; the second reader: {check.confident_modes} confident modes" if check is not None else ""
     print(f"  {steps} steps in {cpu:.0f} CPU s / {wall:.0f} s: {coverage.modes} modes, KL {coverage.kl:.3f}; "
           f"confident {coverage.confident_modes} modes, KL {coverage.confident_kl:.3f}, "
@@ -208,7 +224,7 @@ def bench_architecture(name: str, args: argparse.Namespace, device: torch.device
           f"{timing['cpu_s']:.0f} CPU s / {timing['wall_s']:.0f} s)", flush=True)
     entry = {"architecture": name, "img_size": IMG_SIZE, "batch_size": recipe.batch_size, "loss": recipe.loss,
              "training": training, "coverage": _coverage_cells(coverage.to_dict()), "measure": timing,
-             "grid": f"grid-{name}.png"}
+             "grid": _link(grid, args.out)}
     if check is not None:
         entry["second_reader"] = _coverage_cells(check.to_dict())
     return entry
@@ -260,7 +276,8 @@ def markdown(result: dict[str, Any]) -> str:
     tail = "\n\n" + "\n".join(notes) if notes else ""
     grids = [f"- {a['architecture']}: ![{a['architecture']}]({a['grid']})" for a in result["architectures"]
              if "grid" in a]
-    tail += "\n\nSamples (the first 64 of each set): real: ![real](grid-real.png)\n" + "\n".join(grids)
+    tail += f"\n\nSamples (the first 64 of each set): real: ![real]({real.get('grid', 'grid-real.png')})\n"
+    tail += "\n".join(grids)
     return head + table + tail + "\n"
 
 
@@ -302,9 +319,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"folder for the results and grids (default {DEFAULT_OUT}; --quick: a temporary "
                              "folder's ganzoo-stacked-mnist-quick)")
+    parser.add_argument("--figures", type=Path, default=None, metavar="DIR",
+                        help=f"folder for the grids, which the results link relatively (default {DEFAULT_FIGURES} "
+                             "when --out is the default, where the docs show them; else --out)")
     parser.add_argument("--merge", type=Path, nargs="+", metavar="DIR",
                         help="measure nothing: combine the results of runs in these --out folders (same budget, "
-                             "samples and clock) into one table and their grids into --out")
+                             "samples and clock) into one table in --out and their grids into --figures")
     parser.add_argument("--second-reader-epochs", type=int, default=None,
                         help="epochs of the independent second reader trained at the start (default 15, --quick 1; "
                              "0 leaves the check out)")
@@ -319,6 +339,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.second_reader_epochs = 1 if quick else 15
     if args.out is None:
         args.out = Path(tempfile.gettempdir()) / "ganzoo-stacked-mnist-quick" if quick else DEFAULT_OUT
+    if args.figures is None:
+        args.figures = DEFAULT_FIGURES if args.out.resolve() == DEFAULT_OUT else args.out
     check_args(parser, args, positive=("samples",), non_negative=("second_reader_epochs",))
     if not args.cpu_seconds > 0:
         parser.error("--cpu-seconds must be positive")
@@ -333,6 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.perf_counter()
     clock_kind, _ = budget_clock(args, device)
     args.out.mkdir(parents=True, exist_ok=True)
+    args.figures.mkdir(parents=True, exist_ok=True)
     result = result_header("stacked-mnist", device, {
         "architectures": args.arch, "cpu_seconds": args.cpu_seconds, "clock": clock_kind, "samples": args.samples,
         "confidence": CONFIDENCE, "rule": RULE, "second_reader_epochs": args.second_reader_epochs,
@@ -343,7 +366,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           f"samples; load average {result['load_average_before']}", flush=True)
     second, result["second_reader"] = second_reader(args.second_reader_epochs, device)
     test = load_dataset(DATA, img_size=IMG_SIZE, split="test")
-    result["real"] = measure_real(test, args.samples, device, args.out, second)
+    real_grid = args.figures / "grid-real.png"
+    result["real"] = {**measure_real(test, args.samples, device, real_grid, second), "grid": _link(real_grid, args.out)}
     del test
     train = load_dataset(DATA, img_size=IMG_SIZE)
     result["architectures"] = []
@@ -363,13 +387,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     write_json(args.out / "RESULTS-stacked-mnist.json", result)
     write_text(args.out / "RESULTS-stacked-mnist.md", "# Mode coverage on StackedMNIST\n\n" + markdown(result))
-    print(f"results and grids written to {args.out}", flush=True)
+    print(f"results written to {args.out}, grids to {args.figures}", flush=True)
     return result
 
 
-def merge(folders: list[Path], out: Path) -> dict[str, Any]:
+def merge(folders: list[Path], out: Path, figures: Path | None = None) -> dict[str, Any]:
     """One result from runs made apart (e.g. in parallel processes): their architectures in order, the real row
-    and header of the first; refuses runs whose settings other than the architectures differ."""
+    and header of the first; refuses runs whose settings other than the architectures differ. The grids each run
+    links are copied into `figures` (default `out`) and linked from there."""
     import shutil
 
     from ganzoo._io import write_json, write_text
@@ -385,19 +410,34 @@ def merge(folders: list[Path], out: Path) -> dict[str, Any]:
     def comparable(r: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in r["settings"].items() if k != "architectures"}
 
-    merged = {**first, "architectures": [], "merged_from": [str(f) for f, _ in results]}
-    merged["settings"] = {**first["settings"], "architectures": []}
-    out.mkdir(parents=True, exist_ok=True)
     for folder, r in results:
         if comparable(r) != comparable(first):
             raise SystemExit(f"error: {folder} was measured with other settings than {results[0][0]}; "
                              "merge only runs with the same budget, samples and clock")
+    figures = out if figures is None else figures
+    out.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+
+    def gather(folder: Path, link: str) -> str:
+        """Copy the grid `link` of the run in `folder` into `figures` (results written before --figures existed
+        name a file beside them); its link from `out`."""
+        source = folder / link
+        if not source.is_file():
+            raise SystemExit(f"error: {source} does not exist, yet {folder / 'RESULTS-stacked-mnist.json'} links "
+                             "it; merge only finished runs with their grids")
+        target = figures / source.name
+        if source.resolve() != target.resolve():
+            shutil.copyfile(source, target)
+        return _link(target, out)
+
+    merged = {**first, "architectures": [], "merged_from": [str(f) for f, _ in results]}
+    merged["settings"] = {**first["settings"], "architectures": []}
+    merged["real"] = {**first["real"], "grid": gather(results[0][0], first["real"].get("grid", "grid-real.png"))}
+    for folder, r in results:
         merged["settings"]["architectures"] += r["settings"]["architectures"]
-        merged["architectures"] += r["architectures"]
+        merged["architectures"] += [{**a, "grid": gather(folder, a["grid"])} if "grid" in a else a
+                                    for a in r["architectures"]]
         merged["elapsed_s"] = max(merged.get("elapsed_s", 0), r.get("elapsed_s", 0))
-        for grid in folder.glob("grid-*.png"):
-            if grid.parent.resolve() != out.resolve():
-                shutil.copyfile(grid, out / grid.name)
     write_json(out / "RESULTS-stacked-mnist.json", merged)
     write_text(out / "RESULTS-stacked-mnist.md", "# Mode coverage on StackedMNIST\n\n" + markdown(merged))
     return merged
@@ -406,7 +446,7 @@ def merge(folders: list[Path], out: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.merge:
-        result = merge(args.merge, args.out)
+        result = merge(args.merge, args.out, args.figures)
         print(markdown(result))
         for row in summary(result):
             print(f"{row['what']}: {row['value']} (target {row['target']}): {row['verdict']}")

@@ -55,8 +55,8 @@ def test_run_all_quick_writes_every_section(tmp_path, monkeypatch):
 
 def test_stacked_mnist_quick_reports_mode_coverage(tmp_path, monkeypatch):
     """benchmarks/stacked_mnist.py --quick on one architecture: real stacks read as many confident modes, the trained
-    model's row holds sane values and a grid, a conditional architecture and a broken plugin are left out with a
-    note, and the published anchors are in the table."""
+    model's row holds sane values and a grid (in --figures, linked from the results in --out), a conditional
+    architecture and a broken plugin are left out with a note, and the published anchors are in the table."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     import stacked_mnist
 
@@ -73,7 +73,8 @@ def test_stacked_mnist_quick_reports_mode_coverage(tmp_path, monkeypatch):
     threads = torch.get_num_threads()
     try:
         args = stacked_mnist.parse_args(["--quick", "--arch", "gan,cgan,dcgan", "--cpu-seconds", "1", "--samples",
-                                         "96", "--threads", "1", "--device", "cpu", "--out", str(tmp_path)])
+                                         "96", "--threads", "1", "--device", "cpu", "--out", str(tmp_path),
+                                         "--figures", str(tmp_path / "figs")])
         result = stacked_mnist.run(args)
     finally:
         torch.set_num_threads(threads)
@@ -94,11 +95,14 @@ def test_stacked_mnist_quick_reports_mode_coverage(tmp_path, monkeypatch):
     assert "conditional" in by_name["cgan"]["skipped"] and "PluginError" in by_name["dcgan"]["error"]
     from PIL import Image
 
-    with Image.open(tmp_path / "grid-gan.png") as grid:
+    with Image.open(tmp_path / "figs" / "grid-gan.png") as grid:
         assert grid.size[0] >= 8 * 32 and grid.mode == "RGB"
+    assert not list(tmp_path.glob("*.png"))  # the grids went to --figures only
     text = (tmp_path / "RESULTS-stacked-mnist.md").read_text(encoding="utf-8")
     saved = json.loads((tmp_path / "RESULTS-stacked-mnist.json").read_text(encoding="utf-8"))
     assert saved["architectures"][0]["coverage"] == c
+    assert saved["architectures"][0]["grid"] == "figs/grid-gan.png" and saved["real"]["grid"] == "figs/grid-real.png"
+    assert "real: ![real](figs/grid-real.png)" in text and "- gan: ![gan](figs/grid-gan.png)" in text
     for needle in ("| real test stacks | - | - | ", "| gan | ", "DCGAN (published, plain argmax) | - | - | 99 | 3.400",
                    "R3GAN (published, plain argmax) | - | - | 1000 | 0.078", "- cgan: left out (conditional",
                    "- dcgan: left out (PluginError", "second reader: confident modes"):
@@ -126,11 +130,19 @@ def test_stacked_mnist_quick_reports_mode_coverage(tmp_path, monkeypatch):
     moved["architectures"] = [{**moved["architectures"][0], "architecture": "gan-copy"}]
     moved["settings"]["architectures"] = ["gan-copy"]
     (other / "RESULTS-stacked-mnist.json").write_text(json.dumps(moved), encoding="utf-8")
-    merged = stacked_mnist.merge([tmp_path, other], tmp_path.parent / "merged")
+    merged = stacked_mnist.merge([tmp_path, other], tmp_path.parent / "merged", tmp_path.parent / "merged-figs")
     assert [a["architecture"] for a in merged["architectures"]] == ["gan", "cgan", "dcgan", "gan-copy"]
-    assert "| gan-copy | " in (tmp_path.parent / "merged" / "RESULTS-stacked-mnist.md").read_text(encoding="utf-8")
-    assert (tmp_path.parent / "merged" / "grid-gan.png").is_file()
+    merged_text = (tmp_path.parent / "merged" / "RESULTS-stacked-mnist.md").read_text(encoding="utf-8")
+    assert "| gan-copy | " in merged_text and "![real](../merged-figs/grid-real.png)" in merged_text
+    assert (tmp_path.parent / "merged-figs" / "grid-gan.png").is_file()
+    assert merged["architectures"][3]["grid"] == "../merged-figs/grid-gan.png"
+    assert not list((tmp_path.parent / "merged").glob("*.png"))
     moved["settings"]["samples"] = 25600
     (other / "RESULTS-stacked-mnist.json").write_text(json.dumps(moved), encoding="utf-8")
     with pytest.raises(SystemExit, match="other settings"):
         stacked_mnist.merge([tmp_path, other], tmp_path.parent / "merged2")
+
+    # the default run's grids go where the docs show them; any other --out keeps its grids unless told otherwise
+    assert stacked_mnist.parse_args([]).figures == stacked_mnist.DEFAULT_FIGURES
+    assert stacked_mnist.DEFAULT_FIGURES == BENCHMARKS.parent / "docs" / "img" / "stacked-mnist"
+    assert stacked_mnist.parse_args(["--out", str(tmp_path)]).figures == tmp_path
