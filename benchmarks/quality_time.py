@@ -294,12 +294,13 @@ def _floor(args: argparse.Namespace, cache: dict[int, Any]) -> dict[str, float]:
 
 
 def _time_log_cpu(log: Path) -> float | None:
-    """User plus system CPU seconds from a `/usr/bin/time -v` report (the zoo runs' logs), None without one."""
+    """User plus system CPU seconds from the `/usr/bin/time -v` reports in a zoo run's log (a run stopped and resumed
+    has one report a process: they add up), None without one."""
     if not log.is_file():
         return None
     seconds = [float(line.split(":")[-1]) for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
                if line.strip().startswith(("User time (seconds)", "System time (seconds)"))]
-    return sum(seconds) if len(seconds) == 2 else None
+    return sum(seconds) if seconds else None
 
 
 def zoo_curves(zoo: Path, archs: list[str]) -> dict[str, list[dict[str, Any]]]:

@@ -116,24 +116,11 @@ architecture = Architecture(
     },
     test_config={"img_size": 8, "z_dim": 8, "widths": [8, 8], "blocks": [1, 1], "group_size": 4},
     pretrained=(
+        # Not shipped: no recipe tried reached digits within the zoo's CPU budget (docs/architectures/r3gan.md, "Why
+        # there is no r3gan-mnist-5k"); the weights of the 1,000-step default (digits FD 43.4) were withdrawn.
         PretrainedCfg(name="r3gan-mnist-5k", repo_id="ganzoo/r3gan-mnist-5k", dataset="mnist-5k", resolution=32,
                       license="cc-by-sa-3.0", recipe="ganzoo train --arch r3gan --data mnist-5k",
-                      summary="the default recipe on the embedded digits (1,000 steps: far from converged)",
-                      files="pretrained/r3gan-mnist-5k",
-                      sha256={
-                          'config.json': '15e7553f4cd52eb76e5e8886263a45d713ff2eff47c1a3c6752c19e507dd83e8',
-                          'generator.safetensors': 'e2d3cd46b1880f5c916ab4e874185123630486c5bf837897729655847255a921',
-                          'discriminator.safetensors':
-                              '900cf49ac6d39ca1fc3a158b2ca3ef8e7017468dbfd8a27456e49b2170d097f6',
-                      },
-                      metrics={
-                          'fid': 43.4101,
-                          'kid': 1.5314,
-                          'kid_std': 0.0181,
-                          'is': 2.8004,
-                          'is_std': 0.1425,
-                          'precision': 0.1895,
-                          'recall': 0.013,
-                      }),
+                      summary="not published: the default recipe draws blobs, not digits, within the CPU budget the "
+                              "other digit entries had (docs/architectures/r3gan.md)"),
     ),
 )
