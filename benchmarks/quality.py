@@ -85,8 +85,9 @@ def reference_set(dataset: ImageDataset, n: int) -> ImageDataset:
 
 
 class RealImages:
-    """Stands in for a model in `Evaluator.evaluate`: its "samples" are the first n of a set of real images, so the
-    floor goes through exactly the code path (quantisation, extractor, statistics) the generators do."""
+    """Stands in for a model in `Evaluator.evaluate`: its "samples" are n of a set of real images drawn at random
+    (seeded), so the floor goes through exactly the code path (quantisation, extractor, statistics) the generators
+    do. Not the first n: mnist-5k's parts are stored class by class, and the first 2,000 train digits are 0 to 4."""
 
     num_classes = 0
 
@@ -103,7 +104,8 @@ class RealImages:
                **kwargs: Any) -> torch.Tensor:
         if n > len(self.images):
             raise ValueError(f"asked for {n} real images, have {len(self.images)}")
-        return self.images[:n].to(self.device).float().div(127.5).sub(1.0)
+        order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(seed or 0))
+        return self.images[order[:n]].to(self.device).float().div(127.5).sub(1.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

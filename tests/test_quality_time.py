@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -86,3 +87,22 @@ def test_both_phases_run_and_report_every_curve_with_its_grid(qt, tmp_path):
     # the run is the catalogue entry's: zoo.py --reuse would ship it
     config = json.loads((out / "dcgan-mnist-5k" / "config.json").read_text(encoding="utf-8"))
     assert config["architecture"] == "dcgan" and config["options"]["data"] == "mnist-5k"
+
+
+def test_real_images_stand_in_draws_from_every_class_of_a_class_sorted_set(monkeypatch):
+    """The floor's real "samples" come from the whole set: mnist-5k's parts are stored class by class, and its first
+    2,000 train digits (0 to 4 only) score a recall of 0.55 where real digits score 0.89."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from quality import RealImages
+
+    from ganzoo.data import load_dataset
+
+    train = load_dataset("mnist-5k", img_size=32, channels=1, split="train")
+    assert train.labels[:2000].unique().tolist() == [0, 1, 2, 3, 4]  # the trap: sorted by class
+    stand_in = RealImages(train, torch.device("cpu"))
+    drawn = stand_in.sample(2000, seed=0)
+    as_uint8 = drawn.add(1).mul(127.5).round().to(torch.uint8)
+    index = {bytes(img.numpy()): int(label) for img, label in zip(train.images, train.labels, strict=True)}
+    labels = torch.tensor([index[bytes(img.numpy())] for img in as_uint8])
+    assert labels.unique().tolist() == list(range(10)) and labels.bincount().min() > 100
+    assert torch.equal(drawn, stand_in.sample(2000, seed=0))  # seeded
