@@ -63,7 +63,7 @@ def main() -> int:
         rows.append({"set": name, "images": len(images), **{k: round(v, 3) for k, v in result.values.items()}})
         print(f"{name}: precision {rows[-1]['precision']:.3f}, recall {rows[-1]['recall']:.3f}", flush=True)
     lines = ["# Precision and recall of real digits", "",
-             f"`benchmarks/precision_recall.py`, ganzoo's `digits` features, against the 1,000 test digits of mnist-5k; "
+             f"`benchmarks/precision_recall.py`, ganzoo's `digits` features, against mnist-5k's 1,000 test digits; "
              f"{time.perf_counter() - start:.0f} s.", "", "| set | precision | recall |", "| --- | ---: | ---: |"]
     lines += [f"| {r['set']} | {r['precision']:.3f} | {r['recall']:.3f} |" for r in rows]
     OUT.mkdir(exist_ok=True)
