@@ -178,6 +178,22 @@ def test_a_run_with_fixed_lengths_may_be_extended_and_equals_a_longer_run(tmp_pa
     assert last.meta["planned_steps"] == 6 and last.meta["step"] == 6
 
 
+def test_a_resume_asked_for_fewer_steps_than_its_newest_checkpoint_is_refused_and_changes_nothing(tmp_path):
+    """Seen: a run stopped by SIGTERM writes a checkpoint where it stopped (step 6,052); `--resume --steps 6000`
+    trained on from there and exported a model of 6,052 steps. A resume only goes forward: it is refused."""
+    run = tmp_path / "run"
+    tiny_train("dcgan", run, steps=3, recipe=FIXED)
+    (run / "model" / "config.json").unlink()  # as if stopped after its step-3 checkpoint, before the export
+    before = folder_digest(run)
+    with pytest.raises(GanzooUsageError, match=r"newest checkpoint in .* is at step 3, past the 2 steps asked"):
+        ganzoo.train(out=run, steps=2, resume=True)
+    assert folder_digest(run) == before
+    result = CliRunner().invoke(cli, ["train", "--resume", "--out", str(run), "--steps", "2"], prog_name="ganzoo")
+    assert result.exit_code == 2 and "--steps 3 or more" in result.output and "Traceback" not in result.output
+    assert folder_digest(run) == before
+    assert ganzoo.train(out=run, steps=3, resume=True).info["training"]["steps"] == 3  # as far as it went: fine
+
+
 def test_a_relative_run_stopped_half_way_and_resumed_equals_one_never_stopped(tmp_path):
     """The test kit's check_resume on r3gan, whose default recipe now anneals over the whole run: its 10-step run
     moves every schedule all the way (lr 2e-4 -> 5e-5), and the resumed half follows the same course."""

@@ -385,6 +385,12 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
     ckpt = _resume_point(world, out) if resume else None
     if resume and ckpt is None:
         logger.info("no checkpoint in %s yet (the run stopped before its first); starting from step 0", out)
+    if ckpt is not None and int(ckpt.meta["step"]) > int(plan["recipe"]["steps"]):
+        # a resume only goes forward: training on would export a model of more steps than asked, silently
+        past = GanzooUsageError(f"the newest checkpoint in {out} is at step {ckpt.meta['step']}, past the "
+                                f"{plan['recipe']['steps']} steps asked; a resume cannot go back: resume with --steps "
+                                f"{ckpt.meta['step']} or more, or start a new run")
+        raise past if world is None else world.once(past)
     if world is None:
         arch, options, cfg, rec, dataset, hooks = _setup(plan, world)
     else:  # every process loads its data; a failure anywhere stops all of them, reported once
