@@ -230,7 +230,7 @@ def evaluate_runs(args: argparse.Namespace, archs: list[str]) -> dict[str, Any]:
     evaluators: dict[int, Any] = {}
     curves: dict[str, list[dict[str, Any]]] = {}
     finals: dict[str, dict[str, Any]] = {}
-    long_runs = zoo_curves(args.zoo, archs) if args.zoo else {}
+    long_runs = zoo_curves(args.zoo, archs, args.cpu) if args.zoo else {}
     for arch in archs:
         if arch in long_runs:  # a zoo run of the same recipe, longer, with the FD it logged along the way
             curves[arch] = long_runs[arch]
@@ -303,18 +303,19 @@ def _time_log_cpu(log: Path) -> float | None:
     return sum(seconds) if seconds else None
 
 
-def zoo_curves(zoo: Path, archs: list[str]) -> dict[str, list[dict[str, Any]]]:
+def zoo_curves(zoo: Path, archs: list[str], cpu: dict[str, float] | None = None) -> dict[str, list[dict[str, Any]]]:
     """FD along the zoo's long runs, from the digits FD each logged with `--eval-every` (the evaluation above: 2,000
     samples against the test split, seed 0, its own generator) in ZOO/ARCH-mnist-5k/metrics.jsonl.
 
     Their CPU time is the whole process's, from the `/usr/bin/time -v` report in ZOO/ARCH.log, spread over the steps
     in proportion (a step's cost does not change along these recipes; the few seconds of each evaluation are in it).
-    A run without either is left out."""
+    `cpu` gives the CPU seconds of a run whose report was lost (estimated; quote them as such). A run without either
+    is left out."""
     curves: dict[str, list[dict[str, Any]]] = {}
     for arch in archs:
         run = run_folder(zoo, arch)
-        cpu = _time_log_cpu(zoo / f"{arch}.log")
-        if cpu is None or not (run / "model" / "config.json").is_file():
+        cpu_s = (cpu or {}).get(arch) or _time_log_cpu(zoo / f"{arch}.log")
+        if cpu_s is None or not (run / "model" / "config.json").is_file():
             continue
         steps = json.loads((run / "model" / "config.json").read_text(encoding="utf-8"))["training"]["steps"]
         points = []
@@ -322,7 +323,7 @@ def zoo_curves(zoo: Path, archs: list[str]) -> dict[str, list[dict[str, Any]]]:
             record = json.loads(line)
             fid = next((e["value"] for e in record.get("eval", []) if e["name"] == "fid"), None)
             if fid is not None:
-                points.append({"step": record["step"], "cpu_s": round(cpu * record["step"] / steps, 1),
+                points.append({"step": record["step"], "cpu_s": round(cpu_s * record["step"] / steps, 1),
                                "wall_s": record["time_s"], "fid": round(fid, 3), "kid": None})
         if points:
             curves[arch] = points
@@ -454,7 +455,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--zoo", type=Path, default=None,
                         help="a folder of zoo runs (ZOO/ARCH-mnist-5k trained with --eval-every, ZOO/ARCH.log from "
                              "/usr/bin/time -v): their logged FD stands for those architectures (eval phase)")
+    parser.add_argument("--cpu", action="append", default=[], metavar="ARCH=SECONDS",
+                        help="with --zoo: the CPU seconds of a zoo run whose /usr/bin/time report was lost (an "
+                             "estimate; say so where it is quoted)")
     args = parser.parse_args(argv)
+    try:
+        args.cpu = {k: float(v) for k, v in (item.split("=", 1) for item in args.cpu)}
+    except ValueError:
+        parser.error("--cpu takes ARCH=SECONDS, e.g. --cpu stylegan-lite=1750")
     if args.quick:
         args.steps = args.steps or 40
         args.eval_samples = min(args.eval_samples, 200)

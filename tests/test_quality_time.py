@@ -66,6 +66,8 @@ def test_zoo_runs_give_their_logged_fd_at_cpu_time_spread_over_the_steps(qt, tmp
     curves = qt.zoo_curves(tmp_path, ["dcgan", "wgan"])  # wgan has no run there: left out
     assert list(curves) == ["dcgan"]
     assert [(p["step"], p["cpu_s"], p["fid"]) for p in curves["dcgan"]] == [(200, 80.0, 9.5), (400, 160.0, 3.25)]
+    estimated = qt.zoo_curves(tmp_path, ["dcgan"], {"dcgan": 400.0})  # a run whose report was lost
+    assert [p["cpu_s"] for p in estimated["dcgan"]] == [200.0, 400.0]
 
 
 def test_both_phases_run_and_report_every_curve_with_its_grid(qt, tmp_path):
