@@ -169,7 +169,8 @@ def model_card(model: GANModel | ModelParts, training: Mapping[str, Any] | None 
     terms = _data_terms(training)
     if terms is not None:
         lines += ["## Training data: licence and attribution", "",
-                  f"Trained on {dataset} ({terms['url']}), licensed {terms['license']}. {terms['attribution']}."]
+                  f"The training data ({dataset}) is licensed {terms['license']} ({terms['url']}). "
+                  f"{terms['attribution']}."]
         if terms.get("note"):
             lines += ["", f"Licence of these weights: {terms['note']}."]
         lines.append("")
