@@ -172,7 +172,7 @@ def model_card(model: GANModel | ModelParts, training: Mapping[str, Any] | None 
                   f"The training data ({dataset}) is licensed {terms['license']} ({terms['url']}). "
                   f"{terms['attribution']}."]
         if terms.get("note"):
-            lines += ["", f"Licence of these weights: {terms['note']}."]
+            lines += ["", f"{terms['note'][:1].upper()}{terms['note'][1:]}."]
         lines.append("")
     if training:
         lines += ["## Training", "", "| setting | value |", "| --- | --- |"]

@@ -87,7 +87,7 @@ class DataTerms:
     """The licence of a dataset and the attribution it requires: what a model card of weights trained on it says.
 
     `license` is a Hugging Face / SPDX-style identifier (lower case), `attribution` the text to show, `url` where the
-    work and its licence are."""
+    work and its licence are, `note` what the licence asks of weights trained on it (empty when nothing more)."""
 
     license: str
     attribution: str
@@ -110,8 +110,8 @@ _TERMS = {
         "All emojis designed by OpenMoji - the open-source emoji and icon project. License: CC BY-SA 4.0 "
         "(https://creativecommons.org/licenses/by-sa/4.0/)",
         "https://openmoji.org",
-        "share-alike: weights trained on OpenMoji are published under CC BY-SA 4.0 too, and so must be what is "
-        "adapted from them"),
+        "weights trained on OpenMoji are published under CC BY-SA 4.0 too (share-alike), and so must be what is "
+        "adapted from them: fine-tunes, and their samples"),
     "noto-emoji": DataTerms(
         "ofl-1.1",
         "Noto Color Emoji by Google, licensed under the SIL Open Font License 1.1 (https://openfontlicense.org)",
