@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DATASET_LICENSES", "METRIC_LABELS", "model_card", "train_command"]
 
-#: licences of the training data ganzoo knows; weights trained on them are published under the same terms
+#: licences of the training data ganzoo knows; weights trained on them are published under the same terms (the emoji
+#: sets' licence and attribution come from `ganzoo.emoji.data_terms`, or from what the run recorded: `_data_terms`)
 DATASET_LICENSES = {"mnist-5k": "cc-by-sa-3.0", "stacked-mnist": "cc-by-sa-3.0", "mnist": "cc-by-sa-3.0",
-                    "fashion-mnist": "mit", "celeba": "other"}
+                    "fashion-mnist": "mit", "celeba": "other", "twemoji": "cc-by-4.0", "openmoji": "cc-by-sa-4.0",
+                    "noto-emoji": "ofl-1.1"}
 #: display names of metric values; the card adds the feature space, since values in different ones do not compare
 METRIC_LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "Inception Score", "is_std": "IS std",
                  "precision": "precision", "recall": "recall",
@@ -85,6 +87,18 @@ def train_command(model: GANModel | ModelParts, training: Mapping[str, Any]) -> 
     return " ".join(words)
 
 
+def _data_terms(training: Mapping[str, Any]) -> dict[str, str] | None:
+    """The licence and attribution of the training data: what the run recorded (``data_terms``: an emoji set, or a
+    zip prepared from one), else what the data's name says."""
+    recorded = training.get("data_terms")
+    if isinstance(recorded, Mapping) and recorded.get("license"):
+        return {str(k): str(v) for k, v in recorded.items()}
+    from ganzoo.emoji import data_terms
+
+    named = data_terms(str(training.get("data", "")))
+    return named.to_dict() if named is not None else None
+
+
 def _front_matter(model: GANModel | ModelParts, training: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> str:
     from huggingface_hub import EvalResult, ModelCardData
 
@@ -103,7 +117,7 @@ def _front_matter(model: GANModel | ModelParts, training: Mapping[str, Any], met
         ))
     data = ModelCardData(
         library_name="ganzoo",
-        license=DATASET_LICENSES.get(dataset or ""),
+        license=DATASET_LICENSES.get(dataset or "") or (_data_terms(training) or {}).get("license"),
         tags=["gan", model.architecture, _task(model), "pytorch", "safetensors"],
         datasets=[dataset] if dataset and not dataset.startswith(("folder:", "/", ".")) else None,
         pipeline_tag=None,
@@ -152,6 +166,14 @@ def model_card(model: GANModel | ModelParts, training: Mapping[str, Any] | None 
             lines.append(f"| {_label(metric)} | {_number(metric['value'])} | {how} |")
         lines += ["", "The full provenance of each value is in the metadata above (`metric_config`) and in "
                   "`config.json`.", ""]
+    terms = _data_terms(training)
+    if terms is not None:
+        lines += ["## Training data: licence and attribution", "",
+                  f"The training data ({dataset}) is licensed {terms['license']} ({terms['url']}). "
+                  f"{terms['attribution']}."]
+        if terms.get("note"):
+            lines += ["", f"{terms['note'][:1].upper()}{terms['note'][1:]}."]
+        lines.append("")
     if training:
         lines += ["## Training", "", "| setting | value |", "| --- | --- |"]
         lines += [f"| {key} | {value} |" for key, value in training.items() if not isinstance(value, dict)]

@@ -332,12 +332,15 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
                    "architecture and config; its generator, EMA and discriminator (new if it has none).")
 @click.option("--preset", help="A preset of the architecture (see `ganzoo info ARCH`).")
 @click.option("--data", "-d",
-              help="Dataset name (mnist-5k, mnist, fashion-mnist, cifar10, celeba), an image folder, a StyleGAN-style "
+              help="Dataset name (mnist-5k, stacked-mnist, mnist, fashion-mnist, cifar10, celeba; emoji in colour: "
+                   "twemoji, openmoji, noto-emoji, NAME+tones with skin tones, pip install 'ganzoo[emoji]'), an image "
+                   "folder, a StyleGAN-style "
                    "zip (streamed; see `ganzoo data prepare`) or hf:NAME, a Hugging Face dataset (a Hub id, a local "
                    "image folder or parquet; streamed).  [default: mnist-5k]")
 @click.option("--stream", is_flag=True,
               help="Read an image folder image by image while training (worker processes decode it) instead of "
-                   "holding it in memory: for folders larger than memory. Same as --data stream:FOLDER.")
+                   "holding it in memory: for folders larger than memory. Same as --data stream:FOLDER (an emoji "
+                   "set streams too).")
 @click.option("--data-workers", type=click.IntRange(min=0),
               help="Processes decoding streamed data (0: the training process).  [default: half the cores, 1-8]")
 @click.option("--steps", type=click.IntRange(min=1), help="Generator updates.  [default: the recipe's]")
@@ -528,8 +531,11 @@ def train(arch: str | None, init: str | None, preset: str | None, data: str | No
 def _streamed_folder(data: str | None) -> str:
     """`--stream`: the data spec that streams the image folder `data` (a streamed spec is left as it is)."""
     from ganzoo.data import dataset_names
+    from ganzoo.emoji import parse_emoji_spec
     from ganzoo.streaming import is_streamed
 
+    if data is not None and parse_emoji_spec(data) is not None:  # an emoji set is read image by image too
+        return data if is_streamed(data) else f"stream:{data}"
     if data is None or data.strip().lower() in dataset_names():
         raise _UsageFailure(f"--stream reads an image folder image by image; {data or 'mnist-5k'} is a named dataset "
                             "held in memory: drop --stream or pass --data FOLDER")
@@ -571,7 +577,7 @@ def data() -> None:
 @click.option("--size", type=click.IntRange(min=4), required=True, help="Side of the square images, in pixels.")
 @click.option("--labels", type=click.Choice(["none", "from-folders"]), default="none", show_default=True,
               help="from-folders: one class per top-level folder of SRC (a Hugging Face dataset's class label "
-                   "column), written to dataset.json.")
+                   "column, an emoji set's Unicode groups), written to dataset.json.")
 @click.option("--fit", type=click.Choice(["crop", "pad"]), default="crop", show_default=True,
               help="crop: shorter side to --size and centre-crop (as training fits images); pad: longer side to "
                    "--size and pad with black.")
@@ -581,8 +587,9 @@ def data() -> None:
                    "dataset.json).")
 @_errors_to_exit_codes
 def prepare(src: str, out: Path, size: int, labels: str, fit: str, channels: str | None, background: str) -> None:
-    """Write SRC (an image folder, a zip or tar archive of images, or hf:NAME) to OUT.zip in StyleGAN's dataset format:
-    square PNGs and labels in dataset.json. Train on it with --data OUT.zip (streamed)."""
+    """Write SRC (an image folder, a zip or tar archive of images, hf:NAME, or an emoji set: twemoji, openmoji or
+    noto-emoji, its train part; +tones adds skin tones, #test or #all picks that part) to OUT.zip in StyleGAN's
+    dataset format: square PNGs and labels in dataset.json. Train on it with --data OUT.zip (streamed)."""
     from ganzoo.streaming import prepare_zip
 
     if out.suffix.lower() != ".zip":

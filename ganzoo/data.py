@@ -5,6 +5,8 @@ Four kinds of source are understood by `load_dataset`:
 * ``mnist-5k``: 5,000 real MNIST digits embedded in the package (no network; see ``_data/MNIST-5K.md``);
 * ``stacked-mnist``: StackedMNIST built from mnist-5k, three digits drawn independently, one per colour channel
   (1,000 modes; 50,000 train and 25,600 test images, always the same; see `STACKED_MNIST_SIZES`);
+* three emoji sets in colour, ``twemoji``, ``openmoji`` and ``noto-emoji`` (`EMOJI`; ``NAME+tones`` with skin-tone
+  variants), from pip-installable packages and a Debian font, labelled by Unicode emoji group (see `ganzoo.emoji`);
 * torchvision datasets (``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``), downloaded on first use
   into `cache_dir`;
 * a folder of images, optionally with one sub-folder per class;
@@ -17,9 +19,11 @@ Splits (`SPLITS`): named datasets have a fixed train/test split. mnist-5k's is g
 `MNIST_5K_TEST_PER_CLASS` (100) images of every class, in the file's own order, are the test part (1,000 images),
 the first 400 of every class the train part (4,000); the `digits` extractor's classifier trains on the train part
 only, so the test part holds images it never saw. stacked-mnist's train part stacks mnist-5k's train digits and its
-test part its test digits. The torchvision datasets use their official splits. Image folders have no split (only
-"all"). Training uses all of mnist-5k, stacked-mnist's train part and the torchvision training sets (`split=None`);
-evaluation compares with the test part by default (`ganzoo.metrics`).
+test part its test digits. The emoji sets share one split by emoji (`ganzoo.emoji.emoji_split`: about a fifth of the
+emoji are the test part, the same ones in every set). The torchvision datasets use their official splits. Image
+folders have no split (only "all"). Training uses all of mnist-5k, stacked-mnist's and the emoji sets' train part
+and the torchvision training sets (`split=None`); evaluation compares with the test part by default
+(`ganzoo.metrics`).
 
 Every image is resized so that its shorter side equals ``img_size`` and then centre-cropped to a square,
 and converted to the requested channel count; an image with transparency is first composited over `background`
@@ -71,6 +75,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BUILTIN",
     "DEFAULT_BACKGROUND",
+    "EMOJI",
     "IMAGE_EXTENSIONS",
     "MNIST_5K_TEST_PER_CLASS",
     "SPLITS",
@@ -92,6 +97,9 @@ logger = logging.getLogger(__name__)
 
 BUILTIN = ("mnist-5k", "stacked-mnist")
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "celeba")
+#: the emoji sets (`ganzoo.emoji`, the ``ganzoo[emoji]`` extra); each also as ``NAME+tones``, with skin-tone variants
+EMOJI = ("twemoji", "openmoji", "noto-emoji")
+_TONES = "+tones"
 SPLITS = ("train", "test", "all")
 MNIST_5K_TEST_PER_CLASS = 100  # the last 100 images of every class are mnist-5k's test part
 #: images in each part of stacked-mnist: 50,000 train (150 MiB at 32 px) and 25,600 test, the sample count of the
@@ -99,7 +107,8 @@ MNIST_5K_TEST_PER_CLASS = 100  # the last 100 images of every class are mnist-5k
 STACKED_MNIST_SIZES = {"train": 50_000, "test": 25_600}
 _STACKED_MNIST_SEEDS = {"train": 1, "test": 2}  # random.Random seeds: the same draws on every machine and Python
 
-_NATIVE_CHANNELS = {"mnist-5k": 1, "stacked-mnist": 3, "mnist": 1, "fashion-mnist": 1, "cifar10": 3, "celeba": 3}
+_NATIVE_CHANNELS = {"mnist-5k": 1, "stacked-mnist": 3, "mnist": 1, "fashion-mnist": 1, "cifar10": 3, "celeba": 3,
+                    **{name + tones: 3 for name in EMOJI for tones in ("", _TONES)}}
 # Where each torchvision dataset keeps its files below the download root (named in error messages).
 _TV_SUBDIR = {"mnist": "MNIST/raw", "fashion-mnist": "FashionMNIST/raw", "cifar10": "", "celeba": "celeba"}
 _FOLDER_PREFIX = "folder:"
@@ -131,8 +140,9 @@ class ImageDataset:
 
 
 def dataset_names() -> list[str]:
-    """Every accepted dataset name (builtin first, then torchvision); any other spec must be a folder path."""
-    return [*BUILTIN, *TORCHVISION]
+    """Every accepted dataset name (builtin first, then the emoji sets, then torchvision); any other spec must be a
+    folder path. An emoji set's name is also accepted as ``NAME+tones`` (with its skin-tone variants)."""
+    return [*BUILTIN, *EMOJI, *TORCHVISION]
 
 
 def cache_dir() -> Path:
@@ -232,8 +242,8 @@ def load_dataset(
     """Load a dataset by name or image-folder path as uint8 tensors of shape (N, C, img_size, img_size).
 
     `split` ("train", "test" or "all"; see the module's docstring) picks a part; None loads what training uses:
-    all of mnist-5k, the train part of stacked-mnist, the training set of a torchvision dataset, a whole image
-    folder.
+    all of mnist-5k, the train part of stacked-mnist and of an emoji set, the training set of a torchvision dataset,
+    a whole image folder.
 
     `channels` None keeps the native channel count; 1 or 3 converts (gray is repeated to RGB, RGB is
     reduced with ITU-R 601 luma). `root` overrides the download folder of torchvision datasets.
@@ -262,6 +272,10 @@ def load_dataset(
         parts = ["train", "test"] if split == "all" else [split or "train"]
         loaded = [_load_stacked_mnist(img_size, part) for part in parts]
         return loaded[0] if len(loaded) == 1 else _concatenate(loaded, "all")
+    if name is not None and name.removesuffix(_TONES) in EMOJI:
+        from ganzoo.emoji import load_emoji
+
+        return load_emoji(name, img_size=img_size, channels=channels, split=split, background=_rgb_hex(rgb))
     if name is not None:
         target = Path(root).expanduser() if root is not None else cache_dir() / name
         parts = [split] if split in ("train", "test") else ["train", "test"] if split == "all" else ["train"]
@@ -320,6 +334,10 @@ def _load_streamed(spec: str | os.PathLike[str], *, img_size: int, channels: int
     """A streamed spec read whole into memory, as `load_dataset` would read an image folder (images that fail to
     decode are skipped or fail as `on_bad_image` says; one that cannot be read always fails)."""
     text = os.fspath(spec)
+    from ganzoo.emoji import load_emoji, parse_emoji_spec
+
+    if parse_emoji_spec(text) is not None:  # stream:NAME[#SPLIT], read whole
+        return load_emoji(text, img_size=img_size, channels=channels, background=_rgb_hex(background))
     if text.startswith("stream:"):
         return _load_folder(_folder_path(text[len("stream:"):]), img_size=img_size, channels=channels,
                             on_bad_image=on_bad_image, background=background)

@@ -5,6 +5,8 @@
 memory does not grow with the dataset. A data spec names one:
 
 * ``stream:FOLDER``: an image folder (the same files, classes and order as the in-memory folder);
+* ``stream:SET[+tones][#SPLIT]``: an emoji set (`ganzoo.emoji`; its name wins over a folder of that name), its train
+  part unless ``#test`` or ``#all`` says otherwise;
 * ``zip:FILE`` or any path ending in ``.zip``: a zip in StyleGAN's dataset format: images (sorted by name) with
   optional labels in ``dataset.json`` (``{"labels": [["00000/img00000000.png", 3], ...]}``), as written by
   ``ganzoo data prepare`` and by StyleGAN's ``dataset_tool.py``;
@@ -105,6 +107,9 @@ class Source:
     entries: list[str]  # the names of the images; sources of a known length without names override entry()
     labels: list[int] | None = None
     class_names: list[str] | None = None
+    #: the licence and attribution the data carries (``license``, ``attribution``, ``url``, ``note``), where known:
+    #: an emoji set's, or what ``ganzoo data prepare`` recorded in a zip made from one
+    terms: dict[str, str] | None = None
 
     def __len__(self) -> int:
         """Number of images."""
@@ -173,6 +178,10 @@ class ZipSource(Source):
         if not self.entries:
             raise GanzooUsageError(f"the zip {path} holds no images ({_files._extensions_text()})")
         self._read_labels(meta)
+        recorded = meta.get("ganzoo") if isinstance(meta, dict) else None
+        terms = recorded.get("data_terms") if isinstance(recorded, dict) else None
+        if isinstance(terms, dict) and isinstance(terms.get("license"), str):
+            self.terms = {str(k): str(v) for k, v in terms.items()}
 
     def _read_labels(self, meta: Any) -> None:
         where = f"{self.path}:{_LABELS_FILE}"
@@ -321,11 +330,15 @@ def _existing_folder(text: str) -> Path:
     return folder
 
 
-def open_source(spec: str | os.PathLike[str]) -> Source:
-    """The `Source` a streamed spec names (see the module docstring); a usage error for anything else."""
+def open_source(spec: str | os.PathLike[str], img_size: int = 72) -> Source:
+    """The `Source` a streamed spec names (see the module docstring); a usage error for anything else. `img_size` is
+    the size an emoji set drawn from a font is rendered at."""
     text = os.fspath(spec)
     if text.startswith("hf:"):
         return HFSource(text)
+    emoji = _emoji_source(text, img_size)
+    if emoji is not None:
+        return emoji
     if text.startswith("stream:"):
         return FolderSource(_existing_folder(text[len("stream:"):]))
     path = Path(text[len("zip:"):] if text.startswith("zip:") else text).expanduser().absolute()
@@ -398,7 +411,7 @@ def open_streaming(spec: str | os.PathLike[str], *, img_size: int, channels: int
     by `workers` processes (None: `default_workers`), and those that fail to decode are left out; otherwise
     nothing is decoded here."""
     rgb = _files.parse_background(background)
-    source = open_source(spec)
+    source = open_source(spec, img_size)
     channels = channels or source.native_channels()
     labels = torch.tensor(source.labels, dtype=torch.int64) if source.labels is not None else None
     logger.info("streaming %d images from %s%s", len(source), source.name,
@@ -406,7 +419,7 @@ def open_streaming(spec: str | os.PathLike[str], *, img_size: int, channels: int
     dataset = StreamingDataset(source=source, img_size=img_size, channels=channels, labels=labels,
                                num_classes=len(source.class_names or []) if labels is not None else 0,
                                name=source.name, class_names=source.class_names, on_bad_image=on_bad_image,
-                               background=rgb)
+                               background=rgb, split=getattr(source, "split", "all"))
     if on_bad_image == "skip":
         bad = _undecodable(dataset, default_workers() if workers is None else workers)
         if len(bad) == len(source):
@@ -571,10 +584,24 @@ class PrepareSummary:
     skipped: list[tuple[str, str]]
 
 
-def _prepare_source(src: str) -> Source:
+def _emoji_source(spec: str, img_size: int) -> Source | None:
+    """The emoji set a spec names (``[stream:]SET[+tones][#SPLIT]``, train part by default), else None."""
+    from ganzoo.emoji import EmojiSource, parse_emoji_spec
+
+    parsed = parse_emoji_spec(spec)
+    if parsed is None:
+        return None
+    name, tones, split = parsed
+    return EmojiSource(name, split=split or "train", tones=tones, img_size=img_size)
+
+
+def _prepare_source(src: str, size: int) -> Source:
     text = os.fspath(src)
     if text.startswith("hf:"):
         return HFSource(text)
+    emoji = _emoji_source(text, size)
+    if emoji is not None:
+        return emoji
     path = Path(text[len("zip:"):] if text.startswith("zip:") else text).expanduser().absolute()
     if path.is_dir():
         source = FolderSource(path)
@@ -590,8 +617,9 @@ def _prepare_source(src: str) -> Source:
 
 
 def _folder_labels(source: Source) -> tuple[list[str], list[int]]:
-    """Class names and labels from the sources' top-level folders (a dataset's own labels for hf:)."""
-    if isinstance(source, HFSource):
+    """Class names and labels from the sources' top-level folders (a dataset's own labels for hf:, the Unicode
+    groups for an emoji set)."""
+    if not isinstance(source, (FolderSource, ZipSource, TarSource)):
         if source.labels is None or source.class_names is None:
             raise GanzooUsageError(f"{source.name} has no class label column; drop --labels")
         return source.class_names, source.labels
@@ -635,13 +663,15 @@ def _encode_png(image: torch.Tensor) -> bytes:
 def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str = "none", fit: str = "crop",
                 channels: int | None = None, background: str = DEFAULT_BACKGROUND,
                 progress: Callable[[int, int], None] | None = None) -> PrepareSummary:
-    """Write `src` (an image folder, a zip or tar archive of images, or ``hf:NAME``) to `out` as a StyleGAN-style
-    zip: square `size` px PNGs (``fit`` "crop": shorter side to `size`, centre-cropped, as training fits images;
-    "pad": longer side to `size`, padded with black), labels in ``dataset.json`` with ``labels="from-folders"`` (the
-    top-level folders, or a Hugging Face dataset's class label column). Images with transparency are composited over
-    `background` (a colour name or ``#rrggbb``; recorded in ``dataset.json``) before they are resized. Files that
-    fail to decode are skipped and listed in the summary; one that cannot be read stops it with a `DataError`. The
-    zip is written to a temporary file and renamed, so `out` is never half-written.
+    """Write `src` (an image folder, a zip or tar archive of images, ``hf:NAME`` or an emoji set:
+    ``SET[+tones][#SPLIT]``, its train part by default, drawn from its font at `size` where it has one) to `out` as
+    a StyleGAN-style zip: square `size` px PNGs (``fit`` "crop": shorter side to `size`, centre-cropped, as training
+    fits images; "pad": longer side to `size`, padded with black), labels in ``dataset.json`` with
+    ``labels="from-folders"`` (the top-level folders, a Hugging Face dataset's class label column, or an emoji set's
+    Unicode groups). Images with transparency are composited over `background` (a colour name or ``#rrggbb``;
+    recorded in ``dataset.json``) before they are resized. Files that fail to decode are skipped and listed in the
+    summary; one that cannot be read stops it with a `DataError`. The zip is written to a temporary file and
+    renamed, so `out` is never half-written.
 
     `progress(done, total)` is called after every image.
     """
@@ -658,12 +688,14 @@ def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str
     if out.suffix.lower() != ".zip":
         raise GanzooUsageError(f"the output {out} must be a .zip file")
     from ganzoo._paths import inside, local_data_paths
+    from ganzoo.emoji import parse_emoji_spec
 
-    for read in local_data_paths(src):  # the zip would replace its source, or be written among the images read
+    # the zip would replace its source, or be written among the images read (an emoji set reads no path)
+    for read in [] if parse_emoji_spec(src) else local_data_paths(src):
         if inside(out, read):
             raise GanzooUsageError(f"the output {out} {'is' if inside(read, out) else 'lies inside'} the source "
                                    f"{read}; write the zip outside what it is made from")
-    source = _prepare_source(src)
+    source = _prepare_source(src, size)
     class_names, all_labels = _folder_labels(source) if labels == "from-folders" else (None, None)
     channels = channels or source.native_channels()
     reader = StreamingDataset(source=source, img_size=size, channels=channels, labels=None, num_classes=0,
@@ -691,6 +723,9 @@ def prepare_zip(src: str, out: str | os.PathLike[str], *, size: int, labels: str
             meta["class_names"] = class_names
         meta["ganzoo"] = {"source": str(src), "size": size, "fit": fit, "channels": channels,
                           "background": _files._rgb_hex(rgb), "skipped": len(skipped)}
+        terms = getattr(source, "terms", None)  # the licence and attribution of data that carries them (emoji)
+        if terms is not None:
+            meta["ganzoo"]["data_terms"] = dict(terms)
         archive.writestr(_LABELS_FILE, json.dumps(meta))
     if skipped:
         logger.info("skipped %d file(s) of %d that failed to decode (first: %s: %s)", len(skipped), total,

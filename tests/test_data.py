@@ -205,8 +205,10 @@ def test_unknown_name_suggests() -> None:
 
 
 def test_names_and_native_channels() -> None:
-    assert dataset_names() == ["mnist-5k", "stacked-mnist", "mnist", "fashion-mnist", "cifar10", "celeba"]
-    expected = {"mnist-5k": 1, "stacked-mnist": 3, "mnist": 1, "fashion-mnist": 1, "cifar10": 3, "celeba": 3}
+    assert dataset_names() == ["mnist-5k", "stacked-mnist", "twemoji", "openmoji", "noto-emoji", "mnist",
+                               "fashion-mnist", "cifar10", "celeba"]
+    expected = {"mnist-5k": 1, "stacked-mnist": 3, "twemoji": 3, "openmoji": 3, "noto-emoji": 3, "mnist": 1,
+                "fashion-mnist": 1, "cifar10": 3, "celeba": 3}
     assert {name: native_channels(name) for name in dataset_names()} == expected
     assert native_channels("MNIST-5K") == 1
 

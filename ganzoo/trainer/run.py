@@ -377,6 +377,18 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
     return arch, options, cfg, rec, dataset, arch.hooks(cfg, rec)
 
 
+def _data_terms(spec: str, dataset: object) -> dict[str, str] | None:
+    """The licence and attribution of the training data, where it carries them: an emoji set, streamed or not, or a
+    zip that ``ganzoo data prepare`` made from one."""
+    from ganzoo.emoji import data_terms
+
+    recorded = getattr(getattr(dataset, "source", None), "terms", None)
+    if recorded is not None:
+        return dict(recorded)
+    named = data_terms(spec)
+    return named.to_dict() if named is not None else None
+
+
 def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: ProgressFn | None,
                    world: World | None) -> GANModel:
     from ganzoo.model import build_model
@@ -403,6 +415,9 @@ def _run_from_plan(plan: dict[str, Any], out: Path, resume: bool, progress: Prog
     torch.manual_seed(options.seed)  # weights initialise the same way for the same seed
     model = build_model(arch.name, cfg)
     run_info = {"data": options.data, "architecture": arch.name}
+    terms = _data_terms(options.data, dataset)
+    if terms is not None:  # the licence and attribution the model card repeats
+        run_info["data_terms"] = terms
     if plan.get("init"):
         run_info["init"] = {k: plan["init"][k] for k in ("source", "generator_sha256")}
         if ckpt is None and world is None:  # a resumed run takes every weight from its checkpoint
