@@ -256,9 +256,10 @@ def markdown(result: dict[str, Any]) -> str:
         "all 5,000. Wasserstein with gp_weight 10; every other loss plain.",
         "",
         f"Signals: **held-out** (`ada_signal=\"held-out\"`, target {targets['held-out']:g}): the trainer holds back "
-        "10 % of the data (8 of the 64 tiny images, 256 of the 5,000) and every interval ranks D's outputs on the "
-        "step's training reals against up to 64 held-back reals, from the same D: r = E[sign(D(x_train) - "
-        "D(x_held))], 2 AUC - 1, 0 when D scores unseen reals like its training images. **train** "
+        "10 % of the data (8 of the 64 tiny images, 256 of the 5,000) and at every D step ranks D's outputs on the "
+        f"step's training reals against {64 // INTERVAL} held-back reals (64 per adjustment, fewer where fewer are "
+        "held back), from the same D: r = E[sign(D(x_train) - D(x_held))] pooled over the interval, 2 AUC - 1, 0 when "
+        "D scores unseen reals like its training images. **train** "
         f"(`ada_signal=\"train\"`, target {targets['train']:g}, the paper's): r_t = E[sign(D(x) - t)] on training "
         "reals around the loss's decision threshold t; only for losses that have one (under the others it is "
         "refused).",
