@@ -427,6 +427,10 @@ class Trainer:
             self._ada = AdaptiveAugment(recipe.ada_target, recipe.ada_kimg, recipe.ada_interval, recipe.batch_size,
                                         recipe.ada_signal)
             self.hooks.append(self._ada)
+            if recipe.ada_signal == "held-out" and recipe.ada_target >= 0.5:
+                logger.warning("ada_target %g: the held-out signal rarely comes near it, so p will stay low; it wants "
+                               "about 0.05 (0.6 is the paper's target for ada_signal=train; docs/training.md)",
+                               recipe.ada_target)
         context = TrainingContext(recipe=recipe, device=self.device, augment=self.augment,
                                   world_size=world.world_size if world is not None else 1,
                                   sum_across=world.sum_on_cpu if world is not None else None)
