@@ -326,9 +326,14 @@ class Recipe(JsonConfig):
     # augmentation of D's inputs, real and fake alike (ganzoo.augment)
     augment: str = ""  # policy, e.g. "color,translation,cutout" (DiffAugment) or "xflip,rotate90,translation,color"
     augment_p: float | None = None  # probability of each augmentation per image; None: 1, or 0 at the start of ADA
-    ada_target: float = 0.0  # > 0: adaptive augmentation, p steers the loss's overfit_signal to this (0.6 in ADA)
+    ada_target: float = 0.0  # > 0: adaptive augmentation, p steers the overfitting signal to this (see ada_signal)
     ada_kimg: float = 500.0  # ADA's speed: thousands of images for p to go from 0 to 1
     ada_interval: int = 4  # ADA: D steps between adjustments of p
+    # ADA's overfitting signal (ganzoo.trainer.ada): "held-out" ranks D's outputs on training reals against reals it
+    # never trains on (any loss; wants a target near 0.05), "train" is the paper's r_t on training reals (losses with
+    # a decision threshold only; target 0.6)
+    ada_signal: Literal["held-out", "train"] = "held-out"
+    ada_holdout: int = 0  # images held back for the held-out signal; 0: 10 % of the data, clamped to [8, 256]
     # distributed runs: BatchNorm statistics over the global batch rather than each process's rows
     sync_batchnorm: bool = False
 
@@ -360,6 +365,12 @@ class Recipe(JsonConfig):
             raise ConfigError(f"augment_p must lie in [0, 1], got {self.augment_p}")
         if self.ada_target >= 1:
             raise ConfigError(f"ada_target must lie in (0, 1) (0.6 in the ADA paper), got {self.ada_target}")
+        if self.ada_holdout < 0:
+            raise ConfigError(f"ada_holdout must be 0 (automatic) or a number of images, got {self.ada_holdout}")
+        if self.ada_holdout and not (self.ada_target > 0 and self.ada_signal == "held-out"):
+            raise ConfigError(f"ada_holdout holds back images for ADA's held-out signal, which this recipe does not "
+                              f"use (ada_target {self.ada_target:g}, ada_signal {self.ada_signal}); drop ada_holdout, "
+                              "or set ada_target with ada_signal=held-out")
         # the augmentations' names are checked by the trainer (`check_training`): plugins may provide them
         if not self.augment.strip() and (self.ada_target > 0 or self.augment_p is not None):
             raise ConfigError("augment_p and ada_target need augmentations: set augment, e.g. "

@@ -31,6 +31,7 @@ to the readable images only, and `StreamingDataset.skipped` counts the others. A
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import json
@@ -379,6 +380,13 @@ class StreamingDataset:
     def __len__(self) -> int:
         """Number of images."""
         return len(self.source) if self.positions is None else len(self.positions)
+
+    def subset(self, indices: torch.Tensor) -> StreamingDataset:
+        """The images at `indices` of this dataset (in that order), with their labels: image `j` of the subset is
+        image `indices[j]` here."""
+        base = self.positions if self.positions is not None else torch.arange(len(self.source))
+        return dataclasses.replace(self, positions=base[indices],
+                                   labels=self.labels[indices] if self.labels is not None else None)
 
     def read(self, i: int) -> torch.Tensor:
         """Image `i` as uint8 (channels, img_size, img_size). An image that fails to decode raises a one-line

@@ -114,7 +114,7 @@ def check_architecture(architecture: str, tmp_path: Path, steps: int = 2) -> Non
 #: a recipe that exercises the trainer's modern paths (RpGAN + R1 + R2, ADA, cosine schedules, separate betas)
 MODERN_RECIPE: dict[str, Any] = {
     "loss": "relativistic", "r1_gamma": 0.1, "r2_gamma": 0.1, "g_betas": [0.0, 0.9], "d_betas": [0.0, 0.9],
-    "augment": "translation,cutout,color", "ada_target": 0.6, "ada_kimg": 0.008, "ada_interval": 1,
+    "augment": "translation,cutout,color", "ada_target": 0.05, "ada_kimg": 0.008, "ada_interval": 1,
     "schedules": {"lr": {"kind": "cosine", "to": 1e-5, "steps": 4}, "gamma": {"kind": "cosine", "to": 0.01},
                   "beta2": {"kind": "cosine", "to": 0.99, "steps": 4}},
 }

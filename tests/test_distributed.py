@@ -161,6 +161,23 @@ def test_nproc_run_writes_once_and_resumes_exactly(tmp_path):
                {k: v for k, v in want.items() if k not in ("time_s", "img_per_s")}
 
 
+def test_nproc_trains_with_adas_held_out_signal_summed_over_processes(tmp_path):
+    """Two processes hold back the same images (seeded by the run) and sum the held-out signal's pairs once per
+    interval: the run trains, records what it held back and logs the signal in whole pairs (the summing itself is
+    tests/test_ada.py::test_a_distributed_run_sums_the_pairs_of_every_process)."""
+    recipe = {"augment": "xflip,translation", "ada_target": "0.05", "ada_kimg": "0.04", "ada_interval": "1",
+              "ada_holdout": "24"}
+    sets = [arg for key, value in recipe.items() for arg in ("--set", f"{key}={value}")]
+    run = _ganzoo("train", "--nproc", "2", *TINY, "--steps", "4", *sets, "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data"]["held_out"] == 24
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    # 4 training rows a process against the 24 held-back images each process scored: 192 pairs in all
+    assert len(logged) == 4 and all(abs(r["ada_held_out"] * 192 - round(r["ada_held_out"] * 192)) < 1e-4
+                                    for r in logged), logged
+    assert all(abs(r["augment_p"] * 5 - round(r["augment_p"] * 5)) < 1e-5 for r in logged), logged
+
+
 def test_nproc_errors_are_reported_once(tmp_path):
     odd = _ganzoo("train", "--nproc", "2", *TINY, "--steps", "2", "--batch-size", "7", "--out", str(tmp_path / "r"),
                   cwd=tmp_path)

@@ -415,8 +415,9 @@ def test_ada_without_the_overfit_signal_says_what_to_add():
         hook.after_d_step(0, {"d_real": torch.tensor(1.0)})
 
 
-# target 0.3: RpGAN's shift-invariant signal crosses it within these few steps, so p moves and the resume matters
-ADA_RECIPE = {"augment": "xflip,translation,color", "ada_target": 0.3, "ada_kimg": 0.04, "ada_interval": 1,
+# the held-out signal (the default) under RpGAN: at target 0.05 its noise crosses the target both ways within these
+# few steps, so p moves and the resume matters; the held-back images and the position in them must resume too
+ADA_RECIPE = {"augment": "xflip,translation,color", "ada_target": 0.05, "ada_kimg": 0.04, "ada_interval": 1,
               "loss": "relativistic", "r1_gamma": 0.1, "r2_gamma": 0.1, "ema_kimg": 0.01,
               # explicit horizons: the test extends a 5-step run to 12, and "the whole run" would change with it
               "schedules": {"lr": {"kind": "cosine", "to": 1e-5, "steps": 12},
@@ -428,14 +429,26 @@ def p_history(run):
     return [json.loads(line)["augment_p"] for line in lines]
 
 
-def test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically(tmp_path):
-    whole = tiny_train("dcgan", tmp_path / "whole", steps=12, log_every=1, recipe=ADA_RECIPE)
-    tiny_train("dcgan", tmp_path / "split", steps=5, log_every=1, recipe=ADA_RECIPE)
+@pytest.mark.parametrize("signal", ["held-out", "train"])
+def test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically(tmp_path, signal):
+    # r_t on training reals needs a loss with a decision threshold: hinge, at the paper's target
+    recipe = ADA_RECIPE if signal == "held-out" else {**ADA_RECIPE, "loss": "hinge", "ada_signal": "train",
+                                                      "ada_target": 0.6}
+    whole = tiny_train("dcgan", tmp_path / "whole", steps=12, log_every=1, recipe=recipe)
+    tiny_train("dcgan", tmp_path / "split", steps=5, log_every=1, recipe=recipe)
     resumed = ganzoo.train(out=tmp_path / "split", steps=12, resume=True)
     history = p_history(tmp_path / "whole")
     assert len(set(history)) > 2, history  # p moved (by 8 * 1 / 40 = 0.2 per D step)
     assert all(0 <= p <= 1 and abs(p * 5 - round(p * 5)) < 1e-5 for p in history), history
     assert p_history(tmp_path / "split") == history
+    key = "ada_held_out" if signal == "held-out" else "ada_rt"
+
+    def signals(run):
+        return [json.loads(line)[key] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert signals(tmp_path / "split") == signals(tmp_path / "whole")
+    held = json.loads((tmp_path / "split" / "config.json").read_text())["data"]["held_out"]
+    assert held == (256 if signal == "held-out" else 0)
     for name in ("generator", "discriminator", "ema"):
         assert_same_state(getattr(whole, name), getattr(resumed, name))
 
@@ -455,7 +468,7 @@ def test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_k
     2, 3, 5 and 6, each time by 8 * 3 / (0.24 * 1000) = 0.1, up when the loss's signal (0.5 here) is above the
     target and down when below; the trainer takes the signal from the loss and logs r_t, its mean."""
     recipe = {"loss": SteadySignalLoss.name, "augment": "xflip,translation", "augment_p": 0.5, "ada_target": target,
-              "ada_kimg": 0.24, "ada_interval": 3, "d_steps": 2}
+              "ada_kimg": 0.24, "ada_interval": 3, "d_steps": 2, "ada_signal": "train"}
     _LOSSES[SteadySignalLoss.name] = SteadySignalLoss
     try:
         tiny_train("dcgan", tmp_path / "run", steps=6, log_every=1, recipe=recipe)

@@ -668,6 +668,51 @@ def test_label_noise_with_label_smoothing_is_refused_as_one_would_be_unused(tmp_
     assert not (tmp_path / "run").exists()
 
 
+def _ada_run(tmp_path: Path, **recipe: Any) -> tuple[Trainer, Recorder]:
+    """Three steps of ADA that keeps p at 0 (a target r never reaches), so D's inputs are the images as they are."""
+    trainer = make_trainer(tmp_path, augment="xflip", ada_target=0.99, ada_interval=1, **recipe)
+    recorder = Recorder(trainer)
+    trainer.run()
+    return trainer, recorder
+
+
+def test_ada_signal_held_out_ranks_ds_logits_on_training_reals_against_held_back_reals(tmp_path):
+    """Held out: at every D step D also scores held-back images, which no training batch holds, and p follows the
+    ranking of that step's training reals against them (2 AUC - 1). Train: D scores the training reals alone, and p
+    follows E[sign D(x)] (the loss's threshold is 0)."""
+    from ganzoo.trainer.ada import held_out_signal
+
+    trainer, rec = _ada_run(tmp_path / "held", ada_signal="held-out")
+    held = set(rec.dataset_rows(trainer.held_out.images.float().div(127.5).sub(1.0)))
+    logged = [m["ada_held_out"] for m in metrics(tmp_path / "held")]
+    for step in range(3):
+        (train, scored) = rec.real(step)  # the step's real batch, then the held-back chunk, both dataset rows
+        assert not set(rec.dataset_rows(train.x)) & held and len(train.x) == BATCH
+        assert set(rec.dataset_rows(scored.x)) <= held and len(scored.x) == 64
+        assert logged[step] == pytest.approx(held_out_signal(train.out, scored.out).item(), rel=1e-6, abs=1e-7)
+        assert "ada_rt" not in metrics(tmp_path / "held")[step]
+    trainer, rec = _ada_run(tmp_path / "train", ada_signal="train")
+    assert trainer.held_out is None
+    logged = [m["ada_rt"] for m in metrics(tmp_path / "train")]
+    for step in range(3):
+        (train,) = rec.real(step)
+        assert logged[step] == pytest.approx(train.out.sign().mean().item(), rel=1e-6, abs=1e-7)
+
+
+def test_ada_holdout_is_how_many_images_are_held_back_and_scored(tmp_path):
+    """12 images held back (instead of the automatic 256 of 5,000): D scores those 12 at every D step, and no
+    training batch holds any of them."""
+    trainer, rec = _ada_run(tmp_path / "run", ada_holdout=12)
+    assert len(trainer.held_out) == 12
+    held = rec.dataset_rows(trainer.held_out.images.float().div(127.5).sub(1.0))
+    assert len(set(held)) == 12
+    for step in range(3):
+        train, scored = rec.real(step)
+        assert sorted(rec.dataset_rows(scored.x)) == sorted(held)  # all 12, every step
+        assert not set(rec.dataset_rows(train.x)) & set(held)
+    assert trainer.run_info["held_out"] == 12
+
+
 #: each field of Recipe and the tests here that fail when the trainer ignores it
 TESTED_BY = {
     "steps": ["test_steps_is_the_number_of_generator_updates"],
@@ -711,6 +756,9 @@ TESTED_BY = {
     "ada_kimg": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg",
                  "test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
     "ada_interval": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg"],
+    "ada_signal": ["test_ada_signal_held_out_ranks_ds_logits_on_training_reals_against_held_back_reals"],
+    "ada_holdout": ["test_ada_holdout_is_how_many_images_are_held_back_and_scored",
+                    "test_ada::test_a_run_records_how_many_images_it_held_back"],
 }
 
 

@@ -152,7 +152,7 @@ def test_training_on_a_streamed_folder_equals_training_in_memory(tmp_path):
     assert_same_state(runs["memory"].generator, runs["stream"].generator)
     assert_same_state(runs["memory"].discriminator, runs["stream"].discriminator)
     plan = json.loads((tmp_path / "stream" / "config.json").read_text())
-    assert plan["data"] == {"name": f"stream:{folder}", "images": 36, "classes": 3, "skipped": 0}
+    assert plan["data"] == {"name": f"stream:{folder}", "images": 36, "classes": 3, "skipped": 0, "held_out": 0}
 
 
 # ---------------------------------------------------------------------------------------------------- resume

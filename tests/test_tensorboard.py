@@ -20,7 +20,7 @@ require("tensorboard")  # skipped without it on a developer's machine, a failure
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData  # noqa: E402
 
-ADA = {"augment": "xflip,translation", "ada_target": 0.6, "ada_interval": 1, "ada_kimg": 0.1}
+ADA = {"augment": "xflip,translation", "ada_target": 0.6, "ada_signal": "train", "ada_interval": 1, "ada_kimg": 0.1}
 
 
 def read_events(run):

@@ -55,7 +55,7 @@ from ganzoo.losses import GANLoss, loss_from_recipe
 from ganzoo.model import GANModel
 from ganzoo.sharding import batch_shard, draw_rows
 from ganzoo.streaming import StreamBatches, StreamingDataset, epoch_order, is_streamed
-from ganzoo.trainer.ada import AdaptiveAugment
+from ganzoo.trainer.ada import AdaptiveAugment, HeldOut, buffers_kept, check_ada, held_out_count, split_held_out
 from ganzoo.trainer.checkpoint import Checkpoint, find_checkpoints, flatten_optimizer, unflatten_optimizer
 from ganzoo.trainer.ema import ema_beta, update_ema
 
@@ -101,6 +101,8 @@ class _LossD:
         self.forward = forward
         self.d_input = d_input
         self.checker: Callable[[torch.Tensor, int], None] | None = None  # the plugin contract, on the first step
+        self.watch: torch.Tensor | None = None  # a batch whose logits to keep (the reals, for ADA's held-out signal)
+        self.watched: torch.Tensor | None = None  # D's logits on `watch`, from the loss's first call on it
         # static shapes: a shape this function has not seen (progressive growing, another model in the same process)
         # compiles anew; torch 2.14's inductor failed on the double backward compiled with dynamic sizes
         # ("cannot determine truth value of Relational")
@@ -111,7 +113,17 @@ class _LossD:
         logits = self.forward(self.d_input(images), labels)
         if self.checker is not None:
             self.checker(logits, images.shape[0])
+        self._keep(images, logits)
         return logits
+
+    def _keep(self, images: torch.Tensor, logits: torch.Tensor) -> None:
+        if self.watch is not None and images is self.watch and self.watched is None:
+            self.watched = logits.detach()
+
+    def take_watched(self) -> torch.Tensor | None:
+        """D's logits on the watched batch (None when the loss never called D on it as given); stops watching."""
+        watched, self.watched, self.watch = self.watched, None, None
+        return watched
 
     def _logits_and_grad(self, seen: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """D's logits at the images it sees and d sum(logits) / d images, as one function of the images."""
@@ -134,11 +146,13 @@ class _LossD:
             logits = self.D(seen, labels)
             if self.checker is not None:
                 self.checker(logits, images.shape[0])
+            self._keep(images, logits)
             (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
             return logits, grad.flatten(1)
         logits, grad_seen = self._compiled_grad(seen.detach(), labels)
         if self.checker is not None:
             self.checker(logits, images.shape[0])
+        self._keep(images, logits)
         if seen is x:
             return logits, grad_seen.flatten(1)
         # back through the augmentation and the noise (eager), to the images as the loss passed them
@@ -221,20 +235,25 @@ class _Batches:
 
     The permutation of epoch e depends only on (seed, e), so the position in the data is a single counter
     and a resumed run draws exactly the batches an uninterrupted one would. In a distributed run every process
-    draws the same global batch and keeps its `rows` of it.
+    draws the same global batch and keeps its `rows` of it. With `positions` only those images are trained on
+    (the others are held back for adaptive augmentation's held-out signal), without copying the data.
     """
 
     def __init__(self, dataset: ImageDataset, batch_size: int, seed: int, device: torch.device,
-                 memory_format: torch.memory_format, rows: slice = slice(None)) -> None:
-        if len(dataset) < batch_size:
+                 memory_format: torch.memory_format, rows: slice = slice(None),
+                 positions: torch.Tensor | None = None) -> None:
+        count = len(dataset) if positions is None else len(positions)
+        if count < batch_size:
             from ganzoo.errors import GanzooUsageError
 
-            raise GanzooUsageError(f"the dataset has {len(dataset)} images, fewer than the batch size {batch_size}; "
+            raise GanzooUsageError(f"the dataset has {count} images, fewer than the batch size {batch_size}; "
                                    "lower --batch-size")
         self.images = dataset.images.to(device)
         self.labels = dataset.labels.to(device) if dataset.labels is not None else None
+        self.positions = positions.to(device) if positions is not None else None
+        self.count = count
         self.batch_size = batch_size
-        self.per_epoch = len(dataset) // batch_size
+        self.per_epoch = count // batch_size
         self.seed = seed
         self.memory_format = memory_format
         self.rows = rows
@@ -244,7 +263,9 @@ class _Batches:
     def get(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         epoch, offset = divmod(index, self.per_epoch)
         if epoch != self._epoch:
-            self._perm = epoch_order(len(self.images), self.seed, epoch).to(self.images.device)
+            self._perm = epoch_order(self.count, self.seed, epoch).to(self.images.device)
+            if self.positions is not None:
+                self._perm = self.positions[self._perm]
             self._epoch = epoch
         idx = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size][self.rows]
         x = self.images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=self.memory_format)
@@ -256,10 +277,13 @@ class _Batches:
 
 def _batch_source(dataset: ImageDataset | StreamingDataset, batch_size: int, options: RunOptions,
                   device: torch.device, memory_format: torch.memory_format,
-                  rows: slice) -> _Batches | StreamBatches:
-    """In-memory batches, or batches decoded by worker processes for a streamed dataset: the same order either way."""
+                  rows: slice, positions: torch.Tensor | None = None) -> _Batches | StreamBatches:
+    """In-memory batches, or batches decoded by worker processes for a streamed dataset: the same order either way.
+    With `positions`, of those images of the dataset only."""
     if isinstance(dataset, ImageDataset):
-        return _Batches(dataset, batch_size, options.seed, device, memory_format, rows)
+        return _Batches(dataset, batch_size, options.seed, device, memory_format, rows, positions)
+    if positions is not None:
+        dataset = dataset.subset(positions)
     return StreamBatches(dataset, batch_size, options.seed, device, memory_format, rows, options.data_workers)
 
 
@@ -325,6 +349,7 @@ def check_training(architecture: Any, config: Any, recipe: Recipe) -> GANLoss:
     augmentations' names and the architecture's own check of config and recipe together. Returns the loss."""
     check_config_round_trip(config, architecture_origin(architecture.name))
     loss = loss_from_recipe(recipe)
+    check_ada(recipe, loss)
     schedule_starts(recipe, loss)
     parse_policy(recipe.augment)
     architecture.check(config, recipe)
@@ -391,14 +416,21 @@ class Trainer:
         self.opt_G = _make_optimizer(recipe, self.G, recipe.g_lr, recipe.betas_of("g"))
         self.opt_D = _make_optimizer(recipe, self.D, recipe.d_lr, recipe.betas_of("d"))
         self.loss = loss_from_recipe(recipe)
+        check_ada(recipe, self.loss)
         self._schedules = schedule_starts(recipe, self.loss)
         # whether the loss's g_loss takes the real batch and the step (losses written before they were passed on)
         g_params = inspect.signature(self.loss.g_loss).parameters.values()
         self._g_loss_keywords = any(p.name == "real" or p.kind is p.VAR_KEYWORD for p in g_params)
         self.augment = Augment(recipe.augment, recipe.start_augment_p, self.device, adaptive=recipe.ada_target > 0)
+        self._ada: AdaptiveAugment | None = None
         if recipe.ada_target > 0:
-            self.hooks.append(AdaptiveAugment(recipe.ada_target, recipe.ada_kimg, recipe.ada_interval,
-                                              recipe.batch_size))
+            self._ada = AdaptiveAugment(recipe.ada_target, recipe.ada_kimg, recipe.ada_interval, recipe.batch_size,
+                                        recipe.ada_signal)
+            self.hooks.append(self._ada)
+            if recipe.ada_signal == "held-out" and recipe.ada_target >= 0.5:
+                logger.warning("ada_target %g: the held-out signal rarely comes near it, so p will stay low; it wants "
+                               "about 0.05 (0.6 is the paper's target for ada_signal=train; docs/training.md)",
+                               recipe.ada_target)
         context = TrainingContext(recipe=recipe, device=self.device, augment=self.augment,
                                   world_size=world.world_size if world is not None else 1,
                                   sum_across=world.sum_on_cpu if world is not None else None)
@@ -410,7 +442,16 @@ class Trainer:
         self._hook_origins: dict[int, str] = {}  # id(hook) -> how errors name it
         for hook in self.hooks:
             self._hook(hook, "setup", context)
-        self.batches = _batch_source(dataset, recipe.batch_size, options, self.device, self.memory_format, rows)
+        # ADA's held-out signal: images of the data that training never sees (the same on every process)
+        held = held_out_count(recipe, len(dataset))
+        self.held_out: HeldOut | None = None
+        positions = None
+        if held:
+            positions, held_positions = split_held_out(len(dataset), held, options.seed)
+            self.held_out = HeldOut.from_dataset(dataset, held_positions, self.device, self.memory_format)
+            self.run_info["held_out"] = held
+        self.batches = _batch_source(dataset, recipe.batch_size, options, self.device, self.memory_format, rows,
+                                     positions)
         self.step = 0
         self.elapsed = 0.0  # seconds of training before this process (from the checkpoint)
         self._t0 = time.perf_counter()  # reset when run() starts
@@ -518,6 +559,25 @@ class Trainer:
         with batch_shard(self.world.rank, self.world.world_size):
             self._train_step()
 
+    @torch.no_grad()
+    def _observe_held_out(self, real: torch.Tensor, labels: torch.Tensor | None, d_step: int) -> None:
+        """ADA's held-out signal: D's logits on a chunk of held-back reals, from the D that just scored the step's
+        training reals (before its update), through the same inputs (hooks' `process_real`, augmentation, noise).
+        D's buffers are put back afterwards, so measuring changes nothing that training uses but the random state."""
+        assert self._ada is not None and self.held_out is not None
+        restore = buffers_kept(self.D)
+        try:
+            train_logits = self._D.take_watched()
+            if train_logits is None:  # a loss that never called D on the real batch as it was given
+                train_logits = self._D(real, labels)
+            images, held_labels = self.held_out.chunk(d_step, self._ada.chunk_size)
+            for hook in self.hooks:
+                images = self._hook(hook, "process_real", images)
+            held_logits = self._D(images, held_labels)
+        finally:
+            restore()
+        self._ada.observe_held_out(train_logits, held_logits)
+
     def _average_gradients(self, module: nn.Module) -> None:
         """Distributed runs: average `module`'s gradients over processes (and agree on stopping) before its step."""
         if self.world is not None:
@@ -534,9 +594,14 @@ class Trainer:
         self.D.requires_grad_(True)
         fake = labels = None
         for i in range(recipe.d_steps):
-            real, labels = self.batches.get(self.step * recipe.d_steps + i)
+            d_step = self.step * recipe.d_steps + i
+            real, labels = self.batches.get(d_step)
             for hook in self.hooks:
                 real = self._hook(hook, "process_real", real)
+            # ADA's held-out signal: keep D's logits on these reals for the comparison after the loss
+            score_held_out = self.held_out is not None
+            if score_held_out:
+                self._D.watch = real
             z = self._latents(real.shape[0])
             last = i == recipe.d_steps - 1
             with autocast:
@@ -545,16 +610,19 @@ class Trainer:
                     fake = self.G_fn(z, labels)
                 if self._checking:
                     check_generator_output(fake, tuple(real.shape), self._plugin)
-                d_result = self.loss.d_loss(self._D, real, fake, labels, step=self.step * recipe.d_steps + i)
+                d_result = self.loss.d_loss(self._D, real, fake, labels, step=d_step)
                 d_loss, d_stats = check_loss_output(d_result, self._loss_origin, "d_loss") if self._checking \
                     else d_result
             self.opt_D.zero_grad(set_to_none=True)
             d_loss.backward()
+            if score_held_out:  # after the backward (whose graph holds D's buffers as they were), before the update
+                with autocast:
+                    self._observe_held_out(real, labels, d_step)
             self._average_gradients(self.D)
             self.opt_D.step()
             self.loss.after_d_step(self.D)
             for hook in self.hooks:
-                self._hook(hook, "after_d_step", self.step * recipe.d_steps + i, d_stats)
+                self._hook(hook, "after_d_step", d_step, d_stats)
         self._accumulate(d_stats)
 
         self.D.requires_grad_(False)  # G's step needs no gradients for D's weights

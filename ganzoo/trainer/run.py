@@ -18,6 +18,7 @@ from ganzoo._paths import first_overlap, inside, local_data_paths
 from ganzoo._runlock import LOCK_NAME, FolderLock, check_not_busy, holder
 from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
 from ganzoo.model import GANModel
+from ganzoo.trainer.ada import held_out_count
 from ganzoo.trainer.checkpoint import Checkpoint, resume_checkpoint
 from ganzoo.trainer.events import EVENT_FILE_PREFIX
 from ganzoo.trainer.loop import ProgressFn, RunOptions, Trainer, check_training
@@ -204,6 +205,9 @@ def read_plan(out: Path) -> dict[str, Any]:
     for key in ("config", "recipe", "options"):
         if not isinstance(plan.get(key), dict):
             raise ConfigError(f"{path}: '{key}' must be a JSON object; {fix}")
+    recipe = plan["recipe"]
+    if recipe.get("ada_target", 0) and "ada_signal" not in recipe:  # a run planned before ADA had a held-out signal
+        recipe["ada_signal"] = "train"  # the signal it trained with (its data had nothing held back)
     return plan
 
 
@@ -371,9 +375,10 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
         plan["config"] = cfg.to_dict()
     if cfg.num_classes and dataset.num_classes and cfg.num_classes != dataset.num_classes:
         raise ConfigError(f"num_classes is {cfg.num_classes} but {options.data} has {dataset.num_classes} classes")
-    plan["data"] = {"name": dataset.name, "images": len(dataset), "classes": dataset.num_classes,
-                    "skipped": dataset.skipped}
     check_training(arch, cfg, rec)
+    # held back from training for adaptive augmentation's held-out signal (0: none); refuses data too small for it
+    plan["data"] = {"name": dataset.name, "images": len(dataset), "classes": dataset.num_classes,
+                    "skipped": dataset.skipped, "held_out": held_out_count(rec, len(dataset))}
     return arch, options, cfg, rec, dataset, arch.hooks(cfg, rec)
 
 
