@@ -128,6 +128,9 @@ class GANLoss:
     #: when D adds a constant to every output (relativistic, Wasserstein): D's offset is free there, and D's ranking
     #: of reals against fakes is used instead. It decides the overfitting signal ADA follows (`overfit_signal`).
     decision_threshold: float | None = None
+    #: why adaptive augmentation is refused under this loss, where it is: a loss under which no overfitting signal
+    #: was shown to make p rise on tiny data and stay low on ample data (benchmarks/ada-signal/RESULTS.md)
+    ada_refusal: str | None = None
 
     def __init__(self, *, gp_weight: float = 0.0, r1_gamma: float = 0.0, r2_gamma: float = 0.0,
                  r1_interval: int = 1, clip_value: float = 0.0, drift: float = 0.0) -> None:
@@ -310,6 +313,9 @@ class WassersteinLoss(GANLoss):
     """Wasserstein critic loss (Arjovsky et al. 2017); pair with gp_weight or clip_value."""
 
     name = "wasserstein"
+    ada_refusal = ("no overfitting signal was shown to work under it: on 64 images its critic told its training images "
+                   "from held-back ones no better than chance (held-out signal 0.00, where every other loss read "
+                   "0.05-0.09), so p did not rise")
 
     def d_adversarial(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, Stats]:
         estimate = real_logits.mean() - fake_logits.mean()

@@ -188,7 +188,20 @@ def test_a_run_records_how_many_images_it_held_back(tmp_path):
     assert held == {"auto": (256, 256), "twenty": (20, 20), "r_t": (0, 0)}
 
 
-@pytest.mark.parametrize("loss", ["wasserstein", "relativistic", "relativistic-average"])
+@pytest.mark.parametrize("signal", ["held-out", "train"])
+def test_ada_is_refused_under_the_wasserstein_loss_where_no_signal_was_shown_to_work(tmp_path, signal):
+    with pytest.raises(ConfigError) as info:
+        tiny_train("dcgan", tmp_path / "run", steps=1,
+                   recipe={**ADA, "loss": "wasserstein", "gp_weight": 10.0, "ada_signal": signal})
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("adaptive augmentation is refused under the wasserstein loss")
+    assert message.endswith("augment D's inputs with a fixed augment_p instead, or use another loss")
+    assert not (tmp_path / "run").exists()
+    fixed = {k: v for k, v in ADA.items() if not k.startswith("ada_")} | {"augment_p": 0.3}
+    tiny_train("dcgan", tmp_path / "fixed", steps=1, recipe={**fixed, "loss": "wasserstein", "gp_weight": 10.0})
+
+
+@pytest.mark.parametrize("loss", ["relativistic", "relativistic-average"])
 def test_the_train_signal_is_refused_where_the_loss_has_no_decision_threshold(tmp_path, loss):
     with pytest.raises(ConfigError) as info:
         tiny_train("dcgan", tmp_path / "run", steps=1, recipe={**ADA, "loss": loss, "ada_signal": "train"})
@@ -199,9 +212,9 @@ def test_the_train_signal_is_refused_where_the_loss_has_no_decision_threshold(tm
     tiny_train("dcgan", tmp_path / "held", steps=1, recipe={**ADA, "loss": loss})  # the held-out signal trains
 
 
-def test_the_cli_refuses_the_train_signal_under_wasserstein_with_exit_2_and_one_line(tmp_path):
+def test_the_cli_refuses_the_train_signal_under_relativistic_with_exit_2_and_one_line(tmp_path):
     args = ["train", "--arch", "dcgan", "--steps", "1", "--batch-size", "8", "--device", "cpu", "--out", "run",
-            "--set", "loss=wasserstein", "--set", "augment=xflip", "--set", "ada_target=0.6",
+            "--set", "loss=relativistic", "--set", "augment=xflip", "--set", "ada_target=0.6",
             "--set", "ada_signal=train"]
     done = subprocess.run([sys.executable, "-m", "ganzoo", *args], capture_output=True, text=True, cwd=tmp_path,
                           timeout=300)

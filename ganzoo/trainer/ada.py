@@ -57,10 +57,14 @@ AUTO_MAX = 256
 
 
 def check_ada(recipe: Recipe, loss: GANLoss) -> None:
-    """Refuse ADA's "train" signal under a loss whose D has no fixed decision threshold (and no signal of its own):
-    there it cannot see overfitting (benchmarks/ada-signal/RESULTS.md)."""
+    """Refuse ADA under a loss that refuses it (`GANLoss.ada_refusal`: Wasserstein), and ADA's "train" signal under a
+    loss whose D has no fixed decision threshold (and no signal of its own): there it cannot see overfitting
+    (benchmarks/ada-signal/RESULTS.md)."""
     from ganzoo.losses import GANLoss
 
+    if recipe.ada_target > 0 and loss.ada_refusal:
+        raise ConfigError(f"adaptive augmentation is refused under the {recipe.loss} loss: {loss.ada_refusal}; "
+                          "augment D's inputs with a fixed augment_p instead, or use another loss")
     if recipe.ada_target <= 0 or recipe.ada_signal != "train":
         return
     own_signal = type(loss).overfit_signal is not GANLoss.overfit_signal
