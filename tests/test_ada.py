@@ -228,6 +228,12 @@ def test_ada_holdout_that_leaves_too_little_to_train_on_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"^ADA's held-out signal holds back ada_holdout=4995 of the 5000 images, "
                                           r"which leaves 5 to train on, fewer than the batch size 8"):
         tiny_train("dcgan", tmp_path / "run", steps=1, recipe={**ADA, "ada_holdout": 4995})
+    assert not (tmp_path / "run").exists()  # refused after the data loaded: the folder it made is gone again
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds back ada_holdout=4995"):
+        tiny_train("dcgan", tmp_path / "kept", steps=1, recipe={**ADA, "ada_holdout": 4995}, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["notes.txt"]  # a folder it did not make stays
     with pytest.raises(ConfigError, match="ada_holdout holds back images for ADA's held-out signal, which this "
                                           "recipe does not use"):
         Recipe(augment="xflip", ada_target=0.6, ada_signal="train", ada_holdout=10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from ganzoo import __version__
 from ganzoo._io import remove_leftover_temps, sha256_of, temp_target, write_json
 from ganzoo._paths import first_overlap, inside, local_data_paths
 from ganzoo._runlock import LOCK_NAME, FolderLock, check_not_busy, holder
-from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
+from ganzoo.errors import ConfigError, GanzooError, GanzooUsageError, WeightsError
 from ganzoo.model import GANModel
 from ganzoo.trainer.ada import held_out_count
 from ganzoo.trainer.checkpoint import Checkpoint, resume_checkpoint
@@ -99,8 +100,10 @@ def _claim_out(out: Path, overwrite: bool) -> FolderLock:
     """Make the run folder, lock it for this process's life (see `ganzoo._runlock`), then clear what a killed run
     left and, with `overwrite`, the previous run's files. Call `_check_out` first: this is where the disk changes."""
     try:
+        created = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         lock = FolderLock(out).acquire()
+        lock.created = created  # type: ignore[attr-defined]  # a refusal before anything is written removes it
     except OSError as exc:
         raise GanzooUsageError(f"cannot write to output folder {out} ({exc.strerror}); choose another --out") from None
     try:
@@ -503,9 +506,11 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
             model = _train(architecture, data, steps, out, preset=preset, config=config, recipe=recipe,
                            batch_size=batch_size, seed=seed, device=device, resume=resume, overwrite=overwrite,
                            init=init, progress=progress, world=world, locks=locks, **options)
-        except BaseException:
+        except BaseException as exc:
             if world is not None:
                 world.abort()
+            if isinstance(exc, GanzooError):  # refused (e.g. by a check of the data): leave the disk as it was
+                _remove_untouched(locks)
             raise
         if world is not None:
             world.close()
@@ -513,6 +518,20 @@ def train(architecture: str | None = None, data: str | None = None, steps: int |
         for lock in locks:
             lock.release()
     return model
+
+
+def _remove_untouched(locks: list[FolderLock]) -> None:
+    """Remove the run folders this command created and then wrote nothing into but their lock, when it is refused
+    after claiming them (checks that need the data loaded come after the claim)."""
+    for lock in list(locks):
+        if not getattr(lock, "created", False):
+            continue
+        if any(p.name != LOCK_NAME for p in lock.folder.iterdir()):
+            continue
+        lock.release()
+        locks.remove(lock)
+        with contextlib.suppress(OSError):
+            lock.folder.rmdir()
 
 
 def _plan_differences(new: Mapping[str, Any], stored: Mapping[str, Any]) -> list[str]:
