@@ -46,6 +46,9 @@ class StyleGANLiteConfig(ArchConfig):
     w_avg_beta: float = 0.995  # moving average of w for truncation (StyleGAN2: 0.998; runs here are short)
     mbstd_group: int = 4  # minibatch standard deviation group size; 0 disables it
     mbstd_channels: int = 1
+    # 2x resampling: 0 is the lite default (bilinear upsampling in G, 2x2 average pooling in D); 2, 4, 6 or 8 use
+    # the binomial FIR filter of that length everywhere G upsamples and D downsamples (StyleGAN2: 4, [1, 3, 3, 1])
+    filter_taps: int = 0
 
     supported_sizes = (8, 16, 32, 64, 128, 256)
 
@@ -68,6 +71,9 @@ class StyleGANLiteConfig(ArchConfig):
         d_width_4x4 = min(self.d_width * self.img_size // 4, self.d_max_width)
         if d_width_4x4 % self.mbstd_channels:
             raise ConfigError(f"mbstd_channels ({self.mbstd_channels}) must divide D's {d_width_4x4} channels at 4x4")
+        if self.filter_taps not in (0, 2, 4, 6, 8):
+            raise ConfigError(f"filter_taps must be 0 (bilinear and average pooling) or 2, 4, 6 or 8 (a binomial FIR "
+                              f"filter; StyleGAN2 uses 4), got {self.filter_taps}")
         if self.mbstd_group < 0 or self.mbstd_group == 1:
             raise ConfigError(f"mbstd_group must be 0 (off) or at least 2, got {self.mbstd_group}")
 
