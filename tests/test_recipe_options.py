@@ -711,6 +711,11 @@ TESTED_BY = {
     "ada_kimg": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg",
                  "test_modern::test_ada_p_is_logged_and_a_resumed_run_continues_bit_identically"],
     "ada_interval": ["test_modern::test_ada_adjusts_p_every_ada_interval_d_steps_by_batch_times_interval_over_kimg"],
+    # path-length regularisation (StyleGAN2), on stylegan-lite, in tests/test_path_length.py
+    "pl_weight": ["test_path_length::test_pl_weight_and_pl_interval_scale_the_term_in_gs_gradient",
+                  "test_path_length::test_pl_penalty_follows_the_moving_target_on_multiples_of_pl_interval"],
+    "pl_interval": ["test_path_length::test_pl_penalty_follows_the_moving_target_on_multiples_of_pl_interval",
+                    "test_path_length::test_pl_weight_and_pl_interval_scale_the_term_in_gs_gradient"],
 }
 
 

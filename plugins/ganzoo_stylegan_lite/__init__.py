@@ -8,9 +8,12 @@ What is kept: a mapping network z -> w; a learned constant 4x4 input; modulated 
 demodulation; per-layer noise inputs with learned per-channel strengths; bias and leaky ReLU; the toRGB skip
 generator; style mixing regularisation; the truncation trick around a moving average of w; a residual
 discriminator with minibatch standard deviation; equalised learning rates everywhere. What is reduced: few
-channels, a shallow mapping network, bilinear resampling and average pooling instead of FIR filters, no path
-length regularisation, no fp16 clamping. Training (non-saturating loss, lazy R1, EMA, Adam betas (0, 0.99)) is
-the shared trainer's, configured by the recipe.
+channels, a shallow mapping network, bilinear resampling and average pooling by default, no fp16 clamping.
+StyleGAN2's binomial FIR resampling (config `filter_taps`, [1, 3, 3, 1] at 4 taps, `ganzoo.layers.LowPassResample`)
+and its lazy path-length regularisation (recipe `pl_weight`, `pl_interval`; the loss's `g_regularizer`, through
+the generator's `style_latents` / `synthesize`) are options, off by default so the shipped weights stay what they
+are. Training (non-saturating loss, lazy R1, EMA, Adam betas (0, 0.99)) is the shared trainer's, configured by the
+recipe.
 """
 
 from __future__ import annotations

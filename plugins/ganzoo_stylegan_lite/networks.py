@@ -178,6 +178,19 @@ class StyleGANLiteGenerator(Generator):
         images = self.synthesis(ws)
         return images if self.training else images.clamp(-1, 1)
 
+    def _mix(self, z: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
+        """Training mode: style mixing regularisation, per sample with probability `mixing_prob`."""
+        if not (self.training and self.mixing_prob > 0 and self.num_style_layers > 1):
+            return ws
+        n = z.shape[0]
+        w2 = self._broadcast(self.mapping(draw_rows(n, lambda m: torch.randn(m, *z.shape[1:], device=z.device,
+                                                                             dtype=z.dtype))))
+        crossover = draw_rows(n, lambda m: torch.randint(1, self.num_style_layers, (m,), device=z.device))
+        mixed = draw_rows(n, lambda m: torch.rand(m, device=z.device)) < self.mixing_prob
+        crossover = torch.where(mixed, crossover, self.num_style_layers)
+        layer = torch.arange(self.num_style_layers, device=z.device)
+        return torch.where((layer.unsqueeze(0) < crossover.unsqueeze(1)).unsqueeze(2), ws, w2)
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0) -> torch.Tensor:
         """Images for latents `z`; `truncation` < 1 pulls every w towards `w_avg` (0 gives the average image)."""
         w = self.mapping(z)
@@ -185,17 +198,17 @@ class StyleGANLiteGenerator(Generator):
             with torch.no_grad():
                 self.w_avg.copy_(torch.lerp(w.detach().mean(dim=0).to(self.w_avg.dtype), self.w_avg,
                                             self.w_avg_beta))
-        ws = self._broadcast(w)
-        if self.training and self.mixing_prob > 0 and self.num_style_layers > 1:
-            n = z.shape[0]
-            w2 = self._broadcast(self.mapping(draw_rows(n, lambda m: torch.randn(m, *z.shape[1:], device=z.device,
-                                                                                 dtype=z.dtype))))
-            crossover = draw_rows(n, lambda m: torch.randint(1, self.num_style_layers, (m,), device=z.device))
-            mixed = draw_rows(n, lambda m: torch.rand(m, device=z.device)) < self.mixing_prob
-            crossover = torch.where(mixed, crossover, self.num_style_layers)
-            layer = torch.arange(self.num_style_layers, device=z.device)
-            ws = torch.where((layer.unsqueeze(0) < crossover.unsqueeze(1)).unsqueeze(2), ws, w2)
+        ws = self._mix(z, self._broadcast(w))
         return self._synthesize(self._truncate(ws, truncation))
+
+    def style_latents(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The per-layer w's (N, num_style_layers, w_dim) for `z`, style-mixed in training mode as `forward` mixes
+        them; `w_avg` does not move. Path-length regularisation differentiates with respect to these."""
+        return self._mix(z, self._broadcast(self.mapping(z)))
+
+    def synthesize(self, ws: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images for per-layer w's (N, num_style_layers, w_dim); clamped to [-1, 1] in eval mode, as `forward`."""
+        return self._synthesize(ws)
 
     def style_mix(self, z_a: torch.Tensor, z_b: torch.Tensor, crossover: int,
                   truncation: float = 1.0) -> torch.Tensor:
