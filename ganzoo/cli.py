@@ -804,7 +804,8 @@ def demo(model: str, host: str, port: int, share: bool, device: str) -> None:
                    "all for an image folder]")
 @click.option("--metrics", default="fid", show_default=True,
               help="Comma-separated: fid, kid, is (Inception Score), pr (precision and recall), modes "
-                   "(StackedMNIST mode coverage, with --data stacked-mnist).")
+                   "(StackedMNIST mode coverage, with --data stacked-mnist), ppl (perceptual path length in Z; lower "
+                   "is smoother), ppl-w (in W, StyleGAN-style models; both with digits or timm features).")
 @click.option("--extractor", default="digits", show_default=True,
               help="Feature space: digits (offline, for digit data), inception (published FIDs; downloaded once), "
                    "dinov2, or timm:<model> for any pretrained timm model.")

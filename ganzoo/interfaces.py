@@ -34,6 +34,7 @@ __all__ = [
     "Schedule",
     "TrainingContext",
     "TrainingHook",
+    "exposes_w",
 ]
 
 C = TypeVar("C", bound="JsonConfig")
@@ -304,6 +305,8 @@ class Recipe(JsonConfig):
     r1_interval: int = 1  # lazy regularisation: apply R1 and R2 every N D steps (scaled by N)
     clip_value: float = 0.0  # weight clipping of D after each step (original WGAN)
     drift: float = 0.0  # epsilon * D(x)^2 (progressive GAN)
+    pl_weight: float = 0.0  # path-length regularisation of G (StyleGAN2: 2); needs a generator with a W space
+    pl_interval: int = 4  # lazy path-length regularisation: every N G steps, scaled by N (StyleGAN2: 4)
     loss_options: dict[str, Any] = field(default_factory=dict)  # any other option of the loss (third-party losses)
     # optimisation
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
@@ -339,7 +342,8 @@ class Recipe(JsonConfig):
 
     def validate(self) -> None:
         positive = {"steps": self.steps, "batch_size": self.batch_size, "d_steps": self.d_steps,
-                    "r1_interval": self.r1_interval, "ada_interval": self.ada_interval}
+                    "r1_interval": self.r1_interval, "ada_interval": self.ada_interval,
+                    "pl_interval": self.pl_interval}
         for name, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{name} must be at least 1, got {value}")
@@ -347,8 +351,9 @@ class Recipe(JsonConfig):
             value = getattr(self, name)
             if not value > 0 or value != value or value == float("inf"):
                 raise ConfigError(f"{name} must be a positive number, got {value}")
-        non_negative = ("label_smoothing", "gp_weight", "r1_gamma", "r2_gamma", "clip_value", "drift", "ema_kimg",
-                        "ema_rampup", "instance_noise", "instance_noise_steps", "lr_decay", "momentum", "ada_target")
+        non_negative = ("label_smoothing", "gp_weight", "r1_gamma", "r2_gamma", "clip_value", "drift", "pl_weight",
+                        "ema_kimg", "ema_rampup", "instance_noise", "instance_noise_steps", "lr_decay", "momentum",
+                        "ada_target")
         for name in non_negative:
             value = getattr(self, name)
             if not value >= 0:
@@ -432,10 +437,32 @@ class Generator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement forward(z, labels=None)")
 
+    # Optional: an intermediate latent space W (a mapping network z -> w and a synthesis network w -> image). A
+    # generator that overrides both methods offers it; path-length regularisation and the `ppl-w` metric need it.
+
+    def style_latents(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The intermediate latents the synthesis network takes for `z`, (N, w_dim) or one per layer
+        (N, layers, w_dim), as `forward` makes them in the current mode (style mixing in training), without
+        updating anything (no running averages)."""
+        raise NotImplementedError(f"{type(self).__name__} has no intermediate latent space W")
+
+    def synthesize(self, ws: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images for intermediate latents `ws` shaped as `style_latents` returns them: `forward(z)` is
+        `synthesize(style_latents(z))` at truncation 1 (and no style mixing: eval mode)."""
+        raise NotImplementedError(f"{type(self).__name__} has no intermediate latent space W")
+
     def param_groups(self) -> list[dict[str, Any]]:
         """The optimiser's parameter groups: dicts with "params" and optionally "lr_mult", a factor on the recipe's
         learning rate (schedules and decay included), e.g. 0.01 for a mapping network. Default: one group of all."""
         return [{"params": list(self.parameters())}]
+
+
+def exposes_w(generator: nn.Module | type) -> bool:
+    """Whether a generator (or generator class) offers an intermediate latent space: it overrides both
+    `Generator.style_latents` and `Generator.synthesize`."""
+    cls = generator if isinstance(generator, type) else type(generator)
+    return all(callable(getattr(cls, name, None)) and getattr(cls, name) is not getattr(Generator, name)
+               for name in ("style_latents", "synthesize"))
 
 
 class Discriminator(nn.Module):

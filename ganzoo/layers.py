@@ -4,6 +4,8 @@
   `upsampling_stack` / `upsampling_blocks` are a generator body, `downsampling_stack` / `downsampling_blocks` a
   strided-convolution discriminator body; `normal_init_` and `xavier_init_` initialise them.
 - StyleGAN2: `ModulatedConv2d`, `NoiseInput`.
+- Binomial FIR resampling (StyleGAN2's [1, 3, 3, 1] filters; R3GAN's resamplers): `LowPassResample`,
+  `binomial_filter`, and `resample_reference`, the same maths written as sums of shifted slices.
 - Progressive GAN: `EqualizedLinear`, `EqualizedConv2d`, `PixelNorm`, `pixel_norm`, `MinibatchStdDev`.
 
 The builders make plain `nn.Module`s with fixed names and a fixed construction order, so the state-dict keys, shapes
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -150,6 +153,129 @@ def xavier_init_(module: nn.Module) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Binomial FIR resampling (StyleGAN2, Karras et al. 2020; R3GAN, Huang et al. 2024)
+# ---------------------------------------------------------------------------------------------------------------------
+
+__all__ += ["LowPassResample", "binomial_filter", "resample_reference"]
+
+Padding = Literal["reflect", "zeros"]
+
+
+def binomial_filter(taps: int) -> torch.Tensor:
+    """The normalised binomial low-pass filter of length `taps`: row `taps - 1` of Pascal's triangle over its sum.
+
+    4 taps give [1, 3, 3, 1] / 8 (the filter StyleGAN2 and R3GAN use); 2 taps a box filter.
+    """
+    coeffs = torch.tensor([math.comb(taps - 1, k) for k in range(taps)], dtype=torch.float32)
+    return coeffs / coeffs.sum()
+
+
+def _along(dim: int, sl: slice) -> tuple[slice, ...]:
+    """An index that slices dimension `dim` (-1 or -2) of a 4-D tensor."""
+    return (slice(None),) * (4 + dim) + (sl,)
+
+
+def _resample_pad(direction: str, taps: int) -> int:
+    """Pixels of border per side that the resampler adds before it filters."""
+    half = taps // 2
+    # down: output pixel i is centred between input pixels 2i and 2i + 1, so it takes taps 2i - (half - 1) ...
+    # 2i + half; up: output pixel n filters the zero-stuffed input u (u[2i] = x[i]) with taps n - half ...
+    # n + half - 1, which reach half / 2 input pixels beyond the border, rounded up
+    return half - 1 if direction == "down" else (half + 1) // 2
+
+
+def _check_resample(direction: str, taps: int, padding: str) -> None:
+    if taps < 2 or taps % 2:
+        raise ValueError(f"taps must be even and at least 2, got {taps}")
+    if direction not in ("up", "down"):
+        raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
+    if padding not in ("reflect", "zeros"):
+        raise ValueError(f"padding must be 'reflect' or 'zeros', got {padding!r}")
+
+
+def _pad_border(x: torch.Tensor, pad: int, padding: Padding) -> torch.Tensor:
+    return F.pad(x, (pad,) * 4, mode="reflect" if padding == "reflect" else "constant") if pad else x
+
+
+def resample_reference(x: torch.Tensor, direction: Literal["up", "down"], taps: int = 4,
+                       padding: Padding = "reflect") -> torch.Tensor:
+    """What `LowPassResample(direction, taps, padding)` computes, written out as sums of shifted slices, one axis at a
+    time.
+
+    The plain-PyTorch statement of the resampler's maths, kept beside the fast version (one depthwise convolution)
+    so that the two can be compared (tests/test_r3gan.py, tests/test_layers.py, benchmarks/penalty_speed.py).
+    """
+    _check_resample(direction, taps, padding)
+    # binomial_filter(taps)'s values as Python numbers (exact dyadic fractions), so torch.compile traces this as
+    # it traced the module it replaced, without a tensor read back
+    weights = [math.comb(taps - 1, k) / 2 ** (taps - 1) for k in range(taps)]
+    half = taps // 2
+    pad = _resample_pad(direction, taps)
+    x = _pad_border(x, pad, padding)
+
+    def down(x: torch.Tensor, dim: int) -> torch.Tensor:
+        size = (x.shape[dim] - 2 * pad) // 2
+        return sum(w * x[_along(dim, slice(k, k + 2 * size - 1, 2))] for k, w in enumerate(weights))
+
+    # up: even outputs take the taps of even offset from -half, odd outputs the others (the two polyphases)
+    phases = [[(2 * w, (k - half + parity) // 2) for k, w in enumerate(weights) if (k - half) % 2 == parity]
+              for parity in (0, 1)]
+
+    def up(x: torch.Tensor, dim: int) -> torch.Tensor:
+        size = x.shape[dim] - 2 * pad
+        y = torch.stack([sum(w * x[_along(dim, slice(pad + d, pad + d + size))] for w, d in phase)
+                         for phase in phases], dim=dim)  # (..., size, 2) or (..., size, 2, W): interleave them
+        return y.flatten(dim - 1, dim) if dim == -1 else y.flatten(-3, -2)
+
+    resample = down if direction == "down" else up
+    return resample(resample(x, -1), -2)
+
+
+class LowPassResample(nn.Module):
+    """2x up- or downsampling through a fixed separable binomial low-pass filter (an even number of taps).
+
+    Downsampling filters, then keeps every second pixel, so frequencies the half-size grid cannot hold are removed
+    rather than folded back (a checkerboard becomes zero, not a constant). Upsampling puts the pixels on a grid of
+    twice the size with zeros between them and filters (gain 2 per axis), which interpolates: with 4 taps it is
+    bilinear interpolation with pixel centres aligned. With 2 taps downsampling is 2x2 average pooling and
+    upsampling is nearest-neighbour.
+
+    Borders: `padding="reflect"` (default) mirrors the image, so a constant image stays constant; `"zeros"` pads with
+    zeros as StyleGAN2's upfirdn2d does, which pulls the outermost pixels towards 0.
+
+    Each direction is one depthwise convolution over the padded image with the filter's outer product as its
+    kernel: a strided `conv2d` down, a strided `conv_transpose2d` up (the transposed convolution is the zero-stuffing
+    and the filtering in one). The kernel is a non-persistent buffer: it follows the module's device and dtype and
+    stays out of the state dict, so adding a resampler to a network adds no weights. `resample_reference` is the same
+    maths as sums of shifted slices.
+    """
+
+    def __init__(self, direction: Literal["up", "down"], taps: int = 4, padding: Padding = "reflect") -> None:
+        super().__init__()
+        _check_resample(direction, taps, padding)
+        self.direction = direction
+        self.taps = taps
+        self.padding = padding
+        self.pad = _resample_pad(direction, taps)
+        k = binomial_filter(taps) * (2 if direction == "up" else 1)
+        self.register_buffer("kernel", torch.outer(k, k)[None, None], persistent=False)  # (1, 1, taps, taps)
+        # up: the transposed convolution of the padded image is 2 * (taps // 2 - 1 + 2 * pad) pixels too large;
+        # its `padding` crops half of that from each side
+        self.crop = taps // 2 - 1 + 2 * self.pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = _pad_border(x, self.pad, self.padding)
+        channels = x.shape[1]
+        kernel = self.kernel.to(x.dtype).expand(channels, 1, self.taps, self.taps)
+        if self.direction == "down":
+            return F.conv2d(x, kernel, stride=2, groups=channels)
+        return F.conv_transpose2d(x, kernel, stride=2, padding=self.crop, groups=channels)
+
+    def extra_repr(self) -> str:
+        return f"{self.direction}, taps={self.taps}" + (", padding=zeros" if self.padding == "zeros" else "")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Modulated convolution (StyleGAN2, Karras et al. 2020, arXiv:1912.04958)
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -163,11 +289,12 @@ class ModulatedConv2d(nn.Module):
     by the norm its modulated weights would give a unit-variance input, which replaces AdaIN's instance
     normalisation. Weights use the equalised learning rate (stored ~ N(0, 1), scaled at run time). Modulating
     the activations and demodulating the outputs is the same maths as modulating the weights per sample, but
-    runs as one ordinary batched convolution. `up=True` upsamples the input 2x (bilinear) before the convolution.
+    runs as one ordinary batched convolution. `up=True` upsamples the input 2x before the convolution: bilinearly,
+    or with `filter_taps` > 0 through the binomial FIR filter of that length (`LowPassResample`, reflected borders).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, w_dim: int, *,
-                 demodulate: bool = True, up: bool = False) -> None:
+                 demodulate: bool = True, up: bool = False, filter_taps: int = 0) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
         self.weight_gain = 1.0 / math.sqrt(in_channels * kernel_size * kernel_size)
@@ -177,6 +304,8 @@ class ModulatedConv2d(nn.Module):
         self.demodulate = demodulate
         self.up = up
         self.padding = kernel_size // 2
+        # no weights: the FIR kernel is a non-persistent buffer, so the state dict is the same either way
+        self.upsample = LowPassResample("up", filter_taps) if up and filter_taps else None
 
     def style(self, w: torch.Tensor) -> torch.Tensor:
         """The per-sample, per-input-channel scales (N, in_channels) for latents `w` (N, w_dim)."""
@@ -185,7 +314,9 @@ class ModulatedConv2d(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.style(w)
         weight = self.weight * self.weight_gain
-        if self.up:
+        if self.upsample is not None:
+            x = self.upsample(x)
+        elif self.up:
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         x = F.conv2d(x * styles[:, :, None, None], weight, padding=self.padding)
         if self.demodulate:  # 1 / ||w'|| per sample and output channel, where w' = weight * style

@@ -2,8 +2,10 @@
 
 Each loss maps D's logits to an adversarial term; the base class adds the regularisers any loss may use:
 gradient penalty (Gulrajani et al. 2017), R1 and R2 (Mescheder et al. 2018) with lazy intervals, weight clipping
-(Arjovsky et al. 2017) and the drift term (Karras et al. 2018). Stats are returned as detached tensors so the
-trainer never has to synchronise with the device to log them.
+(Arjovsky et al. 2017), the drift term (Karras et al. 2018) and, on G's side, path-length regularisation (Karras et
+al. 2020) for generators with an intermediate latent space. Stats are returned as detached tensors so the trainer
+never has to synchronise with the device to log them. What a regulariser carries from step to step (the path
+length's moving target) lives in the loss's `running` module of buffers, which the trainer checkpoints.
 
 What each phase sees: D's phase gets a real and a fake batch; G's phase gets the fake batch and, for losses that
 compare the two (relativistic losses set `uses_real_in_g`), the real batch of the same step. A loss's options are
@@ -15,6 +17,7 @@ other through `loss_options`. An option the loss keeps as a float attribute of t
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +42,7 @@ __all__ = [
     "list_losses",
     "logits_and_input_grad",
     "loss_from_recipe",
+    "path_lengths",
     "loss_options",
     "r1_penalty",
     "r2_penalty",
@@ -98,6 +102,25 @@ def r2_penalty(D: DFn, fake: torch.Tensor, labels: torch.Tensor | None = None) -
     return r1_penalty(D, fake, labels)
 
 
+def path_lengths(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """||J_w^T y|| per sample (N,): how far G's image moves, in a random direction y, per unit step in w.
+
+    w are G's intermediate latents for `z` (`Generator.style_latents`), the images `G.synthesize(w)`, and
+    y ~ N(0, I) / sqrt(H * W) a random image of the same shape, so the length does not grow with the resolution
+    (Karras et al. 2020, section 3.2). With one w per layer, the squared lengths are averaged over the layers. The
+    result keeps its graph (a double backward), so a penalty built from it trains G.
+    """
+    ws = G.style_latents(z, labels)
+    if not ws.requires_grad:  # G's weights do not need gradients: still measure the path length
+        ws = ws.detach().requires_grad_(True)
+    images = G.synthesize(ws, labels)
+    shape = images.shape[1:]
+    y = draw_rows(images.shape[0], lambda m: torch.randn(m, *shape, device=images.device, dtype=images.dtype))
+    y = y / math.sqrt(shape[-2] * shape[-1])
+    (grad,) = torch.autograd.grad((images * y).sum(), ws, create_graph=True)
+    return grad.float().square().sum(dim=-1).reshape(grad.shape[0], -1).mean(dim=1).sqrt()
+
+
 def _squared_norm(grad: torch.Tensor) -> torch.Tensor:
     """E over the batch of ||grad||^2, for a gradient flattened per image."""
     return grad.square().sum(dim=1).mean()
@@ -118,6 +141,12 @@ class GANLoss:
         r1_interval: lazy regularisation, apply R1 and R2 every this many D steps, scaled by the interval.
         clip_value: clip every D parameter to [-c, c] after each D step; 0 disables it.
         drift: weight of E[D(x)^2] on real logits; 0 disables it.
+        pl_weight: weight of the path-length penalty E[(||J_w^T y|| - a)^2] on G (StyleGAN2: 2); 0 disables it. G
+            must expose its intermediate latents (`Generator.style_latents` and `synthesize`).
+        pl_interval: lazy regularisation, apply it every this many G steps, scaled by the interval (StyleGAN2: 4).
+        pl_decay: the moving target a follows the mean path length as an exponential moving average with this
+            weight on each new mean (StyleGAN2: 0.01).
+        pl_batch_shrink: the penalty's batch is G's batch divided by this (StyleGAN2: 2), from latents of its own.
     """
 
     name = ""
@@ -133,19 +162,32 @@ class GANLoss:
     ada_refusal: str | None = None
 
     def __init__(self, *, gp_weight: float = 0.0, r1_gamma: float = 0.0, r2_gamma: float = 0.0,
-                 r1_interval: int = 1, clip_value: float = 0.0, drift: float = 0.0) -> None:
+                 r1_interval: int = 1, clip_value: float = 0.0, drift: float = 0.0, pl_weight: float = 0.0,
+                 pl_interval: int = 4, pl_decay: float = 0.01, pl_batch_shrink: int = 2) -> None:
         for option, value in {"gp_weight": gp_weight, "r1_gamma": r1_gamma, "r2_gamma": r2_gamma,
-                              "clip_value": clip_value, "drift": drift}.items():
+                              "clip_value": clip_value, "drift": drift, "pl_weight": pl_weight}.items():
             if not float(value) >= 0:
                 raise ConfigError(f"{option} must be >= 0, got {value}")
-        if int(r1_interval) < 1:
-            raise ConfigError(f"r1_interval must be at least 1, got {r1_interval}")
+        for option, count in {"r1_interval": r1_interval, "pl_interval": pl_interval,
+                              "pl_batch_shrink": pl_batch_shrink}.items():
+            if int(count) < 1:
+                raise ConfigError(f"{option} must be at least 1, got {count}")
+        if not 0 < float(pl_decay) <= 1:
+            raise ConfigError(f"pl_decay must lie in (0, 1] (StyleGAN2: 0.01), got {pl_decay}")
         self.gp_weight = float(gp_weight)
         self.r1_gamma = float(r1_gamma)
         self.r2_gamma = float(r2_gamma)
         self.r1_interval = int(r1_interval)
         self.clip_value = float(clip_value)
         self.drift = float(drift)
+        self.pl_weight = float(pl_weight)
+        self.pl_interval = int(pl_interval)
+        self.pl_decay = float(pl_decay)
+        self.pl_batch_shrink = int(pl_batch_shrink)
+        #: what the regularisers carry from step to step, as buffers: the trainer moves them to the training device,
+        #: saves them in checkpoints (under "loss.") and averages them over the processes of a distributed run
+        self.running = nn.Module()
+        self.running.register_buffer("pl_mean", torch.zeros(()))  # the path-length target a
 
     # subclasses define the adversarial terms on logits
     def d_adversarial(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> tuple[torch.Tensor, Stats]:
@@ -226,6 +268,27 @@ class GANLoss:
         else:
             loss = self._checked("g_adversarial", self.g_adversarial(fake_logits))
         return loss, {"g_loss": loss.detach()}
+
+    def g_regularizer(self, G: nn.Module, batch_size: int, labels: torch.Tensor | None = None,
+                      step: int = 0) -> tuple[torch.Tensor | None, Stats]:
+        """G's regularisers on the steps they are due: the term to add to G's loss (None when nothing is due) and
+        its stats. `batch_size` is the rows of G's batch in this process; `step` counts generator updates.
+
+        Path-length regularisation (Karras et al. 2020): on every `pl_interval`-th G step, the path lengths L of
+        `batch_size // pl_batch_shrink` fresh latents (`path_lengths`), the target a <- a + pl_decay * (mean L - a),
+        and the term pl_weight * pl_interval * E[(L - a)^2] (a not detached from this batch's mean, as in StyleGAN2).
+        """
+        if self.pl_weight <= 0 or step % self.pl_interval:
+            return None, {}
+        device = self.running.pl_mean.device
+        n = max(1, batch_size // self.pl_batch_shrink)
+        z = draw_rows(n, G.sample_latents).to(device)
+        lengths = path_lengths(G, z, None if labels is None else labels[:n])
+        target = self.running.pl_mean.lerp(lengths.mean(), self.pl_decay)
+        self.running.pl_mean.copy_(target.detach())
+        penalty = (lengths - target).square().mean()
+        return penalty * (self.pl_weight * self.pl_interval), {"pl_penalty": penalty.detach(),
+                                                                "pl_length": lengths.detach().mean()}
 
     def _checked(self, phase: str, result: Any) -> Any:
         """The first result of `d_adversarial` and of `g_adversarial`, checked against the plugin contract: a loss
@@ -456,7 +519,8 @@ def build_loss(name: str, **options: Any) -> GANLoss:
 
 #: recipe fields that are loss options, with the value that means "off" (only options that differ are passed on)
 RECIPE_LOSS_FIELDS = {"label_smoothing": 0.0, "label_noise": False, "gp_weight": 0.0, "r1_gamma": 0.0,
-                      "r2_gamma": 0.0, "r1_interval": 1, "clip_value": 0.0, "drift": 0.0}
+                      "r2_gamma": 0.0, "r1_interval": 1, "clip_value": 0.0, "drift": 0.0, "pl_weight": 0.0,
+                      "pl_interval": 4}
 
 
 def loss_from_recipe(recipe: Any) -> GANLoss:

@@ -1,11 +1,12 @@
 """The DCGAN-style stacks of ganzoo.layers: channel plans, layer order and names, biases, norms, spectral norm and
 label channels, and that dcgan, wgan and cgan are built from them (their names and shapes are what the shipped
-weights pin)."""
+weights pin); the binomial FIR resampler that r3gan and stylegan-lite share."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import ganzoo
@@ -114,3 +115,53 @@ def test_cgan_is_built_from_the_shared_blocks():
     blocks = downsampling_blocks(1, 4, 32, nn.BatchNorm2d, extra_channels={0: 2, 2: 2})
     assert _shapes(D.blocks) == _shapes(blocks)
     assert D.psi.weight.shape == (1, 16 * 4 * 4)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# binomial FIR resampling, shared by r3gan and stylegan-lite
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("padding", ["reflect", "zeros"])
+@pytest.mark.parametrize("taps", [2, 4, 6, 8])
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_the_fir_resampler_computes_its_reference_with_either_border(direction, taps, padding):
+    from ganzoo.layers import LowPassResample, resample_reference
+
+    x = torch.randn(2, 3, 8, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(taps))
+    ours = LowPassResample(direction, taps, padding).double()(x)
+    reference = resample_reference(x, direction, taps, padding)
+    assert ours.shape == reference.shape == ((2, 3, 16, 24) if direction == "up" else (2, 3, 4, 6))
+    assert torch.allclose(ours, reference, rtol=0, atol=1e-12)
+    other = resample_reference(x, direction, taps, "zeros" if padding == "reflect" else "reflect")
+    if taps > 2:  # the filter reads beyond the border: the two paddings must give different values
+        assert not torch.allclose(ours, other, atol=1e-3)
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_zero_padding_darkens_the_border_of_a_constant_and_reflection_does_not(direction):
+    from ganzoo.layers import LowPassResample
+
+    x = torch.ones(1, 1, 8, 8)
+    reflected, zeroed = LowPassResample(direction, 6, "reflect")(x), LowPassResample(direction, 6, "zeros")(x)
+    assert torch.allclose(reflected, torch.ones_like(reflected), atol=1e-6)
+    assert zeroed[..., 0, 0].item() < 0.9 and torch.allclose(zeroed[..., 4:-4, 4:-4], torch.ones(1), atol=1e-6)
+
+
+def test_two_taps_are_average_pooling_down_and_nearest_neighbour_up():
+    from ganzoo.layers import LowPassResample
+
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(LowPassResample("down", 2)(x), F.avg_pool2d(x, 2), atol=1e-6)
+    assert torch.allclose(LowPassResample("up", 2)(x), F.interpolate(x, scale_factor=2, mode="nearest"), atol=1e-6)
+
+
+def test_r3gan_resamples_with_the_shared_layer():
+    import ganzoo_r3gan
+    from ganzoo_r3gan import networks
+
+    from ganzoo import layers
+
+    assert ganzoo_r3gan.LowPassResample is layers.LowPassResample
+    assert networks.resample_reference is layers.resample_reference
+    assert ganzoo_r3gan.binomial_filter is layers.binomial_filter

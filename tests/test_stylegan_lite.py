@@ -180,3 +180,30 @@ def test_recipe_is_the_stylegan2_one():
     assert recipe.loss == "non-saturating" and recipe.r1_gamma > 0 and recipe.r1_interval == 16
     assert recipe.betas == (0.0, 0.99) and recipe.ema_kimg > 0
     assert math.isclose(recipe.d_lr, recipe.g_lr * 16 / 17)  # lazy R1's learning-rate correction
+
+
+def test_filter_taps_resample_through_the_fir_filter_and_add_no_weights():
+    """filter_taps swaps G's bilinear upsampling and D's average pooling for the binomial FIR filter: the same weights
+    (the filter is a fixed buffer outside the state dict), other images and logits; 2 taps is average pooling, so
+    D's logits come back exactly."""
+    from ganzoo.layers import LowPassResample
+
+    base = ganzoo.create(ARCH, seed=0, **tiny_config(ARCH, img_size=16))
+    fir = ganzoo.create(ARCH, seed=0, **tiny_config(ARCH, img_size=16, filter_taps=4))
+    assert base.generator.state_dict().keys() == fir.generator.state_dict().keys()
+    fir.generator.load_state_dict(base.generator.state_dict(), strict=True)
+    fir.discriminator.load_state_dict(base.discriminator.state_dict(), strict=True)
+    ups = [m for m in fir.generator.modules() if isinstance(m, LowPassResample)]
+    downs = [m for m in fir.discriminator.modules() if isinstance(m, LowPassResample)]
+    assert len(ups) == 2 * 2 and {(m.direction, m.taps) for m in ups} == {("up", 4)}  # 2 blocks: conv and skip
+    assert len(downs) == 2 and {(m.direction, m.taps) for m in downs} == {("down", 4)}
+    assert not any(isinstance(m, LowPassResample) for net in (base.generator, base.discriminator)
+                   for m in net.modules())
+    assert not torch.allclose(base.sample(4, seed=0), fir.sample(4, seed=0), atol=1e-4)
+    x = torch.randn(4, 1, 16, 16)
+    assert not torch.allclose(base.discriminator(x), fir.discriminator(x), atol=1e-4)
+    box = ganzoo.create(ARCH, seed=0, **tiny_config(ARCH, img_size=16, filter_taps=2))
+    box.discriminator.load_state_dict(base.discriminator.state_dict(), strict=True)
+    assert torch.allclose(base.discriminator(x), box.discriminator(x), atol=1e-5)
+    with pytest.raises(ConfigError, match="filter_taps must be 0 .* or 2, 4, 6 or 8"):
+        ganzoo.create(ARCH, **tiny_config(ARCH, filter_taps=3))

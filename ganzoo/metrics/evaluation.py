@@ -1,4 +1,5 @@
-"""Evaluation of a generator against a dataset: FID, KID, Inception Score, precision/recall, mode-collapse diagnostics.
+"""Evaluation of a generator against a dataset: FID, KID, Inception Score, precision/recall, mode-collapse diagnostics,
+and the perceptual path length (`ganzoo.metrics.ppl`), which looks at the generator alone.
 
 The metric formulas are torch-fidelity's (`fid_statistics_to_metric`, `kid_features_to_metric`,
 `isc_features_to_metric`, `prc_features_to_metric`), applied to features that ganzoo extracts itself, because
@@ -61,10 +62,13 @@ METRICS: dict[str, tuple[tuple[str, ...], bool]] = {
     # StackedMNIST mode coverage (`ganzoo.metrics.modes`): read from the images by the digit classifier, channel by
     # channel, whatever the extractor; stacked-mnist only
     "modes": (("confident_modes", "confident_kl", "confident_fraction", "modes", "modes_kl"), True),
+    # perceptual path length (`ganzoo.metrics.ppl`): "full" paths in Z (every generator), path ends in W (StyleGAN2's)
+    "ppl": (("ppl",), False),
+    "ppl-w": (("ppl_w",), False),
 }
 _HIGHER_IS_BETTER = {"fid": False, "kid": False, "kid_std": False, "is": True, "is_std": False, "precision": True,
                      "recall": True, "confident_modes": True, "confident_kl": False, "confident_fraction": True,
-                     "modes": True, "modes_kl": False}
+                     "modes": True, "modes_kl": False, "ppl": False, "ppl_w": False}
 #: the metrics that compare features of the extractor (all but "modes")
 _FEATURE_METRICS = ("fid", "kid", "is", "pr")
 KID_SUBSET_SIZE = 1000
@@ -288,17 +292,22 @@ class Evaluator:
         if tuple(model.img_shape) != shape:
             raise GanzooUsageError(f"the model makes {model.img_shape} images but the data was loaded as {shape}; "
                                    "load the data at the model's size and channels")
+        paths = [m for m in self.metrics if m in ("ppl", "ppl-w")]
+        if paths and self.extractor_name == "inception":  # before its weights are fetched
+            raise GanzooUsageError("the perceptual path length needs a feature space that reads unrounded images, "
+                                   "and torch-fidelity's Inception reads 8-bit ones only: use --extractor digits or "
+                                   "timm:<model>")
         extractor = get_extractor(self.extractor_name, self.device or model.device)
         if "is" in self.metrics and not extractor.has_logits:
             raise GanzooUsageError(f"the Inception Score needs class logits, which the {extractor.name} extractor "
                                    "does not have; use --extractor inception or digits")
         uses_features = any(m in _FEATURE_METRICS for m in self.metrics)
-        if extractor.name == "digits" and not is_digit_data(self.dataset) and uses_features:
+        if extractor.name == "digits" and not is_digit_data(self.dataset) and (uses_features or paths):
             logger.warning("the digits extractor was trained on handwritten digits; on %s its distances mean little "
                            "and no class diagnostics are given; use --extractor inception or dinov2",
                            self.dataset.name)
         real = self.real_features(extractor) if uses_features else {}
-        images, labels = self.generate(model)
+        images, labels = self.generate(model) if uses_features or "modes" in self.metrics else (None, None)
         fake = extract_features(extractor, images, self.batch_size) if uses_features else {}
         values: dict[str, float] = {}
         mode_provenance: dict[str, Any] = {}
@@ -319,6 +328,8 @@ class Evaluator:
                     "modes": coverage.softmax_confident_modes,
                     "fraction": round(coverage.softmax_confident_fraction, 5)},
                     "modes_calibration": modes.calibration(shape[-1], device)}
+            elif metric in ("ppl", "ppl-w"):
+                values[METRICS[metric][0][0]] = self._path_length(model, extractor, metric)
             elif metric == "fid":
                 values["fid"] = frechet_distance(fake["features"], real["features"])
             elif metric == "kid":
@@ -333,9 +344,24 @@ class Evaluator:
                       "image_size": f"{shape[1]}x{shape[2]}x{shape[0]}",
                       "real_resize": "to the model's size when loaded (antialiased), as in training",
                       "seed": self.seed, **mode_provenance,
+                      **(_ppl_provenance(paths, self.num_samples) if paths else {}),
                       **({"generator_kwargs": self.generator_kwargs} if self.generator_kwargs else {}),
                       **_versions()}
         return EvalResult({k: float(v) for k, v in values.items()}, provenance, diagnostics)
+
+    def _path_length(self, model: GANModel, extractor: Extractor, protocol: str) -> float:
+        """The perceptual path length of the model's sampling generator (eval mode) over `num_samples` paths."""
+        from ganzoo.metrics.ppl import perceptual_path_length
+
+        G = model.sampler
+        was_training = G.training
+        G.eval()
+        try:
+            value, _ = perceptual_path_length(G, extractor.float_features, self.num_samples, protocol=protocol,
+                                              seed=self.seed, batch_size=self.batch_size, **self.generator_kwargs)
+        finally:
+            G.train(was_training)
+        return value
 
     def _diagnostics(self, extractor: Extractor, fake: dict[str, torch.Tensor],
                      labels: torch.Tensor | None) -> dict[str, Any]:
@@ -388,6 +414,19 @@ def evaluate(model: GANModel, data: str = "mnist-5k", metrics: str | Sequence[st
     evaluator = Evaluator(dataset, metrics, extractor, num_samples, seed, batch_size, device, cache,
                           **generator_kwargs)
     return evaluator.evaluate(model)
+
+
+def _ppl_provenance(protocols: list[str], paths: int) -> dict[str, Any]:
+    """How the path lengths were measured: the protocol of each, epsilon, the distance and the trimming."""
+    from ganzoo.metrics.ppl import EPSILON, PROTOCOLS, TRIM_PERCENT
+
+    described = {"z": "slerp in Z on the sphere of radius sqrt(z_dim)", "w": "lerp in W (per layer)"}
+    return {"ppl_protocol": {
+        name: f"{described[PROTOCOLS[name][0]]}, t {'~ U(0, 1)' if PROTOCOLS[name][1] == 'full' else '= 0'}"
+        for name in protocols},
+        "ppl_epsilon": EPSILON, "ppl_paths": paths,
+        "ppl_distance": "squared L2 distance of the extractor's features / epsilon^2 (not LPIPS)",
+        "ppl_trim": f"values outside the {TRIM_PERCENT:g}st to {100 - TRIM_PERCENT:g}th percentiles dropped"}
 
 
 #: provenance fields that must agree for two stored values of a metric to measure the same thing

@@ -62,6 +62,9 @@ class Extractor:
     weights_sha256: str
     preprocessing: str
     device: torch.device
+    #: the value range in which the network also reads float images as they are, unrounded ((-1, 1) for digits,
+    #: (0, 255) for timm models); None when it takes uint8 only (torch-fidelity's Inception checks the dtype)
+    float_range: tuple[float, float] | None = None
 
     @property
     def has_logits(self) -> bool:
@@ -73,7 +76,24 @@ class Extractor:
         if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
             raise GanzooUsageError(f"the {self.name} extractor takes uint8 images (N, 1 or 3, H, W), got "
                                    f"{tuple(images.shape)} {images.dtype}")
-        out = self.network(images.to(self.device))
+        return self._run(images.to(self.device))
+
+    @torch.no_grad()
+    def float_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Features (N, D) of float images in [-1, 1] (N, 1 or 3, H, W), not rounded to 8 bits first: the
+        perceptual path length compares images 1e-4 apart in latent space, which rounding would make equal."""
+        if self.float_range is None:
+            raise GanzooUsageError(f"the {self.name} extractor reads 8-bit images only; the perceptual path length "
+                                   "needs unrounded ones: use --extractor digits or timm:<model>")
+        if not images.is_floating_point() or images.dim() != 4 or images.shape[1] not in (1, 3):
+            raise GanzooUsageError(f"float_features takes float images (N, 1 or 3, H, W) in [-1, 1], got "
+                                   f"{tuple(images.shape)} {images.dtype}")
+        low, high = self.float_range
+        x = images.to(self.device).float().add(1.0).mul((high - low) / 2).add(low)
+        return self._run(x)["features"]
+
+    def _run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.network(x)
         named = self.network.convert_features_tuple_to_dict(out)
         result = {"features": named[self.feature_layer].float().cpu()}
         if self.logits_layer is not None:
@@ -197,7 +217,8 @@ def _digits(device: torch.device) -> Extractor:
 
     network = digits_class()("ganzoo-digits", [FEATURES, "logits"]).eval().requires_grad_(False).to(device)
     return Extractor("digits", network, FEATURES, "logits", digits.SHA256,
-                     "gray (channel mean), bilinear antialiased resize to 28x28, scaled to [-1, 1]", device)
+                     "gray (channel mean), bilinear antialiased resize to 28x28, scaled to [-1, 1]", device,
+                     float_range=(-1.0, 1.0))
 
 
 # ---------------------------------------------------------------------------------------------------- inception
@@ -364,4 +385,4 @@ def _timm(model_name: str, device: torch.device) -> Extractor:
                           f"{network.size[0] // patch}x{network.size[1] // patch} once at load (bicubic, "
                           "antialiased), not at run time as DINOv2's code does")
     return Extractor(f"timm:{model_name}", network, "pooled", "logits" if "logits" in network.features_list else None,
-                     state_dict_sha256(network.model), preprocessing, device)
+                     state_dict_sha256(network.model), preprocessing, device, float_range=(0.0, 255.0))

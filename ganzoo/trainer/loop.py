@@ -49,6 +49,7 @@ from ganzoo.interfaces import (
     TrainingContext,
     TrainingHook,
     expand_schedules,
+    exposes_w,
     parse_schedules,
 )
 from ganzoo.losses import GANLoss, loss_from_recipe
@@ -352,8 +353,20 @@ def check_training(architecture: Any, config: Any, recipe: Recipe) -> GANLoss:
     check_ada(recipe, loss)
     schedule_starts(recipe, loss)
     parse_policy(recipe.augment)
+    if recipe.pl_weight > 0:
+        _check_w_space(architecture, config)
     architecture.check(config, recipe)
     return loss
+
+
+def _check_w_space(architecture: Any, config: Any) -> None:
+    """Path-length regularisation differentiates G's images with respect to its intermediate latents: refuse an
+    architecture whose generator has none. The generator is built to ask it, without touching the random state."""
+    with torch.random.fork_rng(devices=[]):
+        generator = architecture.build_generator(config)
+    if not exposes_w(generator):
+        raise ConfigError(f"pl_weight needs a generator with an intermediate latent space W (style_latents and "
+                          f"synthesize), and {architecture.name}'s has none; set pl_weight=0, or train stylegan-lite")
 
 
 ProgressFn = Callable[[int, int, dict[str, float] | None], None]  # (step, total steps, logged values)
@@ -417,6 +430,7 @@ class Trainer:
         self.opt_D = _make_optimizer(recipe, self.D, recipe.d_lr, recipe.betas_of("d"))
         self.loss = loss_from_recipe(recipe)
         check_ada(recipe, self.loss)
+        self.loss.running.to(self.device)  # what the loss's regularisers carry between steps (checkpointed)
         self._schedules = schedule_starts(recipe, self.loss)
         # whether the loss's g_loss takes the real batch and the step (losses written before they were passed on)
         g_params = inspect.signature(self.loss.g_loss).parameters.values()
@@ -633,13 +647,18 @@ class Trainer:
                 g_result = self.loss.g_loss(self._D, fake, labels)
             g_loss, g_stats = check_loss_output(g_result, self._loss_origin, "g_loss") if self._checking \
                 else g_result
+            # G's lazy regularisers (path length), on the steps they are due, through the eager G
+            g_reg, reg_stats = self.loss.g_regularizer(self.G, fake.shape[0], labels, step=self.step)
+            if g_reg is not None:
+                g_loss = g_loss + g_reg
+                g_stats = {**g_stats, **reg_stats}
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         self._average_gradients(self.G)
         self.opt_G.step()
         self._accumulate(g_stats)
         if self.world is not None:  # BatchNorm running statistics: the average over processes
-            self.world.sync_buffers((self.G, self.D))
+            self.world.sync_buffers((self.G, self.D, self.loss.running))
 
         self.step += 1
         self._checking = False
@@ -653,7 +672,8 @@ class Trainer:
 
     def state(self) -> Checkpoint:
         tensors: dict[str, torch.Tensor] = {}
-        modules: dict[str, nn.Module | None] = {"G": self.G, "D": self.D, "EMA": self.model.ema}
+        modules: dict[str, nn.Module | None] = {"G": self.G, "D": self.D, "EMA": self.model.ema,
+                                                "loss": self.loss.running}
         for prefix, module in modules.items():
             if module is not None:
                 for key, value in module.state_dict().items():
@@ -693,6 +713,9 @@ class Trainer:
         for prefix, module in modules.items():
             if module is not None:
                 load_weights(module, ckpt.section(prefix), f"checkpoint section {prefix}")
+        running = ckpt.section("loss")  # absent from checkpoints written before losses kept running values
+        if running:
+            load_weights(self.loss.running, running, "checkpoint section loss")
         self.opt_G.load_state_dict(unflatten_optimizer("opt_G", ckpt.meta["opt_G"], ckpt.tensors))
         self.opt_D.load_state_dict(unflatten_optimizer("opt_D", ckpt.meta["opt_D"], ckpt.tensors))
         for hook, state in zip(self.hooks, ckpt.meta.get("hooks", []), strict=False):

@@ -1,4 +1,4 @@
-"""R3GAN's modules: the low-pass resampler, the inverted-bottleneck residual block, the generator and discriminator.
+"""R3GAN's modules: the inverted-bottleneck residual block, the generator and discriminator.
 
 Both networks are a linear trunk of residual blocks: the only nonlinearities (leaky ReLU with a learned bias) sit
 inside the blocks' residual branches, and no layer normalises anything. Stability comes from the fix-up
@@ -10,13 +10,14 @@ residual blocks in the network and m = 3 the number of convolutions per branch (
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ganzoo.interfaces import Discriminator, Generator
+from ganzoo.layers import LowPassResample, binomial_filter, resample_reference  # shared FIR resampler, re-exported
 
 if TYPE_CHECKING:
     from . import R3GANConfig
@@ -37,103 +38,6 @@ def _he_init(layer: nn.Conv2d | nn.Linear, gain: float) -> nn.Conv2d | nn.Linear
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
     return layer
-
-
-def binomial_filter(taps: int) -> torch.Tensor:
-    """The normalised binomial low-pass filter of length `taps`: row `taps - 1` of Pascal's triangle over its sum.
-
-    4 taps give [1, 3, 3, 1] / 8 (the filter StyleGAN2 and R3GAN use); 2 taps a box filter.
-    """
-    coeffs = torch.tensor([math.comb(taps - 1, k) for k in range(taps)], dtype=torch.float32)
-    return coeffs / coeffs.sum()
-
-
-def _along(dim: int, sl: slice) -> tuple[slice, ...]:
-    """An index that slices dimension `dim` (-1 or -2) of a 4-D tensor."""
-    return (slice(None),) * (4 + dim) + (sl,)
-
-
-def _pad(direction: str, taps: int) -> int:
-    """Pixels of reflected border per side that the resampler adds before it filters."""
-    half = taps // 2
-    # down: output pixel i is centred between input pixels 2i and 2i + 1, so it takes taps 2i - (half - 1) ...
-    # 2i + half; up: output pixel n filters the zero-stuffed input u (u[2i] = x[i]) with taps n - half ...
-    # n + half - 1, which reach half / 2 input pixels beyond the border, rounded up
-    return half - 1 if direction == "down" else (half + 1) // 2
-
-
-def resample_reference(x: torch.Tensor, direction: Literal["up", "down"], taps: int = 4) -> torch.Tensor:
-    """What `LowPassResample(direction, taps)` computes, written out as sums of shifted slices, one axis at a time.
-
-    The plain-PyTorch statement of the resampler's maths, kept beside the fast version (one depthwise convolution)
-    so that the two can be compared (tests/test_r3gan.py, benchmarks/penalty_speed.py).
-    """
-    # binomial_filter(taps)'s values as Python numbers (exact dyadic fractions), so torch.compile traces this as
-    # it traced the module it replaced, without a tensor read back
-    weights = [math.comb(taps - 1, k) / 2 ** (taps - 1) for k in range(taps)]
-    half = taps // 2
-    pad = _pad(direction, taps)
-    if pad:
-        x = F.pad(x, (pad,) * 4, mode="reflect")
-
-    def down(x: torch.Tensor, dim: int) -> torch.Tensor:
-        size = (x.shape[dim] - 2 * pad) // 2
-        return sum(w * x[_along(dim, slice(k, k + 2 * size - 1, 2))] for k, w in enumerate(weights))
-
-    # up: even outputs take the taps of even offset from -half, odd outputs the others (the two polyphases)
-    phases = [[(2 * w, (k - half + parity) // 2) for k, w in enumerate(weights) if (k - half) % 2 == parity]
-              for parity in (0, 1)]
-
-    def up(x: torch.Tensor, dim: int) -> torch.Tensor:
-        size = x.shape[dim] - 2 * pad
-        y = torch.stack([sum(w * x[_along(dim, slice(pad + d, pad + d + size))] for w, d in phase)
-                         for phase in phases], dim=dim)  # (..., size, 2) or (..., size, 2, W): interleave them
-        return y.flatten(dim - 1, dim) if dim == -1 else y.flatten(-3, -2)
-
-    resample = down if direction == "down" else up
-    return resample(resample(x, -1), -2)
-
-
-class LowPassResample(nn.Module):
-    """2x up- or downsampling through a fixed separable binomial low-pass filter (an even number of taps).
-
-    Downsampling filters, then keeps every second pixel, so frequencies the half-size grid cannot hold are removed
-    rather than folded back (a checkerboard becomes zero, not a constant). Upsampling puts the pixels on a grid of
-    twice the size with zeros between them and filters (gain 2 per axis), which interpolates: with 4 taps it is
-    bilinear interpolation with pixel centres aligned. Borders are reflected, so a constant image stays constant.
-
-    Each direction is one depthwise convolution over the reflected image with the filter's outer product as its
-    kernel: a strided `conv2d` down, a strided `conv_transpose2d` up (the transposed convolution is the zero-stuffing
-    and the filtering in one). The kernel is a non-persistent buffer: it follows the module's device and dtype and
-    stays out of the state dict. `resample_reference` is the same maths as sums of shifted slices.
-    """
-
-    def __init__(self, direction: Literal["up", "down"], taps: int = 4) -> None:
-        super().__init__()
-        if taps < 2 or taps % 2:
-            raise ValueError(f"taps must be even and at least 2, got {taps}")
-        if direction not in ("up", "down"):
-            raise ValueError(f"direction must be 'up' or 'down', got {direction!r}")
-        self.direction = direction
-        self.taps = taps
-        self.pad = _pad(direction, taps)
-        k = binomial_filter(taps) * (2 if direction == "up" else 1)
-        self.register_buffer("kernel", torch.outer(k, k)[None, None], persistent=False)  # (1, 1, taps, taps)
-        # up: the transposed convolution of the padded image is 2 * (taps // 2 - 1 + 2 * pad) pixels too large;
-        # its `padding` crops half of that from each side
-        self.crop = taps // 2 - 1 + 2 * self.pad
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pad:
-            x = F.pad(x, (self.pad,) * 4, mode="reflect")
-        channels = x.shape[1]
-        kernel = self.kernel.to(x.dtype).expand(channels, 1, self.taps, self.taps)
-        if self.direction == "down":
-            return F.conv2d(x, kernel, stride=2, groups=channels)
-        return F.conv_transpose2d(x, kernel, stride=2, padding=self.crop, groups=channels)
-
-    def extra_repr(self) -> str:
-        return f"{self.direction}, taps={self.taps}"
 
 
 class BiasedLeakyReLU(nn.Module):

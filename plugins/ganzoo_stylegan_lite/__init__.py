@@ -8,9 +8,12 @@ What is kept: a mapping network z -> w; a learned constant 4x4 input; modulated 
 demodulation; per-layer noise inputs with learned per-channel strengths; bias and leaky ReLU; the toRGB skip
 generator; style mixing regularisation; the truncation trick around a moving average of w; a residual
 discriminator with minibatch standard deviation; equalised learning rates everywhere. What is reduced: few
-channels, a shallow mapping network, bilinear resampling and average pooling instead of FIR filters, no path
-length regularisation, no fp16 clamping. Training (non-saturating loss, lazy R1, EMA, Adam betas (0, 0.99)) is
-the shared trainer's, configured by the recipe.
+channels, a shallow mapping network, bilinear resampling and average pooling by default, no fp16 clamping.
+StyleGAN2's binomial FIR resampling (config `filter_taps`, [1, 3, 3, 1] at 4 taps, `ganzoo.layers.LowPassResample`)
+and its lazy path-length regularisation (recipe `pl_weight`, `pl_interval`; the loss's `g_regularizer`, through
+the generator's `style_latents` / `synthesize`) are options, off by default so the shipped weights stay what they
+are. Training (non-saturating loss, lazy R1, EMA, Adam betas (0, 0.99)) is the shared trainer's, configured by the
+recipe.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ class StyleGANLiteConfig(ArchConfig):
     w_avg_beta: float = 0.995  # moving average of w for truncation (StyleGAN2: 0.998; runs here are short)
     mbstd_group: int = 4  # minibatch standard deviation group size; 0 disables it
     mbstd_channels: int = 1
+    # 2x resampling: 0 is the lite default (bilinear upsampling in G, 2x2 average pooling in D); 2, 4, 6 or 8 use
+    # the binomial FIR filter of that length everywhere G upsamples and D downsamples (StyleGAN2: 4, [1, 3, 3, 1])
+    filter_taps: int = 0
 
     supported_sizes = (8, 16, 32, 64, 128, 256)
 
@@ -68,6 +74,9 @@ class StyleGANLiteConfig(ArchConfig):
         d_width_4x4 = min(self.d_width * self.img_size // 4, self.d_max_width)
         if d_width_4x4 % self.mbstd_channels:
             raise ConfigError(f"mbstd_channels ({self.mbstd_channels}) must divide D's {d_width_4x4} channels at 4x4")
+        if self.filter_taps not in (0, 2, 4, 6, 8):
+            raise ConfigError(f"filter_taps must be 0 (bilinear and average pooling) or 2, 4, 6 or 8 (a binomial FIR "
+                              f"filter; StyleGAN2 uses 4), got {self.filter_taps}")
         if self.mbstd_group < 0 or self.mbstd_group == 1:
             raise ConfigError(f"mbstd_group must be 0 (off) or at least 2, got {self.mbstd_group}")
 

@@ -11,7 +11,15 @@ from torch import nn
 
 from ganzoo.errors import GanzooUsageError
 from ganzoo.interfaces import Discriminator, Generator
-from ganzoo.layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, ModulatedConv2d, NoiseInput, pixel_norm
+from ganzoo.layers import (
+    EqualizedConv2d,
+    EqualizedLinear,
+    LowPassResample,
+    MinibatchStdDev,
+    ModulatedConv2d,
+    NoiseInput,
+    pixel_norm,
+)
 from ganzoo.sharding import draw_rows
 
 if TYPE_CHECKING:
@@ -26,6 +34,11 @@ _GAIN = math.sqrt(2.0)
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2) * _GAIN
+
+
+def _upsampler(taps: int) -> LowPassResample | None:
+    """2x upsampling of the toRGB skip image: the binomial FIR filter with `taps` taps, or None for bilinear (0)."""
+    return LowPassResample("up", taps) if taps else None
 
 
 def _widths(img_size: int, width: int, max_width: int) -> dict[int, int]:
@@ -58,9 +71,9 @@ class _StyleLayer(nn.Module):
     """Modulated 3x3 convolution (optionally upsampling), noise, bias, leaky ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, up: bool,
-                 noise: bool) -> None:
+                 noise: bool, filter_taps: int = 0) -> None:
         super().__init__()
-        self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, up=up)
+        self.conv = ModulatedConv2d(in_channels, out_channels, 3, w_dim, up=up, filter_taps=filter_taps)
         self.noise = NoiseInput(out_channels, resolution) if noise else None
         self.bias = nn.Parameter(torch.zeros(out_channels))
 
@@ -89,16 +102,21 @@ class _SynthesisBlock(nn.Module):
     num_ws = 2  # w's consumed before the next block; the toRGB shares its w with the next block's first layer
 
     def __init__(self, in_channels: int, out_channels: int, img_channels: int, w_dim: int, resolution: int,
-                 noise: bool) -> None:
+                 noise: bool, filter_taps: int = 0) -> None:
         super().__init__()
-        self.conv0 = _StyleLayer(in_channels, out_channels, w_dim, resolution, up=True, noise=noise)
+        self.conv0 = _StyleLayer(in_channels, out_channels, w_dim, resolution, up=True, noise=noise,
+                                 filter_taps=filter_taps)
         self.conv1 = _StyleLayer(out_channels, out_channels, w_dim, resolution, up=False, noise=noise)
         self.to_rgb = _ToRGB(out_channels, img_channels, w_dim)
+        self.upsample = _upsampler(filter_taps)
 
     def forward(self, x: torch.Tensor, img: torch.Tensor, ws: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.conv1(self.conv0(x, ws[:, 0]), ws[:, 1])
-        img = F.interpolate(img, scale_factor=2, mode="bilinear", align_corners=False) + self.to_rgb(x, ws[:, 2])
-        return x, img
+        if self.upsample is not None:
+            img = self.upsample(img)
+        else:
+            img = F.interpolate(img, scale_factor=2, mode="bilinear", align_corners=False)
+        return x, img + self.to_rgb(x, ws[:, 2])
 
 
 class SynthesisNetwork(nn.Module):
@@ -116,7 +134,7 @@ class SynthesisNetwork(nn.Module):
         self.input_rgb = _ToRGB(widths[4], cfg.channels, cfg.w_dim)
         resolutions = sorted(widths)[1:]
         self.blocks = nn.ModuleList(
-            _SynthesisBlock(widths[res // 2], widths[res], cfg.channels, cfg.w_dim, res, cfg.noise)
+            _SynthesisBlock(widths[res // 2], widths[res], cfg.channels, cfg.w_dim, res, cfg.noise, cfg.filter_taps)
             for res in resolutions
         )
         self.num_ws = 2 + _SynthesisBlock.num_ws * len(self.blocks)
@@ -160,6 +178,19 @@ class StyleGANLiteGenerator(Generator):
         images = self.synthesis(ws)
         return images if self.training else images.clamp(-1, 1)
 
+    def _mix(self, z: torch.Tensor, ws: torch.Tensor) -> torch.Tensor:
+        """Training mode: style mixing regularisation, per sample with probability `mixing_prob`."""
+        if not (self.training and self.mixing_prob > 0 and self.num_style_layers > 1):
+            return ws
+        n = z.shape[0]
+        w2 = self._broadcast(self.mapping(draw_rows(n, lambda m: torch.randn(m, *z.shape[1:], device=z.device,
+                                                                             dtype=z.dtype))))
+        crossover = draw_rows(n, lambda m: torch.randint(1, self.num_style_layers, (m,), device=z.device))
+        mixed = draw_rows(n, lambda m: torch.rand(m, device=z.device)) < self.mixing_prob
+        crossover = torch.where(mixed, crossover, self.num_style_layers)
+        layer = torch.arange(self.num_style_layers, device=z.device)
+        return torch.where((layer.unsqueeze(0) < crossover.unsqueeze(1)).unsqueeze(2), ws, w2)
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None, truncation: float = 1.0) -> torch.Tensor:
         """Images for latents `z`; `truncation` < 1 pulls every w towards `w_avg` (0 gives the average image)."""
         w = self.mapping(z)
@@ -167,17 +198,17 @@ class StyleGANLiteGenerator(Generator):
             with torch.no_grad():
                 self.w_avg.copy_(torch.lerp(w.detach().mean(dim=0).to(self.w_avg.dtype), self.w_avg,
                                             self.w_avg_beta))
-        ws = self._broadcast(w)
-        if self.training and self.mixing_prob > 0 and self.num_style_layers > 1:
-            n = z.shape[0]
-            w2 = self._broadcast(self.mapping(draw_rows(n, lambda m: torch.randn(m, *z.shape[1:], device=z.device,
-                                                                                 dtype=z.dtype))))
-            crossover = draw_rows(n, lambda m: torch.randint(1, self.num_style_layers, (m,), device=z.device))
-            mixed = draw_rows(n, lambda m: torch.rand(m, device=z.device)) < self.mixing_prob
-            crossover = torch.where(mixed, crossover, self.num_style_layers)
-            layer = torch.arange(self.num_style_layers, device=z.device)
-            ws = torch.where((layer.unsqueeze(0) < crossover.unsqueeze(1)).unsqueeze(2), ws, w2)
+        ws = self._mix(z, self._broadcast(w))
         return self._synthesize(self._truncate(ws, truncation))
+
+    def style_latents(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """The per-layer w's (N, num_style_layers, w_dim) for `z`, style-mixed in training mode as `forward` mixes
+        them; `w_avg` does not move. Path-length regularisation differentiates with respect to these."""
+        return self._mix(z, self._broadcast(self.mapping(z)))
+
+    def synthesize(self, ws: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images for per-layer w's (N, num_style_layers, w_dim); clamped to [-1, 1] in eval mode, as `forward`."""
+        return self._synthesize(ws)
 
     def style_mix(self, z_a: torch.Tensor, z_b: torch.Tensor, crossover: int,
                   truncation: float = 1.0) -> torch.Tensor:
@@ -203,18 +234,25 @@ class StyleGANLiteGenerator(Generator):
 
 
 class _DBlock(nn.Module):
-    """Residual block: 3x3 conv, 2x average-pool, 3x3 conv; skip = pool + 1x1 conv; sum scaled by 1/sqrt(2)."""
+    """Residual block: 3x3 conv, 2x downsampling, 3x3 conv; skip = downsampling + 1x1 conv; sum scaled by 1/sqrt(2).
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    The downsampling is 2x2 average pooling, or with `filter_taps` > 0 the binomial FIR low-pass filter of that
+    length (`LowPassResample`; 2 taps is average pooling again)."""
+
+    def __init__(self, in_channels: int, out_channels: int, filter_taps: int = 0) -> None:
         super().__init__()
         self.conv0 = EqualizedConv2d(in_channels, in_channels, 3, gain=1.0)
         self.conv1 = EqualizedConv2d(in_channels, out_channels, 3, gain=1.0)
         self.skip = EqualizedConv2d(in_channels, out_channels, 1, bias=False, gain=1.0)
+        self.downsample = LowPassResample("down", filter_taps) if filter_taps else None
+
+    def _down(self, x: torch.Tensor) -> torch.Tensor:
+        return self.downsample(x) if self.downsample is not None else F.avg_pool2d(x, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skip = self.skip(F.avg_pool2d(x, 2))
+        skip = self.skip(self._down(x))
         x = _lrelu(self.conv0(x))
-        x = _lrelu(self.conv1(F.avg_pool2d(x, 2)))
+        x = _lrelu(self.conv1(self._down(x)))
         return (x + skip) * math.sqrt(0.5)
 
 
@@ -226,7 +264,7 @@ class StyleGANLiteDiscriminator(Discriminator):
         widths = _widths(cfg.img_size, cfg.d_width, cfg.d_max_width)
         self.from_rgb = EqualizedConv2d(cfg.channels, widths[cfg.img_size], 1, gain=1.0)
         resolutions = sorted(widths, reverse=True)[:-1]
-        self.blocks = nn.Sequential(*(_DBlock(widths[res], widths[res // 2]) for res in resolutions))
+        self.blocks = nn.Sequential(*(_DBlock(widths[res], widths[res // 2], cfg.filter_taps) for res in resolutions))
         extra = cfg.mbstd_channels if cfg.mbstd_group else 0
         self.mbstd = MinibatchStdDev(cfg.mbstd_group, cfg.mbstd_channels) if cfg.mbstd_group else nn.Identity()
         self.conv = EqualizedConv2d(widths[4] + extra, widths[4], 3, gain=1.0)
