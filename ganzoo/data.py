@@ -66,6 +66,7 @@ from ganzoo._imagefiles import (
     _to_channels,
     parse_background,
 )
+from ganzoo.emoji import EMOJI_SETS
 from ganzoo.errors import ConfigError, DataError, GanzooUsageError, unknown_name
 
 if TYPE_CHECKING:
@@ -86,6 +87,7 @@ __all__ = [
     "dataset_names",
     "eval_split",
     "has_splits",
+    "load_emoji",
     "load_dataset",
     "mnist_5k_test_mask",
     "native_channels",
@@ -98,7 +100,7 @@ logger = logging.getLogger(__name__)
 BUILTIN = ("mnist-5k", "stacked-mnist")
 TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "celeba")
 #: the emoji sets (`ganzoo.emoji`, the ``ganzoo[emoji]`` extra); each also as ``NAME+tones``, with skin-tone variants
-EMOJI = ("twemoji", "openmoji", "noto-emoji")
+EMOJI = EMOJI_SETS
 _TONES = "+tones"
 SPLITS = ("train", "test", "all")
 MNIST_5K_TEST_PER_CLASS = 100  # the last 100 images of every class are mnist-5k's test part
@@ -273,7 +275,6 @@ def load_dataset(
         loaded = [_load_stacked_mnist(img_size, part) for part in parts]
         return loaded[0] if len(loaded) == 1 else _concatenate(loaded, "all")
     if name is not None and name.removesuffix(_TONES) in EMOJI:
-        from ganzoo.emoji import load_emoji
 
         return load_emoji(name, img_size=img_size, channels=channels, split=split, background=_rgb_hex(rgb))
     if name is not None:
@@ -334,7 +335,7 @@ def _load_streamed(spec: str | os.PathLike[str], *, img_size: int, channels: int
     """A streamed spec read whole into memory, as `load_dataset` would read an image folder (images that fail to
     decode are skipped or fail as `on_bad_image` says; one that cannot be read always fails)."""
     text = os.fspath(spec)
-    from ganzoo.emoji import load_emoji, parse_emoji_spec
+    from ganzoo.emoji import parse_emoji_spec
 
     if parse_emoji_spec(text) is not None:  # stream:NAME[#SPLIT], read whole
         return load_emoji(text, img_size=img_size, channels=channels, background=_rgb_hex(background))
@@ -625,3 +626,21 @@ def _load_folder(folder: Path, *, img_size: int, channels: int | None, on_bad_im
         class_names=class_names,
         skipped=len(bad),
     )
+
+
+def load_emoji(spec: str, *, img_size: int, channels: int | None = None, split: str | None = None,
+               background: str = DEFAULT_BACKGROUND) -> ImageDataset:
+    """An emoji set (``SET`` or ``SET+tones``) as an in-memory `ImageDataset` labelled by Unicode group; `split` None
+    is the train part (what training uses). `load_dataset` calls this for the emoji names."""
+    from ganzoo.emoji import EMOJI_GROUPS, EmojiSource, parse_emoji_spec, read_all
+
+    parsed = parse_emoji_spec(spec)
+    if parsed is None:
+        raise GanzooUsageError(f"{spec} is not an emoji set; choose one of {', '.join(EMOJI_SETS)}")
+    name, tones, spec_split = parsed
+    part = split or spec_split or "train"
+    source = EmojiSource(name, split=part, tones=tones, img_size=img_size)
+    logger.info("loading %d emoji of %s (%s part)", len(source), source.name, part)
+    images = read_all(source, img_size, channels or 3, background)
+    return ImageDataset(images=images, labels=torch.tensor(source.labels, dtype=torch.int64),
+                        num_classes=len(EMOJI_GROUPS), name=source.name, class_names=list(EMOJI_GROUPS), split=part)

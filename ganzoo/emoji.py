@@ -42,10 +42,9 @@ from typing import Any
 
 import torch
 
-from ganzoo._imagefiles import DEFAULT_BACKGROUND, _fit
-from ganzoo.data import EMOJI as EMOJI_SETS
+from ganzoo import _imagefiles as _files
+from ganzoo._imagefiles import DEFAULT_BACKGROUND, Source, _fit
 from ganzoo.errors import GanzooUsageError
-from ganzoo.streaming import Source, StreamingDataset
 
 __all__ = [
     "EMOJI_EXTRA",
@@ -60,10 +59,13 @@ __all__ = [
     "data_terms",
     "emoji_catalogue",
     "emoji_split",
-    "load_emoji",
+    "read_all",
     "paired_emoji",
     "parse_emoji_spec",
 ]
+
+#: the emoji sets, built-in data names (`ganzoo.data.EMOJI`); each also as ``NAME+tones``
+EMOJI_SETS = ("twemoji", "openmoji", "noto-emoji")
 
 logger = logging.getLogger("ganzoo.data")
 
@@ -354,33 +356,21 @@ class EmojiSource(Source):
         return {**self.__dict__, "_font": None}  # a FreeType face does not cross processes; reopened on use
 
 
-def _read_all(source: EmojiSource, img_size: int, channels: int, background: str) -> torch.Tensor:
-    from ganzoo._imagefiles import parse_background
-
-    reader = StreamingDataset(source=source, img_size=img_size, channels=channels, labels=None, num_classes=0,
-                              name=source.name, background=parse_background(background))
-    decoded = [reader.decode(i) for i in range(len(source))]  # one size per set: fitted together, at once
-    if len({tuple(image.shape) for image in decoded}) == 1:
+def read_all(source: EmojiSource, img_size: int, channels: int, background: str) -> torch.Tensor:
+    """Every image of `source` decoded, composited over `background` and fitted to `img_size`: (N, C, S, S) uint8."""
+    rgb = _files.parse_background(background)
+    mode = _files._read_mode(channels)
+    decoded = []
+    with _files._quiet_torchvision_io():
+        for i in range(len(source)):
+            try:
+                data = source.read_bytes(i)
+            except Exception as exc:  # whatever stops the bytes arriving is a read error
+                raise _files._read_error(source.entry(i), exc) from None
+            decoded.append(_files._decode_bytes(data, mode, channels, source.entry(i), rgb))
+    if len({tuple(image.shape) for image in decoded}) == 1:  # one size per set: fitted together, at once
         return _fit(torch.stack(decoded), img_size).contiguous()
     return torch.stack([_fit(image, img_size) for image in decoded])
-
-
-def load_emoji(spec: str, *, img_size: int, channels: int | None = None, split: str | None = None,
-               background: str = DEFAULT_BACKGROUND) -> Any:
-    """An emoji set (``SET`` or ``SET+tones``) as an in-memory `ganzoo.data.ImageDataset` labelled by group;
-    `split` None is the train part (what training uses). Prefer `ganzoo.data.load_dataset`, which calls this."""
-    from ganzoo.data import ImageDataset
-
-    parsed = parse_emoji_spec(spec)
-    if parsed is None:
-        raise GanzooUsageError(f"{spec} is not an emoji set; choose one of {', '.join(EMOJI_SETS)}")
-    name, tones, spec_split = parsed
-    part = split or spec_split or "train"
-    source = EmojiSource(name, split=part, tones=tones, img_size=img_size)
-    logger.info("loading %d emoji of %s (%s part)", len(source), source.name, part)
-    images = _read_all(source, img_size, channels or 3, background)
-    return ImageDataset(images=images, labels=torch.tensor(source.labels, dtype=torch.int64),
-                        num_classes=len(EMOJI_GROUPS), name=source.name, class_names=list(EMOJI_GROUPS), split=part)
 
 
 @dataclass
@@ -412,7 +402,7 @@ def paired_emoji(first: str, second: str, *, split: str = "train", img_size: int
         raise GanzooUsageError(f"a pair needs two different sets, got {first} twice")
     shared = _available(first) & _available(second)
     sources = [EmojiSource(n, split=split, tones=tones, img_size=img_size, keys=shared) for n in (first, second)]
-    images = [_read_all(s, img_size, channels, background) for s in sources]
+    images = [read_all(s, img_size, channels, background) for s in sources]
     return EmojiPairs(first=images[0], second=images[1], labels=torch.tensor(sources[0].labels, dtype=torch.int64),
                       keys=[e.key for e in sources[0].emoji], class_names=list(EMOJI_GROUPS), sets=(first, second),
                       split=split)

@@ -47,7 +47,7 @@ from typing import Any
 import torch
 
 from ganzoo import _imagefiles as _files
-from ganzoo._imagefiles import DEFAULT_BACKGROUND, SKIP_HINT, UndecodableImage
+from ganzoo._imagefiles import DEFAULT_BACKGROUND, SKIP_HINT, Source, UndecodableImage
 from ganzoo.errors import DataError, GanzooUsageError
 
 __all__ = [
@@ -96,47 +96,6 @@ def default_workers() -> int:
 # ---------------------------------------------------------------------------------------------------------------------
 # sources: encoded images by position, with labels
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-class Source:
-    """Encoded images by position (0 .. len - 1) with optional integer labels, cheap to copy into worker processes.
-
-    `entry(i)` names an image (a file name, a zip member, a dataset row) for messages and `ganzoo data prepare`.
-    """
-
-    name: str
-    entries: list[str]  # the names of the images; sources of a known length without names override entry()
-    labels: list[int] | None = None
-    class_names: list[str] | None = None
-    #: the licence and attribution the data carries (``license``, ``attribution``, ``url``, ``note``), where known:
-    #: an emoji set's, or what ``ganzoo data prepare`` recorded in a zip made from one
-    terms: dict[str, str] | None = None
-
-    def __len__(self) -> int:
-        """Number of images."""
-        return len(self.entries)
-
-    def entry(self, i: int) -> str:
-        """The name of image `i`."""
-        return self.entries[i]
-
-    def read_bytes(self, i: int) -> bytes:
-        """The encoded image at position `i`."""
-        raise NotImplementedError
-
-    def native_channels(self) -> int:
-        """1 when the first readable image is grayscale, else 3 (read from its header)."""
-        from PIL import Image
-
-        for i in range(min(len(self), 64)):
-            try:
-                with Image.open(io.BytesIO(self.read_bytes(i))) as image:
-                    mode = image.mode
-            except Exception:  # unreadable: look at the next one
-                logger.debug("cannot read the header of %s", self.entry(i), exc_info=True)
-                continue
-            return 1 if mode in _PIL_GRAY or mode.startswith("I;16") else 3
-        raise GanzooUsageError(f"{self.name} has no readable images among its first {min(len(self), 64)}")
 
 
 class FolderSource(Source):
