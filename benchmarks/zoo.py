@@ -36,6 +36,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import ganzoo
 from ganzoo._io import atomic_path, write_bytes
@@ -103,26 +104,49 @@ def planned(command: str, steps: int | None) -> dict[str, object]:
     return json.loads(out.getvalue())
 
 
-def reusable(run: Path, command: str, steps: int | None) -> str | None:
-    """Why a finished run in `run` trained exactly what `command` would (None when it did not, or is unfinished).
+def _full_recipe(plan: dict[str, Any]) -> dict[str, Any]:
+    """A plan's recipe with every field the current Recipe has: a run planned before a field existed trained with
+    its default (what a resume of it assumes too)."""
+    from ganzoo.registry import get_architecture
+
+    return get_architecture(str(plan["architecture"])).make_recipe(None, **plan["recipe"]).to_dict()
+
+
+def reuse_check(run: Path, command: str, steps: int | None) -> tuple[str | None, list[str]]:
+    """Whether the finished run in `run` trained exactly what `command` would: (why it can be reused, None when it
+    cannot), and what differs (empty when it is the same, or when `run` holds no finished run).
 
     A run of the same architecture, preset, config, recipe, data and seed has the same weights whatever its run
-    options (logging, sampling and checkpoint cadence), e.g. one that benchmarks/quality_time.py trained.
+    options (logging, sampling and checkpoint cadence), e.g. one that benchmarks/quality_time.py trained. Recipe
+    fields added after the run was planned count at their defaults, as a resume would read them.
     """
+    from ganzoo.trainer.run import read_plan
+
     try:
-        have = json.loads((run / "config.json").read_text(encoding="utf-8"))
+        have = read_plan(run)
         finished = json.loads((run / "model" / "config.json").read_text(encoding="utf-8"))["training"]["steps"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    except (GanzooError, OSError, ValueError, KeyError, TypeError):
+        return None, []
     want = planned(command, steps)
     if want.get("config", {}).get("num_classes") == 0 and "num_classes" in have.get("config", {}):
         # 0 in a plan means "from the data": the run resolved it when it started
         want["config"] = {**want["config"], "num_classes": have["config"]["num_classes"]}  # type: ignore[dict-item]
-    same = all(have.get(k) == want.get(k) for k in _SAME_WEIGHTS) and all(
-        have.get("options", {}).get(k) == want.get("options", {}).get(k) for k in _SAME_WEIGHTS_OPTIONS)
-    if not same or finished != want["recipe"]["steps"]:  # type: ignore[index]
-        return None
-    return f"{run} already holds this recipe's finished run ({finished} steps)"
+    differ = [k for k in _SAME_WEIGHTS if k != "recipe" and have.get(k) != want.get(k)]
+    recipes = _full_recipe(have), _full_recipe(want)  # type: ignore[arg-type]
+    differ += [f"recipe.{k}" for k in sorted(set(recipes[0]) | set(recipes[1]))
+               if recipes[0].get(k) != recipes[1].get(k)]
+    differ += [f"options.{k}" for k in _SAME_WEIGHTS_OPTIONS
+               if have.get("options", {}).get(k) != want.get("options", {}).get(k)]
+    if finished != want["recipe"]["steps"] and "recipe.steps" not in differ:  # type: ignore[index]
+        differ.append(f"finished at {finished} steps")
+    if differ:
+        return None, differ
+    return f"{run} already holds this recipe's finished run ({finished} steps)", []
+
+
+def reusable(run: Path, command: str, steps: int | None) -> str | None:
+    """Why a finished run in `run` trained exactly what `command` would (None when it did not, or is unfinished)."""
+    return reuse_check(run, command, steps)[0]
 
 
 def evaluate_entry(run: Path, dataset: str, metrics: str, extractor: str, num_samples: int | None,
@@ -226,9 +250,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         recipe = entry.recipe + (f" --device {args.device}" if args.device else "")
         print(f"train {name}: {recipe}" + (f" --steps {args.steps}" if args.steps else ""))
         start = time.perf_counter()
-        reason = reusable(run, recipe, args.steps) if args.reuse else None
+        reason, differ = reuse_check(run, recipe, args.steps) if args.reuse else (None, [])
         if reason is not None:
             print(f"  reused: {reason}")
+        elif differ:  # a finished run of another plan: never trained over (--overwrite) without being asked
+            print(f"  FAILED {name}: {run} holds a finished run of another plan ({', '.join(differ)}); "
+                  "move it away or drop --reuse to train over it")
+            failed.append(name)
+            continue
         code = 0 if reason is not None else train_entry(recipe, run, args.steps)
         if code != 0:
             print(f"  FAILED {name}: training exited with status {code}")
