@@ -60,8 +60,8 @@ NUM_GROUPS = 9  # the Unicode emoji groups (`ganzoo.emoji.EMOJI_GROUPS`)
 EPOCHS = 15
 WEIGHTS_FILE = "colour-features.safetensors"
 #: sha256 of the shipped weights file, and its group accuracy on the three sets' test parts (emoji it never saw)
-SHA256 = ""
-HELD_OUT_ACCURACY = 0.0
+SHA256 = "ac826d2c342bac93487b46bc44c02b6c903e771fb717249ba58f7cc33a944257"
+HELD_OUT_ACCURACY = 0.6223
 
 
 class ColourNet(nn.Module):
