@@ -2,32 +2,36 @@
 
 It gives evaluation of colour images that works offline, as the `digits` extractor does for grey digits: its
 feature layer is the feature space of the colour Fréchet distance, KID and precision/recall, and the default for the
-emoji data (`is_emoji_data`). The shipped weights (`ganzoo/_data/colour-features.safetensors`) are made by
-`scripts/train_colour_features.py`, which calls `train_features` below; their sha256 and held-out accuracy are
-pinned here and checked whenever the weights are loaded.
+emoji data (`is_emoji_data`). The shipped weights (`ganzoo/_data/colour-features.safetensors`; CC BY-SA 4.0, as
+OpenMoji's drawings are: see `ganzoo/_data/COLOUR-FEATURES.md`) are made by `scripts/train_colour_features.py`,
+which calls `train_features` below; their sha256 and held-out accuracy are pinned here and checked whenever the
+weights are loaded.
 
 Data: the train parts of the three emoji sets (`ganzoo.emoji`: twemoji, openmoji and noto-emoji, 1,560 base emoji
 each, 4,680 images, at 32x32 on white). The test emoji (about a fifth, the same in every set) are never seen, so a
 generator is compared with emoji the extractor never saw, in any set.
 
-What it learns, and why: one network, five heads on one 128-unit feature layer.
+What it learns, and why: one network, six heads on one 128-unit feature layer.
 
 - the Unicode group of the emoji (9 classes): what is drawn, so that a set of one kind only (flags only) lies away
   from a varied set;
-- which set drew it (3 classes): the drawing style (Twemoji's flat shapes, OpenMoji's black outlines, Noto's
-  shading), so that another style is another distribution;
-- how strongly it was blurred, how much Gaussian noise was added (two regressions) and whether its colours were
-  shifted (hue rotated or channels swapped; a yes/no): a share of every batch is degraded so (`_degrade`), each
-  degradation chosen on its own, and the network must say how. A classifier alone is taught to ignore what does not
-  change the class; these heads make blur, noise and colour shifts move the features step by step, which is what a
-  yardstick of image quality needs. The digits extractor learnt the other half of that lesson (a degraded digit must
-  keep its class, so degradation does not throw it into one wrong class); the group head here, trained on degraded
-  images too, keeps it.
+- which set drew it (3 classes, weighted `SET_WEIGHT`): the drawing style (Twemoji's flat shapes, OpenMoji's black
+  outlines, Noto's shading), so that another style is another distribution, but not a farther one than no emoji at
+  all (without this head, group classification across three styles teaches the features to ignore style; at full
+  weight, OpenMoji's drawings of the reference's own emoji scored worse than blank images);
+- how strongly it was blurred, how much Gaussian noise was added, how much of a smooth random colour field was
+  blended over it (three regressions) and whether its colours were shifted (hue rotated or channels swapped; a
+  yes/no): a share of every batch is degraded so (`_degrade`), each degradation chosen on its own, and the network
+  must say how. The tint is what early GAN samples look like, colour blobs on a tinted background. A classifier
+  alone is taught to ignore what does not change the class; these heads make blur, noise, tints and colour shifts
+  move the features step by step, which is what a yardstick of image quality needs. The digits extractor learnt the
+  other half of that lesson (a degraded digit must keep its class, so degradation does not throw it into one wrong
+  class); the group head here, trained on degraded images too, keeps it.
 
 The features are the feature layer's 128 values before its ReLU, L2-normalised and scaled to length sqrt(128), as
 the digits extractor's are (why: `ganzoo.metrics.digits`): only the pattern of what fires counts, so a blank image
 does not sit near the real mean. tests/test_colour_metric.py checks the ranking this gives (`ganzoo.metrics.ladder`,
-the colour ladder).
+the colour ladder; docs/evaluation.md has its table).
 """
 
 from __future__ import annotations
