@@ -45,6 +45,7 @@ from ganzoo.errors import GanzooError
 from ganzoo.hub import LOADED_FILES, MODEL_FILES, push, repo_files, sha256_of
 from ganzoo.interfaces import PretrainedCfg
 from ganzoo.metrics import parse_metrics
+from ganzoo.metrics.colour import is_emoji_data
 from ganzoo.metrics.digits import DIGIT_DATASETS
 from ganzoo.metrics.evaluation import EvalResult, record
 from ganzoo.registry import get_pretrained, list_pretrained, package_path
@@ -63,8 +64,11 @@ def available(dataset: str) -> str | None:
 
 def extractor_for(dataset: str) -> str:
     """The feature space a dataset's models are measured in: `digits` (trained on mnist-5k's train part, shipped,
-    offline) for the digit datasets, `inception` otherwise."""
-    return "digits" if dataset in DIGIT_DATASETS else "inception"
+    offline) for the digit datasets, `colour` (trained on the emoji sets' train parts, shipped, offline) for the emoji
+    sets, `inception` otherwise."""
+    if dataset in DIGIT_DATASETS:
+        return "digits"
+    return "colour" if is_emoji_data(dataset) else "inception"
 
 
 def train_entry(command: str, out: Path, steps: int | None) -> int:

@@ -61,7 +61,7 @@ def load(name_or_path: str | os.PathLike[str], revision: str | None = None,
 
 
 def evaluate(model: GANModel | str | os.PathLike[str], data: str = "mnist-5k",
-             metrics: str | Sequence[str] = ("fid",), *, extractor: str = "digits", num_samples: int | None = None,
+             metrics: str | Sequence[str] = ("fid",), *, extractor: str | None = None, num_samples: int | None = None,
              seed: int = 0, device: str | torch.device | None = None, batch_size: int = 250, cache: bool = True,
              split: str | None = None, **generator_kwargs: Any) -> EvalResult:
     """Evaluate a generator (a `GANModel`, or anything `load` takes) against a dataset.
@@ -71,17 +71,18 @@ def evaluate(model: GANModel | str | os.PathLike[str], data: str = "mnist-5k",
         result.diagnostics   # class histogram, entropy, classes covered (digit data only)
         result.provenance    # extractor, weights sha256, data and split, image counts, seed, versions
 
-    Metric, extractor and split names are checked before a name is loaded. The arguments are those of
+    `extractor` None measures the emoji sets with `colour` and everything else with `digits` (both shipped,
+    offline). Metric, extractor and split names are checked before a name is loaded. The arguments are those of
     `ganzoo.metrics.evaluate`, which does the measuring on the loaded model.
     """
     from ganzoo.data import eval_split
     from ganzoo.metrics import evaluate as evaluate_model
     from ganzoo.metrics import parse_metrics
-    from ganzoo.metrics.extractors import canonical_name
+    from ganzoo.metrics.extractors import canonical_name, default_extractor
 
     if not isinstance(model, GANModel):
         parse_metrics(metrics)  # name errors before any loading
-        canonical_name(extractor)
+        canonical_name(extractor or default_extractor(data))
         eval_split(data, split)
         model = load(model, device=device)
     return evaluate_model(model, data, metrics, extractor=extractor, num_samples=num_samples, seed=seed,

@@ -395,7 +395,7 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
 @click.option("--eval-metrics",
               help="Metrics for --eval-every, comma-separated (fid, kid, is, pr, modes).  [default: fid]")
 @click.option("--eval-extractor", help="Feature extractor for --eval-every (see `ganzoo eval --help`).  "
-                                       "[default: digits]")
+                                       "[default: colour for the emoji sets, digits otherwise]")
 @click.option("--eval-samples", type=click.IntRange(min=1), help="Generated images per evaluation.  [default: 2000]")
 @click.option("--keep-best", metavar="VALUE",
               help="Export RUN/best whenever VALUE improves: a value the evaluated metrics report (fid, kid, is, "
@@ -805,10 +805,11 @@ def demo(model: str, host: str, port: int, share: bool, device: str) -> None:
 @click.option("--metrics", default="fid", show_default=True,
               help="Comma-separated: fid, kid, is (Inception Score), pr (precision and recall), modes "
                    "(StackedMNIST mode coverage, with --data stacked-mnist), ppl (perceptual path length in Z; lower "
-                   "is smoother), ppl-w (in W, StyleGAN-style models; both with digits or timm features).")
-@click.option("--extractor", default="digits", show_default=True,
-              help="Feature space: digits (offline, for digit data), inception (published FIDs; downloaded once), "
-                   "dinov2, or timm:<model> for any pretrained timm model.")
+                   "is smoother), ppl-w (in W, StyleGAN-style models; both with digits, colour or timm features).")
+@click.option("--extractor",
+              help="Feature space: digits (offline, for digit data), colour (offline, for the emoji sets), inception "
+                   "(published FIDs; downloaded once), dinov2, or timm:<model> for any pretrained timm model.  "
+                   "[default: colour for the emoji sets, digits otherwise]")
 @click.option("-n", "--num-samples", type=click.IntRange(min=2),
               help="Generated images.  [default: as many as real images, at most 50,000]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the generated images.")
@@ -820,16 +821,17 @@ def demo(model: str, host: str, port: int, share: bool, device: str) -> None:
               help="Store the result in MODEL's metrics.jsonl, config.json and model card when MODEL is a local "
                    "run or model folder.")
 @_errors_to_exit_codes
-def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: str, num_samples: int | None,
+def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: str | None, num_samples: int | None,
              seed: int, truncation: float | None, device: str, json_out: Path | None, save: bool) -> None:
     """Measure MODEL against real images: FID, KID, IS, precision/recall, with mode-collapse diagnostics."""
     from ganzoo._io import write_json
     from ganzoo.data import eval_split
     from ganzoo.metrics import evaluate, parse_metrics
     from ganzoo.metrics.evaluation import record
-    from ganzoo.metrics.extractors import canonical_name
+    from ganzoo.metrics.extractors import canonical_name, default_extractor
 
     parse_metrics(metrics)  # name errors before any loading
+    extractor = extractor or default_extractor(data)
     if json_out is not None:
         _check_output_file(json_out, "--json")
         _check_not_model_file(json_out, model, "--json")

@@ -41,8 +41,9 @@ import torch
 
 from ganzoo import __version__
 from ganzoo.errors import GanzooUsageError
+from ganzoo.metrics.colour import is_emoji_data
 from ganzoo.metrics.digits import is_digit_data
-from ganzoo.metrics.extractors import Extractor, canonical_name, get_extractor
+from ganzoo.metrics.extractors import Extractor, canonical_name, default_extractor, get_extractor
 
 if TYPE_CHECKING:
     from ganzoo.data import ImageDataset
@@ -201,7 +202,8 @@ class Evaluator:
         split: compare with this part of `dataset` ("train", "test", "all"; see `ganzoo.data.select_split`);
             None: the dataset as given. Its `split` is recorded in the provenance and is part of the cache key.
         metrics: names from `METRICS`, as a list or "fid,kid".
-        extractor: a feature extractor name (see `ganzoo.metrics.extractors`).
+        extractor: a feature extractor name (see `ganzoo.metrics.extractors`); None: `default_extractor` of the
+            dataset's name (`colour` for the emoji sets, `digits` otherwise).
         num_samples: generated images per evaluation (default: as many as there are real images, at most 50,000).
         seed: seed of the generated images and of KID's and IS's random subsets.
         batch_size: images per generator and extractor call.
@@ -210,7 +212,7 @@ class Evaluator:
         generator_kwargs: passed to `GANModel.sample` (e.g. truncation=0.7).
     """
 
-    def __init__(self, dataset: ImageDataset, metrics: str | Sequence[str] = "fid", extractor: str = "digits",
+    def __init__(self, dataset: ImageDataset, metrics: str | Sequence[str] = "fid", extractor: str | None = None,
                  num_samples: int | None = None, seed: int = 0, batch_size: int = 250,
                  device: str | torch.device | None = None, cache: bool = True, *, split: str | None = None,
                  **generator_kwargs: Any) -> None:
@@ -219,7 +221,7 @@ class Evaluator:
         self.dataset = select_split(dataset, split) if split is not None else dataset
         dataset = self.dataset
         self.metrics = parse_metrics(metrics)
-        self.extractor_name = canonical_name(extractor)
+        self.extractor_name = canonical_name(extractor or default_extractor(dataset.name))
         self.num_samples = num_samples or min(len(dataset), 50_000)
         if self.num_samples < 2:
             raise GanzooUsageError(f"need at least 2 generated images to estimate statistics, got {self.num_samples}")
@@ -295,17 +297,21 @@ class Evaluator:
         paths = [m for m in self.metrics if m in ("ppl", "ppl-w")]
         if paths and self.extractor_name == "inception":  # before its weights are fetched
             raise GanzooUsageError("the perceptual path length needs a feature space that reads unrounded images, "
-                                   "and torch-fidelity's Inception reads 8-bit ones only: use --extractor digits or "
-                                   "timm:<model>")
+                                   "and torch-fidelity's Inception reads 8-bit ones only: use --extractor digits, "
+                                   "colour or timm:<model>")
         extractor = get_extractor(self.extractor_name, self.device or model.device)
         if "is" in self.metrics and not extractor.has_logits:
             raise GanzooUsageError(f"the Inception Score needs class logits, which the {extractor.name} extractor "
-                                   "does not have; use --extractor inception or digits")
+                                   "does not have; use --extractor inception, digits or colour")
         uses_features = any(m in _FEATURE_METRICS for m in self.metrics)
         if extractor.name == "digits" and not is_digit_data(self.dataset) and (uses_features or paths):
             logger.warning("the digits extractor was trained on handwritten digits; on %s its distances mean little "
                            "and no class diagnostics are given; use --extractor inception or dinov2",
                            self.dataset.name)
+        if extractor.name == "colour" and not is_emoji_data(self.dataset.name) and uses_features:
+            logger.warning("the colour extractor was trained on emoji; on %s its distances are not checked against a "
+                           "ladder and no class diagnostics are given; use --extractor inception or dinov2 where they "
+                           "can be downloaded", self.dataset.name)
         real = self.real_features(extractor) if uses_features else {}
         images, labels = self.generate(model) if uses_features or "modes" in self.metrics else (None, None)
         fake = extract_features(extractor, images, self.batch_size) if uses_features else {}
@@ -382,7 +388,7 @@ class Evaluator:
 
 
 def evaluate(model: GANModel, data: str = "mnist-5k", metrics: str | Sequence[str] = ("fid",), *,
-             extractor: str = "digits", num_samples: int | None = None, seed: int = 0,
+             extractor: str | None = None, num_samples: int | None = None, seed: int = 0,
              device: str | torch.device | None = None, batch_size: int = 250, cache: bool = True,
              split: str | None = None, **generator_kwargs: Any) -> EvalResult:
     """Evaluate a loaded generator against a dataset.
@@ -393,7 +399,8 @@ def evaluate(model: GANModel, data: str = "mnist-5k", metrics: str | Sequence[st
         result.provenance    # extractor, weights sha256, data and split, image counts, seed, versions
 
     The real images are `data`'s `split` ("train", "test", "all"; default: "test" where the data has a split,
-    "all" for an image folder), loaded at the model's resolution and channels. See `Evaluator` for the arguments.
+    "all" for an image folder), loaded at the model's resolution and channels. `extractor` None is
+    `default_extractor(data)`: `colour` for the emoji sets, `digits` otherwise. See `Evaluator` for the arguments.
 
     `model` is a `GANModel`: turning a name or folder into one is the caller's job (`ganzoo.evaluate` accepts
     anything `ganzoo.load` does and loads it first), so that metrics sit below the loading layer and never import it.
@@ -405,7 +412,7 @@ def evaluate(model: GANModel, data: str = "mnist-5k", metrics: str | Sequence[st
         raise GanzooUsageError(f"ganzoo.metrics.evaluate takes a loaded model, not a {type(model).__name__}; use "
                                "ganzoo.evaluate(name_or_path, ...), or load it first with ganzoo.load")
     parse_metrics(metrics)
-    canonical_name(extractor)
+    extractor = canonical_name(extractor or default_extractor(data))
     split = eval_split(data, split)
     if device is not None:
         model = model.to(device)

@@ -1,12 +1,15 @@
 """Feature extractors: the networks whose feature space the metrics compare real and generated images in.
 
 Every extractor is a torch-fidelity `FeatureExtractorBase` (ganzoo's own are registered with torch-fidelity under
-`ganzoo-digits` and `ganzoo-timm-<model>`, so its `calculate_metrics` can use them too), wrapped in an `Extractor`
-that knows the feature layer per metric, the sha256 of its weights and how images are prepared for it.
+`ganzoo-digits`, `ganzoo-colour` and `ganzoo-timm-<model>`, so its `calculate_metrics` can use them too), wrapped in
+an `Extractor` that knows the feature layer per metric, the sha256 of its weights and how images are prepared for it.
 
 - `digits`: ganzoo's digit classifier (`ganzoo.metrics.digits`), shipped with the package: offline, small, for
   digit data. Features: the 128-unit feature layer before its ReLU, L2-normalised and scaled to length sqrt(128)
   (why: `ganzoo.metrics.digits`); logits: 10 classes.
+- `colour`: ganzoo's colour feature network (`ganzoo.metrics.colour`), shipped with the package: offline, small,
+  trained on the emoji sets' train parts; the default for emoji data (`default_extractor`). Features: the 128-unit
+  feature layer before its ReLU, L2-normalised and scaled to length sqrt(128); logits: the 9 Unicode emoji groups.
 - `inception`: the TensorFlow Inception-v3 of the original FID and Inception Score, as ported by torch-fidelity
   (`inception-v3-compat`), so the numbers compare with published FIDs. The weights are downloaded on first use
   into ganzoo's cache, checked against the sha256 prefix in their file name and read with
@@ -39,7 +42,7 @@ import torch.nn.functional as F
 
 from ganzoo.errors import GanzooError, GanzooUsageError, WeightsError
 
-__all__ = ["ALIASES", "Extractor", "extractor_names", "get_extractor"]
+__all__ = ["ALIASES", "Extractor", "default_extractor", "extractor_names", "get_extractor"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +87,7 @@ class Extractor:
         perceptual path length compares images 1e-4 apart in latent space, which rounding would make equal."""
         if self.float_range is None:
             raise GanzooUsageError(f"the {self.name} extractor reads 8-bit images only; the perceptual path length "
-                                   "needs unrounded ones: use --extractor digits or timm:<model>")
+                                   "needs unrounded ones: use --extractor digits, colour or timm:<model>")
         if not images.is_floating_point() or images.dim() != 4 or images.shape[1] not in (1, 3):
             raise GanzooUsageError(f"float_features takes float images (N, 1 or 3, H, W) in [-1, 1], got "
                                    f"{tuple(images.shape)} {images.dtype}")
@@ -106,19 +109,27 @@ class Extractor:
 
 
 def extractor_names() -> list[str]:
-    return ["digits", "inception", "timm:<model name>", *ALIASES]
+    return ["digits", "colour", "inception", "timm:<model name>", *ALIASES]
+
+
+def default_extractor(data: str) -> str:
+    """The extractor a dataset is measured with when none is named: `colour` for the emoji sets (any spelling of
+    their names: ``twemoji``, ``openmoji+tones``, ``stream:noto-emoji``), `digits` for everything else."""
+    from ganzoo.metrics.colour import is_emoji_data
+
+    return "colour" if is_emoji_data(data) else "digits"
 
 
 def canonical_name(name: str) -> str:
     """Check an extractor name's form (without loading anything); aliases resolve to their timm name."""
     name = ALIASES.get(name.strip(), name.strip())
-    if name in ("digits", "inception"):
+    if name in ("digits", "colour", "inception"):
         return name
     if name.startswith("timm:") and len(name) > len("timm:"):
         return name
     from ganzoo.errors import unknown_name
 
-    raise unknown_name("feature extractor", name, ["digits", "inception", *ALIASES],
+    raise unknown_name("feature extractor", name, ["digits", "colour", "inception", *ALIASES],
                        hint="or timm:<model name> for any pretrained timm model")
 
 
@@ -132,6 +143,8 @@ def get_extractor(name: str, device: str | torch.device | None = None) -> Extrac
 def _build(name: str, device: torch.device) -> Extractor:
     if name == "digits":
         return _digits(device)
+    if name == "colour":
+        return _colour(device)
     if name == "inception":
         return _inception(device)
     return _timm(name.removeprefix("timm:"), device)
@@ -163,7 +176,7 @@ def _fidelity_base() -> type:
     return FeatureExtractorBase
 
 
-#: the digits extractor's feature layer: 128 values before the ReLU, L2-normalised, scaled to length sqrt(128)
+#: the digits and colour extractors' feature layer: 128 values before the ReLU, L2-normalised, length sqrt(128)
 FEATURES = "128-l2"
 
 
@@ -218,6 +231,56 @@ def _digits(device: torch.device) -> Extractor:
     network = digits_class()("ganzoo-digits", [FEATURES, "logits"]).eval().requires_grad_(False).to(device)
     return Extractor("digits", network, FEATURES, "logits", digits.SHA256,
                      "gray (channel mean), bilinear antialiased resize to 28x28, scaled to [-1, 1]", device,
+                     float_range=(-1.0, 1.0))
+
+
+# ------------------------------------------------------------------------------------------------------- colour
+
+
+@functools.cache
+def colour_class() -> type:
+    """torch-fidelity extractor class for the colour feature network (registered as `ganzoo-colour`)."""
+    import ganzoo.metrics.colour as colour
+
+    class ColourFeatureExtractor(_fidelity_base()):  # type: ignore[misc]
+        """ganzoo's colour feature network: features '128-l2' (the normalised feature layer) and 'logits' (the 9
+        Unicode emoji groups) of uint8 images."""
+
+        def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
+            super().__init__(name, features_list)
+            self.network = colour.load_shipped()
+
+        @staticmethod
+        def get_provided_features_list() -> tuple[str, ...]:
+            return (FEATURES, "logits")
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric: str) -> str:
+            return "logits" if metric == "isc" else FEATURES
+
+        @staticmethod
+        def can_be_compiled() -> bool:
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile() -> torch.Tensor:
+            return torch.zeros(1, 3, colour.IMG_SIZE, colour.IMG_SIZE, dtype=torch.uint8)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            features, logits = self.network.features(colour.to_input(x))
+            named = {FEATURES: features, "logits": logits}
+            return tuple(named[k] for k in self.features_list)
+
+    _register("ganzoo-colour", ColourFeatureExtractor)
+    return ColourFeatureExtractor
+
+
+def _colour(device: torch.device) -> Extractor:
+    import ganzoo.metrics.colour as colour
+
+    network = colour_class()("ganzoo-colour", [FEATURES, "logits"]).eval().requires_grad_(False).to(device)
+    return Extractor("colour", network, FEATURES, "logits", colour.SHA256,
+                     "RGB (gray repeated), bilinear antialiased resize to 32x32, scaled to [-1, 1]", device,
                      float_range=(-1.0, 1.0))
 
 

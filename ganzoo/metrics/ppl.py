@@ -14,8 +14,9 @@ and above the 99th percentile are dropped, as in the paper, and the rest average
   generators with an intermediate latent space.
 
 What differs from the paper: the distance is the squared Euclidean distance between the features of a ganzoo
-extractor (`digits` offline; `timm:<model>`), not LPIPS (VGG-16 features with learned weights, whose weights are not
-shipped and not downloadable offline), and images are not cropped (the paper crops faces to their centre).
+extractor (`digits` or `colour` offline; `timm:<model>`), not LPIPS (VGG-16 features with learned weights, whose
+weights are not shipped and not downloadable offline), and images are not cropped (the paper crops faces
+to their centre).
 """
 
 from __future__ import annotations

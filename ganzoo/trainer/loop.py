@@ -179,7 +179,7 @@ class RunOptions(JsonConfig):
     on_bad_image: Literal["fail", "skip"] = "fail"
     eval_every: int = 0  # steps between evaluations (0: none); see ganzoo.metrics
     eval_metrics: str = "fid"  # comma-separated metric names
-    eval_extractor: str = "digits"
+    eval_extractor: str | None = None  # None: colour for the emoji sets, digits otherwise (default_extractor)
     eval_samples: int = 2000  # generated images per evaluation
     keep_best: str | None = None  # a value the metrics report (fid, precision, ...): export out/best when it improves
     data_workers: int | None = None  # processes decoding a streamed dataset (0: the training process; None: auto)
@@ -207,7 +207,8 @@ class RunOptions(JsonConfig):
             from ganzoo.metrics import METRICS, parse_metrics
             from ganzoo.metrics.extractors import canonical_name
 
-            canonical_name(self.eval_extractor)
+            if self.eval_extractor is not None:
+                canonical_name(self.eval_extractor)
             values = [v for m in parse_metrics(self.eval_metrics) for v in METRICS[m][0]]
             if self.keep_best is not None and self.keep_best not in values:
                 raise ConfigError(f"keep_best is {self.keep_best!r} but the evaluation reports {', '.join(values)}; "
