@@ -324,9 +324,9 @@ def zoo_curves(zoo: Path, archs: list[str], cpu: dict[str, float] | None = None)
             fid = next((e["value"] for e in record.get("eval", []) if e["name"] == "fid"), None)
             if fid is not None:
                 points.append({"step": record["step"], "cpu_s": round(cpu_s * record["step"] / steps, 1),
-                               "wall_s": record["time_s"], "fid": round(fid, 3), "kid": None})
-        if points:
-            curves[arch] = points
+                               "wall_s": record.get("time_s"), "fid": round(fid, 3), "kid": None})
+        if points:  # one point a step: a run that logs its last step's evaluation twice keeps the later
+            curves[arch] = list({p["step"]: p for p in points}.values())
     return curves
 
 
@@ -387,7 +387,8 @@ def markdown(result: dict[str, Any]) -> str:
         last = points[-1]
         along = ", ".join(f"{p['cpu_s']:.0f}: {p['fid']:.1f}" for p in points)
         kid = "-" if last.get("kid") is None else f"{last['kid']:.5f}"
-        lines.append(f"| {name} | {last['step']} | {last['cpu_s']:.0f} | {last['wall_s']:.0f} | {last['fid']:.2f} | "
+        wall = "-" if last.get("wall_s") is None else f"{last['wall_s']:.0f}"
+        lines.append(f"| {name} | {last['step']} | {last['cpu_s']:.0f} | {wall} | {last['fid']:.2f} | "
                      f"{kid} | {along} |")
     v = result.get("verdicts", {})
     if v:
