@@ -13,7 +13,8 @@ Two overfitting signals r (`Recipe.ada_signal`):
   the same under every loss (non-saturating, hinge, least squares, Wasserstein, relativistic). Spread over the
   interval's steps rather than scored at once, the same `HELD_OUT_CHUNK` images per adjustment give a less noisy
   r. Measured (benchmarks/ada_signal.py): no signal read on training images alone separates 64 images from 5,000,
-  under any loss; this one does, with target 0.05 (`TARGETS`).
+  under any loss; this one does, with target 0.05 (`TARGETS`), under every loss but Wasserstein, whose critic
+  did not tell its training images from unseen ones: ADA is refused there (`GANLoss.ada_refusal`, `check_ada`).
 * ``"train"``: the paper's r_t, the mean of the loss's `overfit_signal` (E[sign(D(x) - t)] around the loss's
   decision threshold t) over the interval's D steps. Only for losses with a fixed decision threshold (or their own
   `overfit_signal`): under relativistic and Wasserstein losses D's offset is free and r_t sees no overfitting, so
