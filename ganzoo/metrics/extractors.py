@@ -180,18 +180,17 @@ def _fidelity_base() -> type:
 FEATURES = "128-l2"
 
 
-@functools.cache
-def digits_class() -> type:
-    """torch-fidelity extractor class for the digits classifier (registered as `ganzoo-digits`)."""
-    import ganzoo.metrics.digits as digits
+def _shipped_class(module: Any, registered: str, channels: int, what: str) -> type:
+    """A torch-fidelity extractor class over one of ganzoo's shipped networks (`module`: `ganzoo.metrics.digits` or
+    `ganzoo.metrics.colour`, each with `load_shipped`, `to_input` and `IMG_SIZE`): features '128-l2' (the normalised
+    feature layer) and 'logits' of uint8 images; registered as `registered`."""
 
-    class DigitsFeatureExtractor(_fidelity_base()):  # type: ignore[misc]
-        """ganzoo's digit classifier: features '128-l2' (the normalised feature layer) and 'logits' (10 classes) of
-        uint8 images."""
+    class ShippedFeatureExtractor(_fidelity_base()):  # type: ignore[misc]
+        __doc__ = f"ganzoo's {what}: features '128-l2' and 'logits' of uint8 images."
 
         def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
             super().__init__(name, features_list)
-            self.classifier = digits.load_shipped()
+            self.network = module.load_shipped()
 
         @staticmethod
         def get_provided_features_list() -> tuple[str, ...]:
@@ -207,15 +206,23 @@ def digits_class() -> type:
 
         @staticmethod
         def get_dummy_input_for_compile() -> torch.Tensor:
-            return torch.zeros(1, 1, digits.IMG_SIZE, digits.IMG_SIZE, dtype=torch.uint8)
+            return torch.zeros(1, channels, module.IMG_SIZE, module.IMG_SIZE, dtype=torch.uint8)
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            features, logits = self.classifier.features(digits.to_input(x))
+            features, logits = self.network.features(module.to_input(x))
             named = {FEATURES: features, "logits": logits}
             return tuple(named[k] for k in self.features_list)
 
-    _register("ganzoo-digits", DigitsFeatureExtractor)
-    return DigitsFeatureExtractor
+    _register(registered, ShippedFeatureExtractor)
+    return ShippedFeatureExtractor
+
+
+@functools.cache
+def digits_class() -> type:
+    """torch-fidelity extractor class for the digits classifier (registered as `ganzoo-digits`; 10 class logits)."""
+    import ganzoo.metrics.digits as digits
+
+    return _shipped_class(digits, "ganzoo-digits", 1, "digit classifier")
 
 
 def _register(name: str, cls: type) -> None:
@@ -239,40 +246,11 @@ def _digits(device: torch.device) -> Extractor:
 
 @functools.cache
 def colour_class() -> type:
-    """torch-fidelity extractor class for the colour feature network (registered as `ganzoo-colour`)."""
+    """torch-fidelity extractor class for the colour feature network (registered as `ganzoo-colour`; logits: the 9
+    Unicode emoji groups)."""
     import ganzoo.metrics.colour as colour
 
-    class ColourFeatureExtractor(_fidelity_base()):  # type: ignore[misc]
-        """ganzoo's colour feature network: features '128-l2' (the normalised feature layer) and 'logits' (the 9
-        Unicode emoji groups) of uint8 images."""
-
-        def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
-            super().__init__(name, features_list)
-            self.network = colour.load_shipped()
-
-        @staticmethod
-        def get_provided_features_list() -> tuple[str, ...]:
-            return (FEATURES, "logits")
-
-        @staticmethod
-        def get_default_feature_layer_for_metric(metric: str) -> str:
-            return "logits" if metric == "isc" else FEATURES
-
-        @staticmethod
-        def can_be_compiled() -> bool:
-            return False
-
-        @staticmethod
-        def get_dummy_input_for_compile() -> torch.Tensor:
-            return torch.zeros(1, 3, colour.IMG_SIZE, colour.IMG_SIZE, dtype=torch.uint8)
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            features, logits = self.network.features(colour.to_input(x))
-            named = {FEATURES: features, "logits": logits}
-            return tuple(named[k] for k in self.features_list)
-
-    _register("ganzoo-colour", ColourFeatureExtractor)
-    return ColourFeatureExtractor
+    return _shipped_class(colour, "ganzoo-colour", 3, "colour feature network")
 
 
 def _colour(device: torch.device) -> Extractor:
