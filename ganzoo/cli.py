@@ -860,6 +860,8 @@ def eval_cmd(model: str, data: str, split: str | None, metrics: str, extractor: 
         click.echo(f"  histogram  {' '.join(str(c) for c in diag['class_histogram'])}")
         if "class_control" in diag:
             click.echo(f"  requested class recognised in {diag['class_control']:.1%} of images")
+        if "real_class_control" in diag:
+            click.echo(f"  (the classifier reads {diag['real_class_control']:.1%} of the real images' classes right)")
     elif prov["extractor"] == "digits" and prov["real_data"] != "stacked-mnist":
         click.echo(f"  classes    not reported: {prov['real_data']} is not digit data")
     click.echo(f"  extractor weights sha256 {prov['extractor_weights_sha256']}, seed {prov['seed']}")

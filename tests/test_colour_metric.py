@@ -217,3 +217,49 @@ def test_eval_measures_emoji_data_with_colour_unless_told_otherwise(tmp_path):
     assert value.provenance["extractor"] == "colour" and value.provenance["feature_layer"] == "128-l2"
     assert value.provenance["extractor_weights_sha256"] == colour.SHA256
     assert value.values["fid"] > 20  # an untrained generator's flat gray is far from emoji
+
+
+def test_a_conditional_model_on_emoji_data_gets_category_control_read_by_the_group_head(monkeypatch):
+    """On the emoji sets the colour network's group head reads the class asked of a conditional generator: a
+    generator that draws real test emoji of the asked group scores what the head scores on real emoji; one that
+    ignores the label scores far less; the real images' accuracy is reported beside it, as the ceiling."""
+    _require_emoji()
+    import ganzoo
+    from ganzoo.data import load_dataset
+
+    test = load_dataset("twemoji", img_size=32, channels=3, split="test")
+    by_group = [torch.nonzero(test.labels == g).flatten() for g in range(test.num_classes)]
+    gan = ganzoo.create("cgan", num_classes=test.num_classes, img_size=32, channels=3, seed=0)
+
+    def drawing(ignore_label: bool):
+        def generate(self, model):
+            labels = torch.arange(self.num_samples) % test.num_classes
+            asked = torch.roll(labels, 1) if ignore_label else labels  # another group than the one asked for
+            picks = torch.stack([by_group[int(g)][i % len(by_group[int(g)])] for i, g in enumerate(asked)])
+            return test.images[picks], labels
+        return generate
+
+    results = {}
+    for ignore in (False, True):
+        monkeypatch.setattr(Evaluator, "generate", drawing(ignore))
+        results[ignore] = Evaluator(test, metrics="fid", num_samples=450).evaluate(gan).diagnostics
+    faithful, blind = results[False], results[True]
+    assert faithful["num_classes"] == 9 and sum(faithful["class_histogram"]) == 450
+    assert 0.4 < faithful["real_class_control"] < 0.9  # the head's held-out accuracy, on twemoji's test part
+    assert faithful["class_control"] > faithful["real_class_control"] - 0.15
+    assert blind["class_control"] < 0.3 and blind["class_control"] < faithful["class_control"] - 0.3
+
+
+def test_unconditional_models_and_other_data_get_no_category_control(tmp_path):
+    _require_emoji()
+    import ganzoo
+    from ganzoo.data import load_dataset
+
+    test = load_dataset("twemoji", img_size=32, channels=3, split="test")
+    plain = Evaluator(test, metrics="fid", num_samples=90).evaluate(ganzoo.create("dcgan", img_size=32, channels=3))
+    assert "class_histogram" in plain.diagnostics and "class_control" not in plain.diagnostics
+    folder_data = ImageDataset(test.images[:90], test.labels[:90], test.num_classes, "folder:emoji",
+                               class_names=test.class_names)
+    cgan = ganzoo.create("cgan", num_classes=9, img_size=32, channels=3)
+    other = Evaluator(folder_data, metrics="fid", extractor="colour", num_samples=90).evaluate(cgan)
+    assert other.diagnostics == {}  # a folder's classes are not the group head's classes

@@ -18,11 +18,12 @@ starts DataLoader worker processes. What ganzoo adds:
 - on stacked-mnist, the metric "modes": how many of its 1,000 digit triples the samples cover and how evenly, over all
   samples and over those read with confidence (`ganzoo.metrics.modes`), with the digit classifier's calibration on
   real test stacks and the count by softmax confidence alone as diagnostics;
-- for digit data only (`ganzoo.metrics.digits.is_digit_data`: mnist-5k, mnist, an image folder with sub-folders
-  0 to 9) and the `digits` extractor, the class histogram of generated images under the digit classifier, its
-  entropy and how many classes are covered (and, for conditional models, how often the requested class is what the
-  classifier sees). Other data gets none of these: a digit classifier says nothing about the classes of clothes,
-  objects or faces.
+- where the extractor's classifier reads the data's own classes (digit data, `ganzoo.metrics.digits.is_digit_data`:
+  mnist-5k, mnist, an image folder with sub-folders 0 to 9, under the `digits` extractor; the emoji sets, whose
+  labels are Unicode groups, under the `colour` extractor's group head), the class histogram of generated images,
+  its entropy and how many classes are covered, and for conditional models how often the requested class is what the
+  classifier sees, beside how often it reads the real images' labels right. Other data gets none of these: a digit
+  classifier says nothing about the classes of clothes, objects or faces.
 """
 
 from __future__ import annotations
@@ -371,13 +372,25 @@ class Evaluator:
 
     def _diagnostics(self, extractor: Extractor, fake: dict[str, torch.Tensor],
                      labels: torch.Tensor | None) -> dict[str, Any]:
+        """Class diagnostics where the extractor's classifier reads the data's classes: the digits classifier on
+        digit data, the colour network's group head on the emoji sets (their labels are the Unicode groups). Beside
+        `class_control` (how often the class asked of a conditional generator is the class read back),
+        `real_class_control` is the classifier's accuracy on the real images compared with, labelled as they are:
+        the ceiling that `class_control` should be read against (the group head reads unseen emoji far less
+        reliably than the digits classifier reads unseen digits)."""
         classes = self.dataset.num_classes
-        if extractor.name != "digits" or not is_digit_data(self.dataset) or "logits" not in fake:
+        readable = ((extractor.name == "digits" and is_digit_data(self.dataset))
+                    or (extractor.name == "colour" and is_emoji_data(self.dataset.name)))
+        if not readable or "logits" not in fake:
             return {}
         result = class_histogram(fake["logits"], classes)
         real = self.real_features(extractor)
         if "logits" in real:
-            result["real_class_histogram"] = torch.bincount(real["logits"].argmax(1), minlength=classes).tolist()
+            read = real["logits"].argmax(1)
+            result["real_class_histogram"] = torch.bincount(read, minlength=classes).tolist()
+            if labels is not None and self.dataset.labels is not None:
+                truth = self.dataset.labels.to(read.device)
+                result["real_class_control"] = round(float((read == truth).float().mean()), 4)
         if labels is not None:
             result["class_control"] = round(float((fake["logits"].argmax(1) == labels).float().mean()), 4)
         return result
