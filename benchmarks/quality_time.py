@@ -330,6 +330,21 @@ def zoo_curves(zoo: Path, archs: list[str], cpu: dict[str, float] | None = None)
     return curves
 
 
+def keep_earlier(result: dict[str, Any], previous: Path) -> dict[str, Any]:
+    """`result` with the curves of an earlier measurement (`previous`, this script's JSON) that it has none of: runs
+    measured before and no longer on disk (a zoo run deleted after shipping, the plain loop's checkpoints). The
+    order of the earlier table is kept; `kept` names what was carried over, and the table says so. Their grids are
+    the files that measurement wrote beside it."""
+    if not previous.is_file():
+        return result
+    earlier = json.loads(previous.read_text(encoding="utf-8"))
+    kept = [name for name in earlier["curves"] if name not in result["curves"]]
+    order = list(earlier["curves"]) + [name for name in result["curves"] if name not in earlier["curves"]]
+    curves = {name: result["curves"].get(name) or earlier["curves"][name] for name in order}
+    finals = {**{n: earlier["finals"][n] for n in kept if n in earlier.get("finals", {})}, **result["finals"]}
+    return {**result, "curves": curves, "finals": finals, "kept": kept}
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # verdicts, table and plot
 # ---------------------------------------------------------------------------------------------------------------------
@@ -380,7 +395,9 @@ def markdown(result: dict[str, Any]) -> str:
     lines = ["# Quality against time (digits FD vs the mnist-5k test split)", "",
              f"{result['eval_samples']} generated images per point; floor (train split vs test split): "
              f"FD {result['floor']['fid']:.2f}, KID {result['floor']['kid']:.5f}. Training time only; "
-             f"device {result['device']}.", "", "![FD against training time](quality_time.png)", "",
+             f"device {result['device']}." + (f" Carried over from the earlier measurement (its runs are no longer "
+                                              f"on disk): {', '.join(result['kept'])}." if result.get("kept") else ""),
+             "", "![FD against training time](quality_time.png)", "",
              "| run | steps | CPU s | wall s | digits FD | KID | FD along the run (CPU s: FD) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, points in result["curves"].items():
@@ -456,6 +473,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--zoo", type=Path, default=None,
                         help="a folder of zoo runs (ZOO/ARCH-mnist-5k trained with --eval-every, ZOO/ARCH.log from "
                              "/usr/bin/time -v): their logged FD stands for those architectures (eval phase)")
+    parser.add_argument("--keep", action="store_true",
+                        help="eval phase: keep the curves of OUT's earlier results that this run has no run for "
+                             "(runs measured before and since deleted), and say so in the table")
     parser.add_argument("--cpu", action="append", default=[], metavar="ARCH=SECONDS",
                         help="with --zoo: the CPU seconds of a zoo run whose /usr/bin/time report was lost (an "
                              "estimate; say so where it is quoted)")
@@ -491,6 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         train_plain(seconds, args.points, args.out / "plain", device)
     if args.phase in ("eval", "all"):
         result = evaluate_runs(args, args.archs)
+        if args.keep:
+            result = keep_earlier(result, args.out / "RESULTS-quality-time.json")
         result["verdicts"] = verdicts(result)
         write_json(args.out / "RESULTS-quality-time.json", result)
         plot(result, args.out / "quality_time.png")

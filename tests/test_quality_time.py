@@ -54,6 +54,23 @@ def test_verdicts_flag_a_recipe_point_worse_than_the_plain_loop(qt):
     assert "gan" not in v and v["wgan"]["final_no_worse"] is None and v["wgan"]["time_to_plain_final_fd"] == 40
 
 
+def test_keep_carries_over_only_the_earlier_curves_that_were_not_measured_again(qt, tmp_path):
+    earlier = {"curves": {"gan": _curve((5, 9.0)), "wgan": _curve((10, 8.0)), "plain": _curve((10, 7.0))},
+               "finals": {"gan": {"fid": 9.0}, "wgan": {"fid": 8.0}}}
+    previous = tmp_path / "RESULTS-quality-time.json"
+    previous.write_text(json.dumps(earlier), encoding="utf-8")
+    now = {"curves": {"wgan": _curve((20, 4.0)), "sngan": _curve((30, 2.0))}, "finals": {"wgan": {"fid": 4.0}},
+           "floor": {"fid": 0.5, "kid": 0.0}, "eval_samples": 10, "device": "cpu"}
+    merged = qt.keep_earlier(now, previous)
+    assert list(merged["curves"]) == ["gan", "wgan", "plain", "sngan"]  # the earlier order, then the new runs
+    assert merged["curves"]["wgan"][-1]["fid"] == 4.0 and merged["curves"]["plain"][-1]["fid"] == 7.0
+    assert merged["kept"] == ["gan", "plain"] and merged["finals"]["wgan"]["fid"] == 4.0
+    assert "Carried over from the earlier measurement (its runs are no longer on disk): gan, plain." in \
+        qt.markdown(merged)
+    assert qt.keep_earlier(now, tmp_path / "missing.json") is now
+    assert "Carried over" not in qt.markdown(now)
+
+
 def test_zoo_runs_give_their_logged_fd_at_cpu_time_spread_over_the_steps(qt, tmp_path):
     run = tmp_path / "dcgan-mnist-5k"
     (run / "model").mkdir(parents=True)
