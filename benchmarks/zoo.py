@@ -19,7 +19,7 @@ writes the files a push publishes (the same bytes, from `ganzoo.hub.repo_files`;
 of the push) into the entry's shipped folder in its plugin's package (the entry's `files`, else `pretrained/NAME`),
 replacing the model files that were there, and prints the `files=` line to paste as well: one `sha256=` pins both
 copies. Commit the folder with the plugin and check it with `pytest tests/test_shipped.py` (every file ganzoo loads
-is pinned, 25 MB at most for all entries together, each loads offline). Entries whose dataset is not available are
+is pinned, 60 MB at most for all entries together, each loads offline). Entries whose dataset is not available are
 skipped with the reason. Exit status: 0 when every entry that could be trained was trained (and evaluated, shipped
 and pushed when asked), 1 otherwise, 2 for a bad request.
 """
@@ -190,7 +190,7 @@ def ship_entry(architecture: str, entry: PretrainedCfg, model_folder: Path, repo
 
 def shipped_bytes(new: Iterable[Path] = ()) -> int:
     """Bytes of every file shipped for a catalogue entry, the folders in `new` included even before an entry declares
-    them (all together may be at most 25 MB)."""
+    them (all together may be at most 60 MB)."""
     folders = {folder.resolve() for folder in new}
     for name in list_pretrained():
         architecture, entry = get_pretrained(name)
@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += [*_keyword("sha256", pin["sha256"]), *_keyword("metrics", rounded)]
         print("\n" + "\n".join(lines))
     if args.ship:
-        print(f"\nall shipped entries together: {shipped_bytes(shipped) / 1e6:.2f} MB (at most 25 MB may ship)")
+        print(f"\nall shipped entries together: {shipped_bytes(shipped) / 1e6:.2f} MB (at most 60 MB may ship)")
     if failed:
         print(f"\n{len(failed)} entr{'y' if len(failed) == 1 else 'ies'} not finished: {', '.join(failed)}",
               file=sys.stderr)

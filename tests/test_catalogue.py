@@ -35,7 +35,9 @@ def test_every_architecture_has_an_entry_on_the_embedded_digits():
 @pytest.mark.parametrize("name", ENTRIES)
 def test_entry_is_consistent(name):
     architecture, entry = get_pretrained(name)
-    assert entry.name == name == f"{architecture}-{entry.dataset}"
+    # named after what made it: the architecture and its data, and for colour data the size too (32 and 64 px)
+    assert entry.name == name
+    assert name in (f"{architecture}-{entry.dataset}", f"{architecture}-{entry.dataset}-{entry.resolution}")
     assert entry.repo_id == f"ganzoo/{name}"
     assert entry.license == DATASET_LICENSES[entry.dataset]
     assert entry.summary and entry.resolution > 0
