@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import missing, require
@@ -263,3 +265,38 @@ def test_unconditional_models_and_other_data_get_no_category_control(tmp_path):
     cgan = ganzoo.create("cgan", num_classes=9, img_size=32, channels=3)
     other = Evaluator(folder_data, metrics="fid", extractor="colour", num_samples=90).evaluate(cgan)
     assert other.diagnostics == {}  # a folder's classes are not the group head's classes
+
+
+GAN_SAMPLES = Path(__file__).parent / "fixtures" / "colour-gan-samples.png"
+
+
+def _gan_samples() -> torch.Tensor:
+    """The 200 samples (seed 0) of a stylegan-lite trained for 6,000 steps on twemoji with ADA
+    (tests/fixtures/colour-gan-samples.png, a 20x10 sheet of 32x32 tiles): emoji-coloured shapes without emoji
+    detail, faces without eyes, stripes that are not quite flags (docs/img/colour-yardstick-gan.png)."""
+    from PIL import Image
+
+    sheet = torch.from_numpy(np.asarray(Image.open(GAN_SAMPLES).convert("RGB")).copy())
+    return sheet.view(10, 32, 20, 32, 3).permute(0, 2, 4, 1, 3).reshape(200, 3, 32, 32)
+
+
+@pytest.mark.xfail(strict=True, reason="a known failure of the colour yardstick (docs/evaluation.md, 'What the colour "
+                                      "yardstick misses'): it scores GAN blobs near real emoji; a strict xfail, so "
+                                      "an extractor that fixes it makes this test fail until the mark goes")
+def test_gan_blobs_score_worse_than_recognisable_emoji(ladder):
+    """A person ranks the GAN samples of the fixture below blurred (1 px) and noisy (15 %) emoji, which stay
+    recognisable; the colour yardstick must too."""
+    extractor = get_extractor("colour", "cpu")
+    real = extract_features(extractor, ladder.reference)["features"]
+    fd = {name: frechet_distance(extract_features(extractor, images)["features"], real)
+          for name, images in (("blur 1", ladder.rungs["blur 1"]), ("noise 15%", ladder.rungs["noise 15%"]),
+                               ("GAN samples", _gan_samples()))}
+    print("\n" + "  ".join(f"{name} FD {value:.2f}" for name, value in fd.items()))
+    assert fd["GAN samples"] > fd["blur 1"] and fd["GAN samples"] > fd["noise 15%"]
+
+
+def test_the_gan_sample_fixture_is_what_it_says():
+    images = _gan_samples()
+    assert images.shape == (200, 3, 32, 32) and images.dtype == torch.uint8
+    assert images.float().std() > 30  # colour shapes, not a blank sheet
+    assert not torch.equal(images[0], images[1])
