@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import ganzoo
-from ganzoo.errors import ConfigError, GanzooUsageError
+from ganzoo.errors import ConfigError, GanzooUsageError, UnknownNameError
 from ganzoo.interfaces import Schedule
 from ganzoo.registry import get_architecture
 from ganzoo.testing import assert_same_state, paired_digits, tiny_config
@@ -142,6 +142,14 @@ def test_the_training_grid_shows_inputs_beside_outputs_and_is_exported(tmp_path)
     assert grid.size == (8 * 18 + 2, 18 + 2)
     card = (tmp_path / "grid" / "model" / "README.md").read_text()
     assert "gan.translate(images)" in card and "ganzoo translate" in card and "image-to-image" in card
+
+
+def test_the_objective_is_what_the_step_does(tmp_path):
+    _train(tmp_path, "paired", steps=1, recipe={"objective": "paired"})
+    record = _records(tmp_path / "paired")[0]
+    assert {"l1", "g_adversarial", "d_loss"} <= set(record)  # the paired objective's terms, D's phase included
+    with pytest.raises(UnknownNameError, match="unknown objective 'pared'; did you mean 'paired'"):
+        _train(tmp_path, "typo", steps=1, recipe={"objective": "pared"})
 
 
 def test_objectives_and_tasks_must_agree(tmp_path):
