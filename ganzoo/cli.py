@@ -536,8 +536,12 @@ def _streamed_folder(data: str | None) -> str:
     """`--stream`: the data spec that streams the image folder `data` (a streamed spec is left as it is)."""
     from ganzoo.data import dataset_names
     from ganzoo.emoji import parse_emoji_spec
+    from ganzoo.pairs import is_paired
     from ganzoo.streaming import is_streamed
 
+    if data is not None and is_paired(data):
+        raise _UsageFailure(f"--stream reads one image folder image by image; {data} is paired data, which is held "
+                            "in memory: drop --stream")
     if data is not None and parse_emoji_spec(data) is not None:  # an emoji set is read image by image too
         return data if is_streamed(data) else f"stream:{data}"
     if data is None or data.strip().lower() in dataset_names():

@@ -318,7 +318,13 @@ def open_dataset(
     (``stream:FOLDER``, ``zip:FILE`` or a .zip path, ``hf:NAME``; see `ganzoo.streaming`), else `load_dataset`'s
     in-memory dataset. `workers` is how many processes check a streamed source for images that fail to decode
     when `on_bad_image` is "skip" (None: `ganzoo.streaming.default_workers`)."""
-    if not _is_streamed(spec):
+    from ganzoo.pairs import is_paired
+
+    text = os.fspath(spec).strip()
+    if is_paired(text) and text.startswith(("stream:", "zip:", "hf:")):
+        raise GanzooUsageError(f"{text}: paired data is held in memory and cannot be streamed; drop the prefix "
+                               "(--data 'IN>TARGET', ab:FOLDER or ba:FOLDER)")
+    if not _is_streamed(spec) or is_paired(text):
         return load_dataset(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image,
                             background=background)
     _check_arguments(img_size, channels, on_bad_image, background)

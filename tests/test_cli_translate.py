@@ -116,4 +116,6 @@ def test_train_refuses_data_that_does_not_fit_the_task(tmp_path):
     data = paired_digits(tmp_path / "pairs", count=16)
     one_line_error(invoke("train", "--arch", "pix2pix", "--data", data, "--steps", 1, "--out", tmp_path / "b",
                           "--eval-every", 1, *TINY), 2, "measures generated samples")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    one_line_error(invoke("train", "--arch", "pix2pix", "--data", data, "--stream", "--steps", 1, "--out",
+                          tmp_path / "c", *TINY), 2, "is paired data, which is held in memory: drop --stream")
+    assert not any((tmp_path / name).exists() for name in "abc")

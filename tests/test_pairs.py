@@ -134,3 +134,11 @@ def test_emoji_pairs_are_the_train_part_paired_by_code_point():
     pairs = paired_emoji("twemoji", "openmoji", split="train", img_size=8)
     assert data.split == "train" and len(data) == len(pairs) > 100
     assert torch.equal(data.inputs, pairs.first) and torch.equal(data.images, pairs.second)
+
+
+def test_paired_data_cannot_be_streamed(tmp_path):
+    from ganzoo.data import open_dataset
+
+    with pytest.raises(GanzooUsageError) as exc:
+        open_dataset(f"stream:{tmp_path}/a>{tmp_path}/b", img_size=8)
+    _one_line(exc, "cannot be streamed", "drop the prefix")
