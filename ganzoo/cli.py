@@ -708,20 +708,24 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, clas
               help="Folder for the outputs: one PNG per input image, named after it.")
 @click.option("--background", metavar="COLOUR", default="white", show_default=True,
               help="What transparent pixels are composited over (as in training): a colour name or #rrggbb.")
+@click.option("--size", type=click.IntRange(min=1),
+              help="Fit every input to SIZE x SIZE first, as training fits its data (shorter side, centre crop).  "
+                   "[default: each input's own size]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for a model that takes noise.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @_errors_to_exit_codes
-def translate(model: str, inputs: tuple[Path, ...], output: Path, background: str, seed: int, device: str) -> None:
+def translate(model: str, inputs: tuple[Path, ...], output: Path, background: str, size: int | None, seed: int,
+              device: str) -> None:
     """Translate image files and folders IN... with MODEL (an image-to-image model) into the folder -o.
 
     Each input image gives OUT/NAME.png (a folder's images keep their sub-folders), at the input's own size, which
-    the model must accept. Nothing is written unless every input can be translated."""
+    the model must accept, or at --size. Nothing is written unless every input can be translated."""
     from ganzoo.translation import plan_outputs, translate_files
 
     plan_outputs(inputs, output)  # overlaps, clashes and missing inputs, before the model loads
     _check_not_model_file(output, model)
     gan = _load_model(model, device)
-    written = translate_files(gan, inputs, output, background=background, seed=seed)
+    written = translate_files(gan, inputs, output, background=background, seed=seed, size=size)
     click.echo(f"wrote {len(written)} translated image{'s' if len(written) != 1 else ''} to {output}")
 
 

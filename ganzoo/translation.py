@@ -3,7 +3,8 @@
 Inputs are image files and folders (scanned recursively, hidden files skipped). Every input gives one PNG in the
 output folder named after it: ``photo.jpg`` becomes ``OUT/photo.png``; a folder's images keep their paths below it
 (``IN/a/b.jpg`` becomes ``OUT/a/b.png``). Images are read as training reads them (transparency composited over the
-background, then converted to the model's channels) at their own size, which the model must accept. Everything is
+background, then converted to the model's channels) at their own size, which the model must accept, or fitted
+to one size first as training fits its data (`size`). Everything is
 checked, and every input decoded, before the first file is written; each file is written atomically.
 """
 
@@ -19,6 +20,7 @@ from ganzoo._imagefiles import (
     IMAGE_EXTENSIONS,
     _decode_bytes,
     _extensions_text,
+    _fit,
     _quiet_torchvision_io,
     _read_file,
     _read_mode,
@@ -66,9 +68,10 @@ def plan_outputs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
 
 
 def translate_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                    background: str = DEFAULT_BACKGROUND, seed: int | None = 0) -> list[Path]:
+                    background: str = DEFAULT_BACKGROUND, seed: int | None = 0, size: int | None = None) -> list[Path]:
     """Translate image files and folders with `gan` (a translation `GANModel`) into the folder `out` (see the module
-    docstring); returns the files written."""
+    docstring); returns the files written. `size` fits every input to size x size first, as training fits its data
+    (shorter side resized, then centre-cropped); None keeps each input's own size."""
     from ganzoo._io import write_bytes
     from ganzoo.images import grid_png_bytes
 
@@ -82,10 +85,13 @@ def translate_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str
     with _quiet_torchvision_io():
         for source, _ in plan:
             image = _decode_bytes(_read_file(source), _read_mode(channels), channels, source, rgb)
+            if size is not None:
+                image = _fit(image, size)
             why = gan.sampler.check_input_size(int(image.shape[1]), int(image.shape[2]))
             if why is not None:
+                fix = "choose another --size" if size is not None else "resize it, or fit every input with --size"
                 raise GanzooUsageError(f"{source} is {image.shape[2]}x{image.shape[1]} px, which {gan.architecture} "
-                                       f"cannot translate: {why}; resize it")
+                                       f"cannot translate: {why}; {fix}")
             decoded.append(image)
     written = []
     for (_, target), image in zip(plan, decoded, strict=True):

@@ -74,6 +74,17 @@ def test_translate_files_and_folders_one_png_per_input(run, tmp_path):
         assert (got.int() - expected.int()).abs().max() <= 1
 
 
+def test_size_fits_every_input_as_training_does(run, tmp_path):
+    _images(tmp_path / "in", {"big.png": 72, "small.png": 24})
+    one_line_error(invoke("translate", run, tmp_path / "in", "-o", tmp_path / "out"), 2, "fit every input with --size")
+    result = invoke("translate", run, tmp_path / "in", "-o", tmp_path / "out", "--size", 32)
+    assert result.exit_code == 0, result.output
+    assert {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir()} == {"big.png": (32, 32),
+                                                                                 "small.png": (32, 32)}
+    one_line_error(invoke("translate", run, tmp_path / "in", "-o", tmp_path / "o2", "--size", 20), 2,
+                   "multiples of 16", "choose another --size")
+
+
 def test_transparent_inputs_are_composited_as_in_training(run, tmp_path):
     (tmp_path / "in").mkdir()
     Image.new("RGBA", (16, 16), (0, 0, 0, 0)).save(tmp_path / "in" / "clear.png")
