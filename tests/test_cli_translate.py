@@ -129,4 +129,8 @@ def test_train_refuses_data_that_does_not_fit_the_task(tmp_path):
                           "--eval-every", 1, *TINY), 2, "measures generated samples")
     one_line_error(invoke("train", "--arch", "pix2pix", "--data", data, "--stream", "--steps", 1, "--out",
                           tmp_path / "c", *TINY), 2, "is paired data, which is held in memory: drop --stream")
+    inputs = data.split(">")[0]
+    one_line_error(invoke("train", "--arch", "pix2pix", "--data", data, "--steps", 1, "--out", f"{inputs}/run",
+                          *TINY), 2, "is inside the data")
     assert not any((tmp_path / name).exists() for name in "abc")
+    assert not (tmp_path / "pairs" / "inputs" / "run").exists()
