@@ -56,10 +56,16 @@ def first_overlap(outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[st
 
 def local_data_paths(spec: str | os.PathLike[str], names: Iterable[str] = ()) -> list[Path]:
     """The local file or folder a data spec reads (an image folder, `stream:`/`folder:` FOLDER, `zip:` FILE or a .zip,
-    `hf:` a local folder or parquet file), or [] for a dataset name in `names` or a Hub dataset id."""
+    `hf:` a local folder or parquet file), or [] for a dataset name in `names` or a Hub dataset id. Paired data
+(`IN>TARGET`, `ab:FOLDER`, `ba:FOLDER`) reads each of its folders."""
     text = os.fspath(spec).strip()
     if text.lower() in {n.lower() for n in names}:
         return []
+    if ">" in text:  # paired data, IN>TARGET: each side on its own
+        return [p for side in text.split(">") if side.strip() for p in local_data_paths(side.strip(), names)]
+    for prefix in ("ab:", "ba:"):  # side-by-side pairs
+        if text.startswith(prefix):
+            return [Path(text[len(prefix):]).expanduser()]
     if text.startswith("hf:"):
         target = Path(text[len("hf:"):].partition("#")[0]).expanduser()
         return [target] if target.exists() else []

@@ -35,7 +35,15 @@ METRIC_LABELS = {"fid": "FID", "kid": "KID", "kid_std": "KID std", "is": "Incept
                  "modes": "StackedMNIST modes (argmax)", "modes_kl": "KL of modes from uniform"}
 
 
+def _translates(model: GANModel | ModelParts) -> bool:
+    from ganzoo.interfaces import Translator
+
+    return isinstance(getattr(model, "generator", None), Translator)
+
+
 def _task(model: GANModel | ModelParts) -> str:
+    if _translates(model):
+        return "image-to-image"
     return "conditional-image-generation" if model.num_classes else "unconditional-image-generation"
 
 
@@ -152,13 +160,21 @@ def model_card(model: GANModel | ModelParts, training: Mapping[str, Any] | None 
     c, h, w = model.img_shape
     dataset = training.get("data", "")
     title = f"{model.architecture} trained on {dataset}" if dataset else model.architecture
+    if _translates(model):
+        what = f"An image-to-image {model.architecture} model that translates images with {c} channel" \
+               f"{'s' if c > 1 else ''} (trained at {h}x{w})"
+        use = ['images = ...  # (N, C, H, W) in [-1, 1]', "outputs = gan.translate(images)  # the same shape",
+               "```", "", "```bash", f"ganzoo translate {where} INPUT_FOLDER -o OUTPUT_FOLDER", "```", ""]
+        shown = "![inputs and outputs](samples.png)"
+    else:
+        what = f"A {model.architecture} generator of {h}x{w} images with {c} channel{'s' if c > 1 else ''}" \
+               + (f", conditioned on {model.num_classes} classes" if model.num_classes else "")
+        use = ["images = gan.sample(16, seed=0)  # (16, C, H, W) in [-1, 1]", "```", "", "```bash",
+               f"ganzoo sample {where} -n 64 -o grid.png", "```", ""]
+        shown = "![samples](samples.png)"
     lines = ["---", _front_matter(model, training, metrics).strip(), "---", "", f"# {title}", "",
-             f"A {model.architecture} generator of {h}x{w} images with {c} channel{'s' if c > 1 else ''}"
-             + (f", conditioned on {model.num_classes} classes" if model.num_classes else "")
-             + ", trained and saved with [ganzoo](https://pypi.org/project/ganzoo/).", "",
-             "![samples](samples.png)", "", "## Use", "", "```python", "import ganzoo", "",
-             f'gan = ganzoo.load("{where}")', "images = gan.sample(16, seed=0)  # (16, C, H, W) in [-1, 1]", "```",
-             "", "```bash", f"ganzoo sample {where} -n 64 -o grid.png", "```", ""]
+             what + ", trained and saved with [ganzoo](https://pypi.org/project/ganzoo/).", "",
+             shown, "", "## Use", "", "```python", "import ganzoo", "", f'gan = ganzoo.load("{where}")', *use]
     if metrics:
         lines += ["## Evaluation", "", "| metric | value | how it was measured |", "| --- | --- | --- |"]
         for metric in metrics:

@@ -252,6 +252,9 @@ def info(arch: str) -> None:
     click.echo(f"plugin:  {record.value} ({record.origin})")
     if spec.conditional:
         click.echo("needs:   labelled data (class-conditional)")
+    if spec.task == "translate":
+        click.echo("task:    image-to-image translation: trains on pairs (--data 'IN>TARGET', ab:FOLDER), "
+                   "used through `ganzoo translate`")
     click.echo("\nconfig (set with --set KEY=VALUE):")
     defaults = spec.config_cls()
     for f in dataclasses.fields(spec.config_cls):
@@ -336,7 +339,8 @@ def _progress_printer() -> tuple[Callable[[int, int, dict[str, float] | None], N
                    "twemoji, openmoji, noto-emoji, NAME+tones with skin tones, pip install 'ganzoo[emoji]'), an image "
                    "folder, a StyleGAN-style "
                    "zip (streamed; see `ganzoo data prepare`) or hf:NAME, a Hugging Face dataset (a Hub id, a local "
-                   "image folder or parquet; streamed).  [default: mnist-5k]")
+                   "image folder or parquet; streamed); pairs for translation: 'IN>TARGET' (two folders, or "
+                   "'twemoji>openmoji'), ab:FOLDER or ba:FOLDER (side by side).  [default: mnist-5k]")
 @click.option("--stream", is_flag=True,
               help="Read an image folder image by image while training (worker processes decode it) instead of "
                    "holding it in memory: for folders larger than memory. Same as --data stream:FOLDER (an emoji "
@@ -532,8 +536,12 @@ def _streamed_folder(data: str | None) -> str:
     """`--stream`: the data spec that streams the image folder `data` (a streamed spec is left as it is)."""
     from ganzoo.data import dataset_names
     from ganzoo.emoji import parse_emoji_spec
+    from ganzoo.pairs import is_paired
     from ganzoo.streaming import is_streamed
 
+    if data is not None and is_paired(data):
+        raise _UsageFailure(f"--stream reads one image folder image by image; {data} is paired data, which is held "
+                            "in memory: drop --stream")
     if data is not None and parse_emoji_spec(data) is not None:  # an emoji set is read image by image too
         return data if is_streamed(data) else f"stream:{data}"
     if data is None or data.strip().lower() in dataset_names():
@@ -631,11 +639,21 @@ def prepare(src: str, out: Path, size: int, labels: str, fit: str, channels: str
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _load_for_sampling(model: str, device: str) -> Any:
+def _load_model(model: str, device: str) -> Any:
     import ganzoo
     from ganzoo.trainer.loop import resolve_device
 
     return ganzoo.load(model, device=resolve_device(device))
+
+
+def _load_for_sampling(model: str, device: str) -> Any:
+    """MODEL for a command that samples from noise (sample, interpolate, mix, demo, eval); a translation model is
+    refused with a pointer to `ganzoo translate`."""
+    gan = _load_model(model, device)
+    if gan.task != "generate":
+        raise _UsageFailure(f"{gan.architecture} translates images and cannot sample from noise; use "
+                            f"`ganzoo translate {model} IMAGES... -o OUT`")
+    return gan
 
 
 def _generator_kwargs(gan: Any, truncation: float | None) -> dict[str, Any]:
@@ -681,6 +699,34 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, clas
     images = gan.sample(num, seed=seed, labels=_labels_option(gan, classes, num), **_generator_kwargs(gan, truncation))
     save_grid(images, output, nrow=nrow)
     click.echo(f"wrote {num} samples to {output}")
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="IN...")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Folder for the outputs: one PNG per input image, named after it.")
+@click.option("--background", metavar="COLOUR", default="white", show_default=True,
+              help="What transparent pixels are composited over (as in training): a colour name or #rrggbb.")
+@click.option("--size", type=click.IntRange(min=1),
+              help="Fit every input to SIZE x SIZE first, as training fits its data (shorter side, centre crop).  "
+                   "[default: each input's own size]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for a model that takes noise.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@_errors_to_exit_codes
+def translate(model: str, inputs: tuple[Path, ...], output: Path, background: str, size: int | None, seed: int,
+              device: str) -> None:
+    """Translate image files and folders IN... with MODEL (an image-to-image model) into the folder -o.
+
+    Each input image gives OUT/NAME.png (a folder's images keep their sub-folders), at the input's own size, which
+    the model must accept, or at --size. Nothing is written unless every input can be translated."""
+    from ganzoo.translation import plan_outputs, translate_files
+
+    plan_outputs(inputs, output)  # overlaps, clashes and missing inputs, before the model loads
+    _check_not_model_file(output, model)
+    gan = _load_model(model, device)
+    written = translate_files(gan, inputs, output, background=background, seed=seed, size=size)
+    click.echo(f"wrote {len(written)} translated image{'s' if len(written) != 1 else ''} to {output}")
 
 
 @cli.command()

@@ -139,16 +139,18 @@ def check_sample_range(images: torch.Tensor, who: str) -> None:
 
 @torch.no_grad()
 def check_sampling(G: torch.nn.Module, D: torch.nn.Module | None, z: torch.Tensor, labels: torch.Tensor | None,
-                   who: str) -> None:
-    """G in eval mode makes images of its `img_shape` in [-1, 1] from `z`, and D gives one logit per image. Changes
-    no weight or buffer (both run in eval mode, then go back to their mode); draws random numbers only where the
-    networks do (noise inputs), so callers seed torch afterwards; waits on the device once."""
+                   who: str, generate: Callable[..., torch.Tensor] | None = None) -> None:
+    """G in eval mode makes images of its `img_shape` in [-1, 1] from `z` and the condition `labels` (class labels,
+    or a translator's input images), and D gives one logit per image. `generate(G, z, labels)` is how the run's
+    objective calls G (default: G(z, labels)). Changes no weight or buffer (both run in eval mode, then go back to
+    their mode); draws random numbers only where the networks do (noise inputs), so callers seed torch afterwards;
+    waits on the device once."""
     modules = [m for m in (G, D) if m is not None]
     modes = [m.training for m in modules]
     for m in modules:
         m.eval()
     try:
-        images = G(z, labels)
+        images = generate(G, z, labels) if generate is not None else G(z, labels)
         check_generator_output(images, (len(z), *G.img_shape), who, mode="eval mode")
         check_sample_range(images, who)
         if D is not None:
@@ -159,11 +161,12 @@ def check_sampling(G: torch.nn.Module, D: torch.nn.Module | None, z: torch.Tenso
 
 
 def check_discriminator_output(logits: Any, n: int, who: str) -> None:
-    """D's output must be a floating-point tensor of one value per image: shape (N,)."""
+    """D's output must be a floating-point tensor of one value per image, shape (N,), or of one value per patch of
+    each image, shape (N, P) (a PatchGAN)."""
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise _breach(who, f"the discriminator returned {_describe(logits)} for {n} images",
                       f"forward(images, labels) must return one floating-point logit per image, shape ({n},)")
-    if tuple(logits.shape) != (n,):
+    if tuple(logits.shape) != (n,) and not (logits.dim() == 2 and logits.shape[0] == n and logits.shape[1] > 0):
         raise _breach(who, f"the discriminator returned shape {tuple(logits.shape)} for {n} images",
                       f"forward(images, labels) must return one logit per image, shape ({n},) (e.g. .flatten() "
                       "a (N, 1) output)")

@@ -10,7 +10,9 @@ Four kinds of source are understood by `load_dataset`:
 * torchvision datasets (``mnist``, ``fashion-mnist``, ``cifar10``, ``celeba``), downloaded on first use
   into `cache_dir`;
 * a folder of images, optionally with one sub-folder per class;
-* the streamed sources of `ganzoo.streaming` (``stream:FOLDER``, StyleGAN-style zips, ``hf:NAME``), read whole.
+* the streamed sources of `ganzoo.streaming` (``stream:FOLDER``, StyleGAN-style zips, ``hf:NAME``), read whole;
+* paired data for image-to-image translation (`ganzoo.pairs`): ``IN>TARGET`` (two folders matched by file name,
+  or two emoji sets), ``ab:FOLDER`` and ``ba:FOLDER`` (side-by-side pairs).
 
 `open_dataset`, what training uses, leaves the streamed sources on disk instead: they are decoded image by image
 as batches are drawn (`ganzoo.streaming.StreamingDataset`).
@@ -120,7 +122,8 @@ _FOLDER_PREFIX = "folder:"
 class ImageDataset:
     """A whole dataset in memory: uint8 images (N, C, H, W) with optional int64 class labels.
 
-    `split` says which part of the source the images are: "train", "test" or "all" (see `SPLITS`).
+    `split` says which part of the source the images are: "train", "test" or "all" (see `SPLITS`). Paired data for
+    image-to-image translation (`ganzoo.pairs`) also has `inputs`: the input image of each of `images`, its target.
     """
 
     images: torch.Tensor
@@ -130,6 +133,7 @@ class ImageDataset:
     class_names: list[str] | None = None
     skipped: int = 0
     split: str = "all"
+    inputs: torch.Tensor | None = None
 
     def __len__(self) -> int:
         """Number of images."""
@@ -216,6 +220,10 @@ def native_channels(spec: str) -> int:
 
     For a folder this is 1 when the first image found is grayscale (PIL mode L or LA) and 3 otherwise.
     """
+    from ganzoo.pairs import is_paired, paired_native_channels
+
+    if is_paired(spec):
+        return paired_native_channels(spec)
     name = _dataset_name(spec)
     if name is not None:
         return _NATIVE_CHANNELS[name]
@@ -261,6 +269,14 @@ def load_dataset(
     the folder).
     """
     rgb = _check_arguments(img_size, channels, on_bad_image, background)
+    from ganzoo.pairs import is_paired, load_pairs
+
+    if is_paired(spec):  # input > target pairs for image-to-image translation
+        if split not in (None, "train", "all"):
+            raise GanzooUsageError(f"paired data has no {split} split here; load it with split=None")
+        pairs = load_pairs(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image, background=rgb)
+        return ImageDataset(images=pairs.targets, labels=None, num_classes=0, name=os.fspath(spec).strip(),
+                            skipped=pairs.skipped, split=pairs.split, inputs=pairs.inputs)
     name = _dataset_name(spec)
     if split is not None:
         _check_split(os.fspath(spec), split)
@@ -302,7 +318,13 @@ def open_dataset(
     (``stream:FOLDER``, ``zip:FILE`` or a .zip path, ``hf:NAME``; see `ganzoo.streaming`), else `load_dataset`'s
     in-memory dataset. `workers` is how many processes check a streamed source for images that fail to decode
     when `on_bad_image` is "skip" (None: `ganzoo.streaming.default_workers`)."""
-    if not _is_streamed(spec):
+    from ganzoo.pairs import is_paired
+
+    text = os.fspath(spec).strip()
+    if is_paired(text) and text.startswith(("stream:", "zip:", "hf:")):
+        raise GanzooUsageError(f"{text}: paired data is held in memory and cannot be streamed; drop the prefix "
+                               "(--data 'IN>TARGET', ab:FOLDER or ba:FOLDER)")
+    if not _is_streamed(spec) or is_paired(text):
         return load_dataset(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image,
                             background=background)
     _check_arguments(img_size, channels, on_bad_image, background)

@@ -34,6 +34,7 @@ __all__ = [
     "Schedule",
     "TrainingContext",
     "TrainingHook",
+    "Translator",
     "exposes_w",
 ]
 
@@ -159,6 +160,8 @@ class ArchConfig(JsonConfig):
 
     #: image sizes the architecture can make; empty means any size accepted by `validate`.
     supported_sizes: ClassVar[tuple[int, ...]] = ()
+    #: the smallest z_dim: 0 for generators that take no latents (translators without a noise input)
+    min_z_dim: ClassVar[int] = 1
 
     def validate(self) -> None:
         if self.supported_sizes and self.img_size not in self.supported_sizes:
@@ -168,8 +171,8 @@ class ArchConfig(JsonConfig):
             raise ConfigError(f"img_size must be at least 4, got {self.img_size}")
         if self.channels not in (1, 3):
             raise ConfigError(f"channels must be 1 or 3, got {self.channels}")
-        if self.z_dim < 1:
-            raise ConfigError(f"z_dim must be positive, got {self.z_dim}")
+        if self.z_dim < self.min_z_dim:
+            raise ConfigError(f"z_dim must be at least {self.min_z_dim}, got {self.z_dim}")
         if self.num_classes < 0:
             raise ConfigError(f"num_classes must be >= 0, got {self.num_classes}")
 
@@ -197,7 +200,10 @@ class Schedule(JsonConfig):
     How long it takes follows the run by default: `fraction` of the run's planned length (`Recipe.steps`; 1: the
     whole run), so one recipe anneals over a 1,000-step and over a 50,000-step run alike. `steps` > 0 fixes the
     length in generator steps instead, whatever the run's length. The warm-up is `warmup` steps, or
-    `warmup_fraction` of the planned length. A value depends on the step and the planned length alone, so a resumed
+    `warmup_fraction` of the planned length. `hold_fraction` keeps the start value for that share of the planned
+    length after the warm-up, then the value moves: pix2pix's "constant for the first half, then linear to zero" is
+    `{"lr": {"kind": "linear", "to": 0, "hold_fraction": 0.5}}`. A value depends on the step and the planned length
+    alone, so a resumed
     run continues exactly (the planned length is the run's plan, and a resume cannot change it while anything
     follows it: see `Recipe.run_relative`).
     """
@@ -208,8 +214,13 @@ class Schedule(JsonConfig):
     fraction: float = 1.0  # with steps 0: the share of the run's planned length over which `to` is reached
     warmup: int = 0  # generator steps of linear warm-up from 0 to the start value
     warmup_fraction: float = 0.0  # the warm-up as a share of the run's planned length (instead of `warmup`)
+    hold_fraction: float = 0.0  # a share of the run's planned length that keeps the start value before moving
 
     def validate(self) -> None:
+        if self.kind == "constant" and self.hold_fraction:
+            raise ConfigError("a constant schedule keeps its value anyway: drop hold_fraction")
+        if not 0 <= self.hold_fraction < 1:
+            raise ConfigError(f"hold_fraction must lie in [0, 1) (pix2pix: 0.5), got {self.hold_fraction}")
         if self.kind == "constant" and self.to is not None:
             raise ConfigError("a constant schedule keeps the recipe's value: drop 'to', or use kind cosine or linear")
         if self.kind != "constant" and self.to is None:
@@ -231,11 +242,14 @@ class Schedule(JsonConfig):
             raise ConfigError(f"warmup ({self.warmup}) must be shorter than steps ({self.steps})")
         if self.kind != "constant" and not self.steps and self.warmup_fraction >= self.fraction:
             raise ConfigError(f"warmup_fraction ({self.warmup_fraction}) must be below fraction ({self.fraction})")
+        if self.hold_fraction and not self.steps and self.warmup_fraction + self.hold_fraction >= self.fraction:
+            raise ConfigError(f"warm-up ({self.warmup_fraction}) and hold ({self.hold_fraction}) must end before "
+                              f"fraction ({self.fraction}) of the run; shorten the hold")
 
     @property
     def relative(self) -> bool:
         """Whether the schedule's course depends on the run's planned length (a fraction of it)."""
-        return (self.kind != "constant" and not self.steps) or self.warmup_fraction > 0
+        return (self.kind != "constant" and not self.steps) or self.warmup_fraction > 0 or self.hold_fraction > 0
 
     def horizon(self, planned_steps: int) -> float:
         """The step at which a run of `planned_steps` reaches `to`."""
@@ -245,6 +259,10 @@ class Schedule(JsonConfig):
         """The length of the warm-up in a run of `planned_steps`."""
         return self.warmup_fraction * planned_steps if self.warmup_fraction else float(self.warmup)
 
+    def hold_steps(self, planned_steps: int) -> float:
+        """How long, after the warm-up, the start value is kept in a run of `planned_steps`."""
+        return self.hold_fraction * planned_steps
+
     def value(self, start: float, step: int, total_steps: int) -> float:
         """The value at generator step `step` (0-based) of a run planned for `total_steps`, starting from `start`."""
         warmup = self.warmup_steps(total_steps)
@@ -253,8 +271,9 @@ class Schedule(JsonConfig):
         if self.kind == "constant":
             return start
         assert self.to is not None
-        span = max(1.0, self.horizon(total_steps) - warmup)
-        t = min(1.0, max(0.0, (step - warmup) / span))
+        moves = warmup + self.hold_steps(total_steps)  # where the value starts to move towards `to`
+        span = max(1.0, self.horizon(total_steps) - moves)
+        t = min(1.0, max(0.0, (step - moves) / span))
         if self.kind == "cosine":
             return self.to + (start - self.to) * 0.5 * (1.0 + math.cos(math.pi * t))
         return start + (self.to - start) * t
@@ -308,6 +327,9 @@ class Recipe(JsonConfig):
     pl_weight: float = 0.0  # path-length regularisation of G (StyleGAN2: 2); needs a generator with a W space
     pl_interval: int = 4  # lazy path-length regularisation: every N G steps, scaled by N (StyleGAN2: 4)
     loss_options: dict[str, Any] = field(default_factory=dict)  # any other option of the loss (third-party losses)
+    # what a step does with G and D (ganzoo.objectives): "generate" (latents -> images), "paired" (input -> target)
+    objective: str = "generate"
+    objective_options: dict[str, Any] = field(default_factory=dict)  # the objective's options (e.g. l1_weight)
     # optimisation
     optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
     g_lr: float = 2e-4
@@ -386,6 +408,10 @@ class Recipe(JsonConfig):
             if schedule.kind != "constant" and warmup and warmup >= schedule.horizon(self.steps):
                 raise ConfigError(f"schedules.{key}: its warm-up ({warmup:g} steps) is not shorter than its length "
                                   f"({schedule.horizon(self.steps):g} of the run's {self.steps} steps); shorten it")
+            moves = warmup + schedule.hold_steps(self.steps)
+            if schedule.hold_fraction and moves >= schedule.horizon(self.steps):
+                raise ConfigError(f"schedules.{key}: its warm-up and hold ({moves:g} steps) end after it should reach "
+                                  f"'to' (step {schedule.horizon(self.steps):g}); shorten hold_fraction")
         uses_betas = self.g_betas is not None or self.d_betas is not None or any("beta" in k for k in scheduled)
         if self.optimizer != "adam" and uses_betas:
             raise ConfigError(f"betas belong to Adam, and the optimizer is {self.optimizer}; drop them or use adam")
@@ -455,6 +481,37 @@ class Generator(nn.Module):
         """The optimiser's parameter groups: dicts with "params" and optionally "lr_mult", a factor on the recipe's
         learning rate (schedules and decay included), e.g. 0.01 for a mapping network. Default: one group of all."""
         return [{"params": list(self.parameters())}]
+
+
+class Translator(Generator):
+    """The generator of the image-to-image task: maps input images (and optional noise) to output images in [-1, 1].
+
+    `in_channels` is the input's channel count, `img_shape` the output's (C, H, W) at the training size. A
+    translator that is fully convolutional accepts any input whose sides are multiples of `size_multiple`; it
+    says which sizes it takes through `check_input_size`. `z_dim` 0 means no noise input (pix2pix's noise is its
+    dropout); otherwise `forward` gets latents of (N, z_dim) drawn by `sample_latents`, or None at inference.
+    Class labels do not apply (`num_classes` is 0).
+    """
+
+    in_channels: int
+    size_multiple: int
+
+    def __init__(self, in_channels: int, img_shape: tuple[int, int, int], z_dim: int = 0,
+                 size_multiple: int = 1) -> None:
+        super().__init__(z_dim, img_shape, 0)
+        self.in_channels = int(in_channels)
+        self.size_multiple = int(size_multiple)
+
+    def forward(self, images: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(images, z=None)")
+
+    def check_input_size(self, height: int, width: int) -> str | None:
+        """Why an input of this size cannot be translated (a phrase naming the sizes that can), or None when it can.
+        Default: both sides positive multiples of `size_multiple`."""
+        m = self.size_multiple
+        if height < m or width < m or height % m or width % m:
+            return f"sides must be multiples of {m} (at least {m}), e.g. {self.img_shape[1]}x{self.img_shape[2]}"
+        return None
 
 
 def exposes_w(generator: nn.Module | type) -> bool:
@@ -612,6 +669,9 @@ class Architecture:
     validate: Callable[[Any, Recipe], None] | None = None
     conditional: bool = False  # True when the architecture needs labels (num_classes > 0)
     test_config: Mapping[str, Any] = field(default_factory=dict)  # a tiny config for fast tests (ganzoo.testing)
+    #: what the generator does: "generate" (latents, and labels when conditional, to images: a `Generator`) or
+    #: "translate" (images, and optional noise, to images: a `Translator`, trained on paired data)
+    task: Literal["generate", "translate"] = "generate"
 
     def make_config(self, preset: str | None = None, **overrides: Any) -> ArchConfig:
         """The default config, with a preset's values and then `overrides` applied (all validated)."""

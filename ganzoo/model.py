@@ -21,7 +21,7 @@ from torch import nn
 
 from ganzoo import hub
 from ganzoo.errors import GanzooUsageError
-from ganzoo.interfaces import ArchConfig, Discriminator, Generator
+from ganzoo.interfaces import ArchConfig, Discriminator, Generator, Translator
 from ganzoo.serialization import ModelParts, build_parts, find_model_folder, read_model_folder, save_model_folder
 
 __all__ = ["GANModel", "build_model", "load_local", "load_model_folder", "slerp"]
@@ -40,8 +40,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
 class GANModel(nn.Module):
     """A generator, an optional discriminator and EMA generator, and the architecture and config behind them.
 
-    `sample` uses the EMA generator when there is one. The bundle is an `nn.Module`, so `.to(device)` moves
-    all of it.
+    `sample` (generation) and `translate` (image-to-image models, whose generator is a `Translator`) use the EMA
+    generator when there is one. The bundle is an `nn.Module`, so `.to(device)` moves all of it.
     """
 
     def __init__(self, architecture: str, config: ArchConfig, generator: Generator,
@@ -79,6 +79,16 @@ class GANModel(nn.Module):
     @property
     def num_classes(self) -> int:
         return self.generator.num_classes
+
+    @property
+    def task(self) -> str:
+        """"generate" (latents to images: `sample`) or "translate" (images to images: `translate`)."""
+        return "translate" if isinstance(self.generator, Translator) else "generate"
+
+    def _needs_latents(self, what: str) -> None:
+        if self.task == "translate":
+            raise GanzooUsageError(f"{self.architecture} translates images and cannot {what} from noise; use "
+                                   "gan.translate(images) or `ganzoo translate MODEL IMAGES... -o OUT`")
 
     @property
     def device(self) -> torch.device:
@@ -142,6 +152,7 @@ class GANModel(nn.Module):
             batch_size: images per generator call.
             generator_kwargs: passed to the generator, for architectures that take more (e.g. truncation).
         """
+        self._needs_latents("sample")
         if n < 1:
             raise GanzooUsageError(f"number of samples must be at least 1, got {n}")
         z = self.latents(n, seed)
@@ -167,6 +178,7 @@ class GANModel(nn.Module):
         Returns `keyframes * frames_per_key` batches of `n` images. Gaussian latents are interpolated
         spherically (`spherical=False` for straight lines).
         """
+        self._needs_latents("interpolate")
         if n < 1 or keyframes < 2 or frames_per_key < 1:
             raise GanzooUsageError("interpolation needs n >= 1, keyframes >= 2 and frames_per_key >= 1")
         keys = self.latents(n * keyframes, seed).view(keyframes, n, -1)
@@ -195,6 +207,7 @@ class GANModel(nn.Module):
         The walk passes through every seed's latents in turn, spending the same number of frames between each pair;
         the first frame is the first seed's images and the last frame the last seed's.
         """
+        self._needs_latents("interpolate")
         if len(seeds) < 2 or n < 1 or frames < 2:
             raise GanzooUsageError(f"an interpolation needs at least 2 seeds, n >= 1 and frames >= 2; got "
                                    f"{len(seeds)} seeds, n={n}, frames={frames}")
@@ -245,6 +258,50 @@ class GANModel(nn.Module):
         finally:
             G.train(was_training)
         return torch.cat(tiles).float().clamp_(-1, 1)
+
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor, seed: int | None = None, batch_size: int = 64) -> torch.Tensor:
+        """Translate a batch of input images, (N, C, H, W) in [-1, 1] (or one (C, H, W) image), to output images in
+        [-1, 1] on this model's device, with the generator in eval mode.
+
+        Any size the generator accepts works (`Translator.check_input_size`: for a U-Net, sides that are multiples
+        of its size multiple), not only the training size. `seed` draws the noise of a translator that takes some
+        (z_dim > 0); one without noise gives the same output for the same input.
+        """
+        if self.task != "translate":
+            raise GanzooUsageError(f"{self.architecture} generates images from noise and does not translate; use "
+                                   "gan.sample(n)")
+        G = self.sampler
+        assert isinstance(G, Translator)
+        if not isinstance(images, torch.Tensor) or not images.is_floating_point():
+            raise GanzooUsageError("translate takes a floating-point tensor of images in [-1, 1] (uint8 pixels p: "
+                                   "p / 127.5 - 1)")
+        single = images.dim() == 3
+        x = images.unsqueeze(0) if single else images
+        if x.dim() != 4 or x.shape[0] < 1:
+            raise GanzooUsageError(f"translate takes images of shape (N, C, H, W) or (C, H, W), got "
+                                   f"{tuple(images.shape)}")
+        if x.shape[1] != G.in_channels:
+            raise GanzooUsageError(f"{self.architecture} translates {G.in_channels}-channel images, got "
+                                   f"{x.shape[1]} channels; convert them (gray <-> RGB) first")
+        why = G.check_input_size(int(x.shape[2]), int(x.shape[3]))
+        if why is not None:
+            raise GanzooUsageError(f"cannot translate {x.shape[3]}x{x.shape[2]} images with {self.architecture}: "
+                                   f"{why}")
+        x = x.to(self.device)
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        was_training = G.training
+        G.eval()
+        try:
+            chunks = []
+            for start in range(0, len(x), batch_size):
+                part = x[start:start + batch_size]
+                z = G.sample_latents(len(part), generator=gen).to(self.device) if G.z_dim else None
+                chunks.append(G(part, z))
+            out = torch.cat(chunks).float().clamp_(-1, 1)
+        finally:
+            G.train(was_training)
+        return out[0] if single else out
 
     def save_pretrained(self, folder: str | os.PathLike[str], samples: bool = True) -> Path:
         """Write a model folder: config.json, generator/discriminator safetensors, model card, sample grid.

@@ -224,7 +224,8 @@ def save_model_folder(model: GANModel, folder: str | os.PathLike[str], *, sample
     """Write `model` as a model folder (every file atomically); returns the folder.
 
     `model` is a `GANModel`, used through its parts (`sampler`, `discriminator`, `architecture`, `config`, `info`)
-    and `sample` for the grid; this module does not import `ganzoo.model`, which calls this function.
+    and `sample` for the grid; this module does not import `ganzoo.model`, which calls this function. A translation
+    model cannot sample from noise: its grid (inputs beside outputs) is written by the trainer, or not at all.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -234,7 +235,7 @@ def save_model_folder(model: GANModel, folder: str | os.PathLike[str], *, sample
         save_state(model.discriminator.state_dict(), folder / DISCRIMINATOR_NAME,
                    {"format": "pt", "ganzoo": __version__})
     write_text(folder / CARD_NAME, model_card(model, training))
-    if samples:  # 64 images, or one row of 8 per class for a conditional model
+    if samples and getattr(model, "task", "generate") == "generate":  # 64 images, or 8 per class (conditional)
         labels = class_rows(model.num_classes, 8) if model.num_classes else None
         n = len(labels) if labels is not None else 64
         save_grid(model.sample(n, seed=0, labels=labels), folder / SAMPLES_NAME, nrow=8)

@@ -11,7 +11,9 @@
         check_shipped("my-arch-mnist-5k")      # a catalogue entry whose model folder ships in the package
 
 Each check uses the architecture's `test_config` (a tiny config) and the embedded mnist-5k data, so it runs in
-seconds on a CPU (`check_fast_paths` with torch.compile: a minute or so). `check_fast_paths` also proves that each
+seconds on a CPU. An image-to-image architecture (`Architecture.task` "translate") is trained on pairs made from
+mnist-5k (`paired_digits`: each digit and its coloured negative) and checked through `GANModel.translate`.
+`check_fast_paths` with torch.compile takes a minute or so. `check_fast_paths` also proves that each
 option took effect (channels_last weights and batches, bfloat16 activations, compiled code running), so an option
 the trainer ignores fails it.
 """
@@ -24,7 +26,8 @@ from typing import Any
 import torch
 
 __all__ = ["MODERN_RECIPE", "assert_same_state", "check_architecture", "check_contract", "check_fast_paths",
-           "check_loss", "check_modern_recipe", "check_resume", "check_shipped", "tiny_config", "tiny_train"]
+           "check_loss", "check_modern_recipe", "check_resume", "check_shipped", "paired_digits", "probe_inputs",
+           "tiny_config", "tiny_train"]
 
 
 def tiny_config(architecture: str, **overrides: Any) -> dict[str, Any]:
@@ -34,15 +37,60 @@ def tiny_config(architecture: str, **overrides: Any) -> dict[str, Any]:
     return {**get_architecture(architecture).test_config, **overrides}
 
 
+def _task(architecture: str) -> str:
+    from ganzoo.registry import get_architecture
+
+    return get_architecture(architecture).task
+
+
+def paired_digits(folder: Path, count: int = 32) -> str:
+    """Write `count` pairs made from mnist-5k into `folder` (once): ``inputs/NNN.png``, a digit in gray, and
+    ``targets/NNN.png``, its negative in orange; returns the paired data spec ``INPUTS>TARGETS`` (absolute)."""
+    from PIL import Image
+
+    from ganzoo.data import load_dataset
+
+    folder = Path(folder).absolute()
+    inputs, targets = folder / "inputs", folder / "targets"
+    if not (targets / f"{count - 1:03d}.png").is_file():
+        digits = load_dataset("mnist-5k", img_size=28, channels=1).images[:count, 0]
+        inputs.mkdir(parents=True, exist_ok=True)
+        targets.mkdir(parents=True, exist_ok=True)
+        tint = torch.tensor([255, 140, 0], dtype=torch.float32).view(3, 1, 1)
+        for i, digit in enumerate(digits):
+            Image.fromarray(digit.numpy()).convert("RGB").save(inputs / f"{i:03d}.png")
+            negative = ((255 - digit.float()) / 255 * tint).round().to(torch.uint8)
+            Image.fromarray(negative.permute(1, 2, 0).numpy()).save(targets / f"{i:03d}.png")
+    return f"{inputs}>{targets}"
+
+
 def tiny_train(architecture: str, out: Path, steps: int = 2, *, recipe: dict[str, Any] | None = None,
                **kwargs: Any) -> Any:
-    """Train a tiny config for a few steps on mnist-5k (batch 8, no sample grids between steps)."""
+    """Train a tiny config for a few steps on mnist-5k (batch 8, no sample grids between steps); a translation
+    architecture on `paired_digits` written beside `out`."""
     import ganzoo
 
     config = tiny_config(architecture, **kwargs.pop("config", {}))
     kwargs.setdefault("device", "cpu")
-    return ganzoo.train(architecture, data=kwargs.pop("data", "mnist-5k"), steps=steps, out=out, config=config,
+    data = kwargs.pop("data", None)
+    if data is None:
+        data = paired_digits(Path(out).parent / "paired-digits") if _task(architecture) == "translate" else "mnist-5k"
+    return ganzoo.train(architecture, data=data, steps=steps, out=out, config=config,
                         recipe={"batch_size": 8, **(recipe or {})}, grid_size=kwargs.pop("grid_size", 8), **kwargs)
+
+
+def probe_inputs(model: Any, n: int = 4, seed: int = 0) -> torch.Tensor:
+    """`n` random input images in [-1, 1] of a translation model's training size and input channels."""
+    G = model.sampler
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(n, G.in_channels, *G.img_shape[1:], generator=gen).mul(2).sub(1).to(model.device)
+
+
+def _outputs(model: Any, n: int, seed: int) -> torch.Tensor:
+    """What a model makes without training data: `n` samples, or the translations of `probe_inputs`."""
+    if model.task == "translate":
+        return model.translate(probe_inputs(model, n, seed), seed=seed)
+    return model.sample(n, seed=seed)
 
 
 def assert_same_state(a: torch.nn.Module, b: torch.nn.Module) -> None:
@@ -60,13 +108,22 @@ def check_contract(architecture: str) -> None:
     the rest on a run's first step: G's and D's outputs in training, the loss's outputs, the hooks)."""
     import ganzoo
     from ganzoo.contract import architecture_origin, check_config_round_trip, check_sampling
+    from ganzoo.losses import loss_from_recipe
+    from ganzoo.objectives import objective_from_recipe
+    from ganzoo.registry import get_architecture
 
     who = architecture_origin(architecture)
     model = ganzoo.create(architecture, seed=0, **tiny_config(architecture))
     check_config_round_trip(model.config, who)
     G = model.generator
-    labels = torch.arange(4) % G.num_classes if G.num_classes else None
-    check_sampling(G, model.discriminator, G.sample_latents(4, torch.Generator().manual_seed(0)), labels, who)
+    recipe = get_architecture(architecture).recipe
+    objective = objective_from_recipe(recipe, loss_from_recipe(recipe))  # how the trainer calls G
+    if model.task == "translate":  # the condition is an input image
+        cond = probe_inputs(model)
+    else:
+        cond = torch.arange(4) % G.num_classes if G.num_classes else None
+    check_sampling(G, model.discriminator, G.sample_latents(4, torch.Generator().manual_seed(0)), cond, who,
+                   generate=objective.generate)
 
 
 def check_loss(loss: str, tmp_path: Path, steps: int = 2, **options: Any) -> None:
@@ -86,8 +143,10 @@ def check_loss(loss: str, tmp_path: Path, steps: int = 2, **options: Any) -> Non
 
 def check_architecture(architecture: str, tmp_path: Path, steps: int = 2) -> None:
     """Checks the plugin contract (`check_contract`), builds, trains `steps` steps (the trainer checks the rest of
-    the contract on the first), saves, reloads, and samples bit-identically after reloading."""
+    the contract on the first), saves, reloads, and samples (or translates) bit-identically after reloading. A
+    translation model must also refuse to sample from noise with a usage error that points to `translate`."""
     import ganzoo
+    from ganzoo.errors import GanzooUsageError
 
     check_contract(architecture)
     run = Path(tmp_path) / "run"
@@ -95,8 +154,16 @@ def check_architecture(architecture: str, tmp_path: Path, steps: int = 2) -> Non
     assert trained.architecture == architecture
     loaded = ganzoo.load(run)
     assert loaded.config == trained.config
-    expected = trained.sample(8, seed=3)
-    got = loaded.sample(8, seed=3)
+    assert loaded.task == _task(architecture), (loaded.task, _task(architecture))
+    if loaded.task == "translate":
+        try:
+            loaded.sample(2)
+        except GanzooUsageError as exc:
+            assert "translate" in str(exc), f"sampling a translation model says {exc}, not where to go instead"
+        else:
+            raise AssertionError(f"{architecture} translates but sample(2) did not refuse")
+    expected = _outputs(trained, 8, 3)
+    got = _outputs(loaded, 8, 3)
     assert got.shape == (8, *trained.img_shape), got.shape
     assert torch.equal(expected, got), "samples differ after reloading"
     assert got.min() >= -1 and got.max() <= 1
@@ -107,7 +174,7 @@ def check_architecture(architecture: str, tmp_path: Path, steps: int = 2) -> Non
     fresh = ganzoo.create(architecture, seed=0, **tiny_config(architecture))
     folder = fresh.save_pretrained(Path(tmp_path) / "fresh")
     again = ganzoo.load(folder)
-    assert torch.equal(fresh.sample(4, seed=0), again.sample(4, seed=0))
+    assert torch.equal(_outputs(fresh, 4, 0), _outputs(again, 4, 0))
     assert_same_state(fresh.discriminator, again.discriminator)
 
 
@@ -122,20 +189,26 @@ MODERN_RECIPE: dict[str, Any] = {
 
 def check_modern_recipe(architecture: str, tmp_path: Path, steps: int = 2) -> None:
     """The architecture trains with `MODERN_RECIPE` on top of its own recipe: every step logs finite losses, both
-    penalties, ADA's p (which moves by 8 / 8 = 1 per D step, so it ends at 0 or 1) and the scheduled learning rate."""
+    penalties, ADA's p (which moves by 8 / 8 = 1 per D step, so it ends at 0 or 1) and the scheduled learning rate.
+    A translation architecture trains with it less ADA (whose signal judges D without the input images)."""
     import json
     import math
 
     run = Path(tmp_path)
     recipe = {**MODERN_RECIPE, "d_steps": 1, "r1_interval": 1}
+    ada = _task(architecture) == "generate"  # ADA judges D without its condition: generation only
+    if not ada:
+        recipe = {k: v for k, v in recipe.items() if not k.startswith("ada_")}
     tiny_train(architecture, run, steps=steps, log_every=1, recipe=recipe)
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["step"] for r in records] == list(range(1, steps + 1)), records
     g_lr = _recipe_value(architecture, "g_lr")
     for record in records:
-        for key in ("d_loss", "g_loss", "r1_penalty", "r2_penalty", "augment_p", "g_lr", "r1_gamma", "d_beta2"):
+        keys = ("d_loss", "g_loss", "r1_penalty", "r2_penalty", "augment_p", "g_lr", "r1_gamma", "d_beta2")
+        for key in keys if ada else [k for k in keys if k != "augment_p"]:
             assert key in record and math.isfinite(record[key]), f"{key} missing or not finite in {record}"
-        assert record["augment_p"] in (0.0, 1.0), record["augment_p"]
+        if ada:
+            assert record["augment_p"] in (0.0, 1.0), record["augment_p"]
         t = min(1.0, (record["step"] - 1) / 4)
         expected = 1e-5 + (g_lr - 1e-5) * 0.5 * (1 + math.cos(math.pi * t))
         assert abs(record["g_lr"] - expected) <= 1e-6 * expected, (record["g_lr"], expected)

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import ganzoo
+from ganzoo import registry
 from ganzoo.card import DATASET_LICENSES
 from ganzoo.cli import cli
 from ganzoo.data import BUILTIN
@@ -27,9 +28,12 @@ MNIST_5K = ["cgan-mnist-5k", "dcgan-mnist-5k", "gan-mnist-5k", "progan-mnist-5k"
             "stylegan-lite-mnist-5k", "wgan-mnist-5k"]
 
 
-def test_every_architecture_has_an_entry_on_the_embedded_digits():
+def test_every_generative_architecture_has_an_entry_on_the_embedded_digits():
+    # image-to-image architectures (pix2pix) translate pairs: the digits have none, so they have no such entry
+    generative = {a for a in ganzoo.list_models() if registry.get_architecture(a).task == "generate"}
+    assert "pix2pix" in set(ganzoo.list_models()) - generative
     assert sorted(n for n in ENTRIES if n.endswith("-mnist-5k")) == MNIST_5K
-    assert {get_pretrained(n)[0] for n in MNIST_5K} == set(ganzoo.list_models())
+    assert {get_pretrained(n)[0] for n in MNIST_5K} == generative
 
 
 @pytest.mark.parametrize("name", ENTRIES)

@@ -759,6 +759,11 @@ TESTED_BY = {
     "ada_signal": ["test_ada_signal_held_out_ranks_ds_logits_on_training_reals_against_held_back_reals"],
     "ada_holdout": ["test_ada_holdout_is_how_many_images_are_held_back_and_scored",
                     "test_ada::test_a_run_records_how_many_images_it_held_back"],
+    # what a step does with G and D (ganzoo.objectives), on pix2pix, in tests/test_pix2pix.py
+    "objective": ["test_pix2pix::test_the_objective_is_what_the_step_does",
+                  "test_pix2pix::test_objectives_and_tasks_must_agree"],
+    "objective_options": ["test_pix2pix::test_l1_weight_is_the_lambda_of_the_generator_loss",
+                          "test_pix2pix::test_objectives_and_tasks_must_agree"],
     # path-length regularisation (StyleGAN2), on stylegan-lite, in tests/test_path_length.py
     "pl_weight": ["test_path_length::test_pl_weight_and_pl_interval_scale_the_term_in_gs_gradient",
                   "test_path_length::test_pl_penalty_follows_the_moving_target_on_multiples_of_pl_interval"],

@@ -1,14 +1,14 @@
 """The one training loop every architecture shares.
 
 Alternating updates: `recipe.d_steps` discriminator steps, then one generator step. What differs between
-architectures lives in the recipe, the loss object and the architecture's hooks, never in a branch here.
+architectures lives in the recipe, the objective (what a step does with G and D: `ganzoo.objectives`), the loss
+object and the architecture's hooks, never in a branch here.
 Losses are accumulated on the device and read back every `log_every` steps, so a step never waits on the host.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import math
@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ganzoo import __version__
-from ganzoo._io import write_text
+from ganzoo._io import write_bytes, write_text
 from ganzoo.augment import Augment, parse_policy
 from ganzoo.contract import (
     architecture_origin,
@@ -39,7 +39,7 @@ from ganzoo.contract import (
 )
 from ganzoo.data import ImageDataset
 from ganzoo.errors import ConfigError, GanzooError
-from ganzoo.images import class_rows, save_grid, to_uint8
+from ganzoo.images import save_grid, to_uint8
 from ganzoo.interfaces import (
     SCHEDULE_ALIASES,
     SCHEDULE_OPTIMIZER_TARGETS,
@@ -54,6 +54,7 @@ from ganzoo.interfaces import (
 )
 from ganzoo.losses import GANLoss, loss_from_recipe
 from ganzoo.model import GANModel
+from ganzoo.objectives import Objective, objective_from_recipe
 from ganzoo.sharding import batch_shard, draw_rows
 from ganzoo.streaming import StreamBatches, StreamingDataset, epoch_order, is_streamed
 from ganzoo.trainer.ada import AdaptiveAugment, HeldOut, buffers_kept, check_ada, held_out_count, split_held_out
@@ -233,7 +234,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 class _Batches:
-    """Shuffled batches from a dataset held as one uint8 tensor on the device.
+    """Shuffled batches from a dataset held as one uint8 tensor on the device: (images, condition), the condition
+    being the labels, or the input images of paired data (`ImageDataset.inputs`).
 
     The permutation of epoch e depends only on (seed, e), so the position in the data is a single counter
     and a resumed run draws exactly the batches an uninterrupted one would. In a distributed run every process
@@ -252,6 +254,8 @@ class _Batches:
                                    "lower --batch-size")
         self.images = dataset.images.to(device)
         self.labels = dataset.labels.to(device) if dataset.labels is not None else None
+        inputs = getattr(dataset, "inputs", None)  # paired data: the input image of each target
+        self.inputs = inputs.to(device) if inputs is not None else None
         self.positions = positions.to(device) if positions is not None else None
         self.count = count
         self.batch_size = batch_size
@@ -271,6 +275,8 @@ class _Batches:
             self._epoch = epoch
         idx = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size][self.rows]
         x = self.images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=self.memory_format)
+        if self.inputs is not None:  # the batch's condition: the input images of paired data, else the labels
+            return x, self.inputs[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=self.memory_format)
         return x, (self.labels[idx] if self.labels is not None else None)
 
     def close(self) -> None:
@@ -351,6 +357,12 @@ def check_training(architecture: Any, config: Any, recipe: Recipe) -> GANLoss:
     augmentations' names and the architecture's own check of config and recipe together. Returns the loss."""
     check_config_round_trip(config, architecture_origin(architecture.name))
     loss = loss_from_recipe(recipe)
+    objective = objective_from_recipe(recipe, loss)
+    task = getattr(architecture, "task", "generate")
+    if objective.task != task:
+        raise ConfigError(f"objective {objective.name!r} trains the {objective.task} task and {architecture.name} "
+                          f"does the {task} task; drop objective from the recipe, or pick one for {task}")
+    objective.check(recipe)
     check_ada(recipe, loss)
     schedule_starts(recipe, loss)
     parse_policy(recipe.augment)
@@ -432,10 +444,11 @@ class Trainer:
         self.loss = loss_from_recipe(recipe)
         check_ada(recipe, self.loss)
         self.loss.running.to(self.device)  # what the loss's regularisers carry between steps (checkpointed)
+        # what a step does with G and D (generation, paired translation, ...)
+        self.objective: Objective = objective_from_recipe(recipe, self.loss)
+        self.objective.check(recipe, dataset)
+        self.objective.running.to(self.device)  # what the objective carries between steps (checkpointed)
         self._schedules = schedule_starts(recipe, self.loss)
-        # whether the loss's g_loss takes the real batch and the step (losses written before they were passed on)
-        g_params = inspect.signature(self.loss.g_loss).parameters.values()
-        self._g_loss_keywords = any(p.name == "real" or p.kind is p.VAR_KEYWORD for p in g_params)
         self.augment = Augment(recipe.augment, recipe.start_augment_p, self.device, adaptive=recipe.ada_target > 0)
         self._ada: AdaptiveAugment | None = None
         if recipe.ada_target > 0:
@@ -470,11 +483,13 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0  # seconds of training before this process (from the checkpoint)
         self._t0 = time.perf_counter()  # reset when run() starts
-        # fixed latents for the sample grids; conditional models get one row per class
-        classes = model.num_classes
-        self.grid_nrow = max(1, options.grid_size // classes) if classes else None
-        n = self.grid_nrow * classes if classes else options.grid_size
-        self.grid_labels = class_rows(classes, self.grid_nrow).to(self.device) if classes else None
+        # fixed latents and condition for the sample grids (conditional models: one row per class; translation:
+        # inputs of the data)
+        grid_cond, self.grid_nrow = self.objective.grid_condition(dataset, options.grid_size, model.num_classes)
+        n = len(grid_cond) if grid_cond is not None else options.grid_size
+        self.grid_labels = grid_cond.to(self.device) if grid_cond is not None else None
+        if self.grid_labels is not None and self.grid_labels.dim() == 4:
+            self.grid_labels = self.grid_labels.contiguous(memory_format=self.memory_format)
         grid_gen = torch.Generator().manual_seed(options.seed + 1)
         self.grid_z = self.G.sample_latents(n, generator=grid_gen).to(self.device)
         self._stats: dict[str, torch.Tensor] = {}
@@ -531,7 +546,8 @@ class Trainer:
     def check_sampler(self) -> None:
         """The plugin contract of sampling (`ganzoo.contract.check_sampling`) on the first grid latents."""
         labels = self.grid_labels[:4] if self.grid_labels is not None else None
-        check_sampling(self.G, self.D, self.grid_z[:4], labels, self._plugin)
+        check_sampling(self.G, self.D, self.grid_z[:len(labels) if labels is not None else 4], labels, self._plugin,
+                       generate=self.objective.generate)
 
     def _latents(self, n: int) -> torch.Tensor:
         return draw_rows(n, self.G.sample_latents).to(self.device, non_blocking=True)
@@ -606,15 +622,20 @@ class Trainer:
         self._set_hyperparameters()
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.amp)
 
-        self.D.requires_grad_(True)
+        objective = self.objective
+        trains_d = objective.trains_discriminator
+        self.D.requires_grad_(trains_d)
         fake = labels = None
+        d_stats: dict[str, torch.Tensor] = {}
+        if self._checking:  # the loss's results, checked on the first step (the plugin contract)
+            objective.checker = lambda result, phase: check_loss_output(result, self._loss_origin, phase)
         for i in range(recipe.d_steps):
             d_step = self.step * recipe.d_steps + i
             real, labels = self.batches.get(d_step)
             for hook in self.hooks:
                 real = self._hook(hook, "process_real", real)
             # ADA's held-out signal: keep D's logits on these reals for the comparison after the loss
-            score_held_out = self.held_out is not None
+            score_held_out = self.held_out is not None and trains_d
             if score_held_out:
                 self._D.watch = real
             z = self._latents(real.shape[0])
@@ -622,12 +643,12 @@ class Trainer:
             with autocast:
                 # the last D step's fakes keep their graph and are reused for the G step
                 with torch.set_grad_enabled(last):
-                    fake = self.G_fn(z, labels)
+                    fake = objective.generate(self.G_fn, z, labels)
                 if self._checking:
                     check_generator_output(fake, tuple(real.shape), self._plugin)
-                d_result = self.loss.d_loss(self._D, real, fake, labels, step=d_step)
-                d_loss, d_stats = check_loss_output(d_result, self._loss_origin, "d_loss") if self._checking \
-                    else d_result
+                if not trains_d:  # an objective without D's phase (e.g. the L1-only translation baseline)
+                    continue
+                d_loss, d_stats = objective.d_phase(self._D, real, fake, labels, d_step)
             self.opt_D.zero_grad(set_to_none=True)
             d_loss.backward()
             if score_held_out:  # after the backward (whose graph holds D's buffers as they were), before the update
@@ -642,28 +663,20 @@ class Trainer:
 
         self.D.requires_grad_(False)  # G's step needs no gradients for D's weights
         with autocast:
-            if self._g_loss_keywords:  # the real batch of the last D step: relativistic losses compare with it
-                g_result = self.loss.g_loss(self._D, fake, labels, real=real, step=self.step)
-            else:
-                g_result = self.loss.g_loss(self._D, fake, labels)
-            g_loss, g_stats = check_loss_output(g_result, self._loss_origin, "g_loss") if self._checking \
-                else g_result
-            # G's lazy regularisers (path length), on the steps they are due, through the eager G
-            g_reg, reg_stats = self.loss.g_regularizer(self.G, fake.shape[0], labels, step=self.step)
-            if g_reg is not None:
-                g_loss = g_loss + g_reg
-                g_stats = {**g_stats, **reg_stats}
+            # the adversarial term, the objective's own terms and G's lazy regularisers (through the eager G)
+            g_loss, g_stats = objective.g_phase(self._D, self.G, real, fake, labels, self.step)
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
         self._average_gradients(self.G)
         self.opt_G.step()
         self._accumulate(g_stats)
         if self.world is not None:  # BatchNorm running statistics: the average over processes
-            self.world.sync_buffers((self.G, self.D, self.loss.running))
+            self.world.sync_buffers((self.G, self.D, self.loss.running, self.objective.running))
 
         self.step += 1
         self._checking = False
         self._D.checker = None
+        objective.checker = None
         if self.model.ema is not None:
             beta = ema_beta(recipe.batch_size, self.images_seen, recipe.ema_kimg, recipe.ema_rampup)
             update_ema(self.model.ema, self.G, beta)
@@ -674,7 +687,7 @@ class Trainer:
     def state(self) -> Checkpoint:
         tensors: dict[str, torch.Tensor] = {}
         modules: dict[str, nn.Module | None] = {"G": self.G, "D": self.D, "EMA": self.model.ema,
-                                                "loss": self.loss.running}
+                                                "loss": self.loss.running, "objective": self.objective.running}
         for prefix, module in modules.items():
             if module is not None:
                 for key, value in module.state_dict().items():
@@ -717,6 +730,9 @@ class Trainer:
         running = ckpt.section("loss")  # absent from checkpoints written before losses kept running values
         if running:
             load_weights(self.loss.running, running, "checkpoint section loss")
+        carried = ckpt.section("objective")  # absent from checkpoints written before objectives carried state
+        if carried or self.objective.running.state_dict():
+            load_weights(self.objective.running, carried, "checkpoint section objective")
         self.opt_G.load_state_dict(unflatten_optimizer("opt_G", ckpt.meta["opt_G"], ckpt.tensors))
         self.opt_D.load_state_dict(unflatten_optimizer("opt_D", ckpt.meta["opt_D"], ckpt.tensors))
         for hook, state in zip(self.hooks, ckpt.meta.get("hooks", []), strict=False):
@@ -789,8 +805,10 @@ class Trainer:
         was_training = G.training
         G.eval()
         try:
-            images = torch.cat([G(self.grid_z[i:i + 256], None if self.grid_labels is None
-                                  else self.grid_labels[i:i + 256]) for i in range(0, len(self.grid_z), 256)])
+            images = torch.cat([self.objective.grid_picture(
+                None if self.grid_labels is None else self.grid_labels[i:i + 256],
+                self.objective.generate(G, self.grid_z[i:i + 256], None if self.grid_labels is None
+                                        else self.grid_labels[i:i + 256])) for i in range(0, len(self.grid_z), 256)])
         finally:
             G.train(was_training)
         path = self.out / "samples" / f"step-{self.step:07d}.png"
@@ -815,6 +833,10 @@ class Trainer:
         self.model.info["run"] = str(self.out)
         if self.last_eval is not None:
             self.model.info["metrics"] = self.last_eval
+        grids = sorted((self.out / "samples").glob("step-*.png"))
+        if self.model.task != "generate" and grids:  # no samples from noise: the last grid of inputs and outputs
+            (self.out / name).mkdir(parents=True, exist_ok=True)
+            write_bytes(self.out / name / "samples.png", grids[-1].read_bytes())  # before config.json, written last
         return save_model_folder(self.model, self.out / name, training=self.model.info["training"])
 
     def evaluate(self) -> EvalResult:

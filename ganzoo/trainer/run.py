@@ -370,6 +370,7 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
     dataset = open_dataset(options.data, img_size=cfg.img_size, channels=cfg.channels,
                            on_bad_image=options.on_bad_image, background=options.background,
                            workers=options.data_workers)
+    _check_task(arch, options, dataset)
     if arch.conditional and dataset.num_classes == 0:
         raise GanzooUsageError(f"{arch.name} is conditional and needs labelled data; {options.data} has no labels "
                                "(use class sub-folders in an image folder)")
@@ -385,6 +386,22 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
     return arch, options, cfg, rec, dataset, arch.hooks(cfg, rec)
 
 
+def _check_task(arch: Architecture, options: RunOptions, dataset: object) -> None:
+    """The data and the run's options fit the architecture's task: pairs for translation, single images for
+    generation; evaluation during training measures generation only."""
+    paired = getattr(dataset, "inputs", None) is not None
+    if arch.task == "translate" and not paired:
+        raise GanzooUsageError(f"{arch.name} translates images and trains on pairs, and {options.data} has none; use "
+                               "paired data: --data 'twemoji>openmoji', --data 'IN_FOLDER>TARGET_FOLDER' or --data "
+                               "ab:FOLDER (docs/data.md)")
+    if arch.task == "generate" and paired:
+        raise GanzooUsageError(f"{arch.name} generates images from noise and {options.data} is paired data for "
+                               "translation; train a translation architecture on it (pix2pix), or give one folder")
+    if arch.task != "generate" and (options.eval_every or options.keep_best is not None):
+        raise GanzooUsageError(f"evaluation during training (--eval-every, --keep-best) measures generated samples, "
+                               f"and {arch.name} translates; drop those options")
+
+
 def _data_terms(spec: str, dataset: object) -> dict[str, str] | None:
     """The licence and attribution of the training data, where it carries them: an emoji set, streamed or not, or a
     zip that ``ganzoo data prepare`` made from one."""
@@ -393,6 +410,11 @@ def _data_terms(spec: str, dataset: object) -> dict[str, str] | None:
     recorded = getattr(getattr(dataset, "source", None), "terms", None)
     if recorded is not None:
         return dict(recorded)
+    if ">" in spec:  # paired emoji: the terms of both sets
+        sides = [terms.to_dict() for terms in map(data_terms, spec.split(">")) if terms is not None]
+        if not sides:
+            return None
+        return {key: "; ".join(dict.fromkeys(side[key] for side in sides if side.get(key))) for key in sides[0]}
     named = data_terms(spec)
     return named.to_dict() if named is not None else None
 
