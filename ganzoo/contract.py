@@ -162,11 +162,12 @@ def check_sampling(G: torch.nn.Module, D: torch.nn.Module | None, z: torch.Tenso
 
 def check_discriminator_output(logits: Any, n: int, who: str) -> None:
     """D's output must be a floating-point tensor of one value per image, shape (N,), or of one value per patch of
-    each image, shape (N, P) (a PatchGAN)."""
+    each image, shape (N, P) with P > 1 (a PatchGAN). (N, 1) is refused: beside an (N,) tensor it broadcasts to
+    (N, N), the usual symptom of a forgotten flatten."""
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         raise _breach(who, f"the discriminator returned {_describe(logits)} for {n} images",
                       f"forward(images, labels) must return one floating-point logit per image, shape ({n},)")
-    if tuple(logits.shape) != (n,) and not (logits.dim() == 2 and logits.shape[0] == n and logits.shape[1] > 0):
+    if tuple(logits.shape) != (n,) and not (logits.dim() == 2 and logits.shape[0] == n and logits.shape[1] > 1):
         raise _breach(who, f"the discriminator returned shape {tuple(logits.shape)} for {n} images",
                       f"forward(images, labels) must return one logit per image, shape ({n},) (e.g. .flatten() "
                       "a (N, 1) output)")

@@ -166,7 +166,8 @@ class PatchDiscriminator(Discriminator):
             got = "none" if labels is None else f"shape {tuple(labels.shape)}"
             raise GanzooUsageError(f"the pix2pix discriminator judges an output against its input: pass the input "
                                    f"images (shape {tuple(images.shape)}) as the second argument, got {got}")
-        return self.net(torch.cat([labels, images], dim=1)).flatten(1)
+        patches = self.net(torch.cat([labels, images], dim=1)).flatten(1)
+        return patches.flatten() if patches.shape[1] == 1 else patches  # one patch: one logit per image, (N,)
 
 
 def _check(cfg: Pix2PixConfig, recipe: Recipe) -> None:
