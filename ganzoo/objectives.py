@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganzoo.errors import ConfigError, unknown_name
+from ganzoo.errors import ConfigError, PluginError, unknown_name
 from ganzoo.images import class_rows
 from ganzoo.losses import GANLoss
 
@@ -210,21 +210,20 @@ register_objective(PairedObjective)
 
 
 def _third_party() -> dict[str, type[Objective]]:
-    from importlib.metadata import entry_points
+    """Objective classes other distributions register under `OBJECTIVE_GROUP`, discovered and imported once through
+    the plugin registry (as third-party losses are); one that fails to import is an error naming it."""
+    from ganzoo.registry import load_record, plugin_records
 
     found: dict[str, type[Objective]] = {}
-    for ep in entry_points(group=OBJECTIVE_GROUP):
-        if ep.name in _OBJECTIVES:
+    for record in plugin_records(OBJECTIVE_GROUP):
+        if record.name in _OBJECTIVES:
             continue
-        try:
-            cls = ep.load()
-        except Exception as exc:  # a broken plugin is named, not a traceback
-            from ganzoo.errors import PluginError
-
-            raise PluginError(f"objective {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}; "
-                              "fix or uninstall the distribution that registers it") from None
+        cls = load_record(record)
+        if record.error is not None:  # a broken plugin is named, not a traceback
+            raise PluginError(f"objective {record.name!r} ({record.value}) failed to import: {record.error}; fix or "
+                              "uninstall the distribution that registers it")
         if isinstance(cls, type) and issubclass(cls, Objective):
-            found[ep.name] = cls
+            found[record.name] = cls
     return found
 
 
