@@ -13,6 +13,11 @@ from ganzoo import registry
 
 pytest_plugins = ("hub_server",)  # the `hub` fixture: a loopback Hugging Face Hub
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # the suite runs in one process a core (pyproject's addopts)
+    import torch
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 #: set by torchrun (and schedulers): in a test process they would turn in-process training into a distributed run
 _LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
                        "MASTER_PORT", "TORCHELASTIC_RUN_ID")
