@@ -58,6 +58,7 @@ def test_the_recipe_is_the_papers():
     assert (recipe.loss, recipe.objective) == ("non-saturating", "superres")
     assert recipe.objective_options == {"content": "mse", "adversarial_weight": 1e-3}
     assert arch.make_recipe("srresnet").objective_options == {"content": "mse", "adversarial": False}
+    assert arch.make_recipe("srgan-mse").objective_options == recipe.objective_options  # to name after srresnet
     paper = arch.make_config("paper")
     assert (paper.blocks, paper.g_width, paper.d_width, paper.d_dense, paper.img_size) == (16, 64, 64, 1024, 96)
 

@@ -33,7 +33,8 @@ weights are a download away. Choose ``vgg19`` for the paper's SRGAN where its we
 
 Recipe: Adam, learning rate 1e-4, betas (0.9, 0.999), batch 16 as in the paper. The paper pretrains SRResNet (MSE
 only) for 10^6 updates and starts SRGAN from it; here the ``srresnet`` preset is that pretraining, D never trained,
-and `ganzoo train --arch srgan --init RUN` starts the GAN from it. Widths and depth are scaled down by default
+and `ganzoo train --arch srgan --init RUN --preset srgan-mse` starts the GAN from it (a fine-tune keeps the
+source's preset unless told another). Widths and depth are scaled down by default
 (`blocks` 4, `g_width` 32, `d_width` 16, `d_dense` 256, 32 px targets) so that a step runs on one CPU thread in a
 fraction of a second; the ``paper`` preset restores 16 blocks, 64 channels, a 1024-unit dense layer and 96 px crops.
 """
@@ -336,6 +337,9 @@ architecture = Architecture(
         "srresnet": Preset("SRResNet: G on the pixel MSE alone, D never updated (the paper's baseline and the "
                            "pretraining of SRGAN)",
                            recipe={"objective_options": {"content": "mse", "adversarial": False}}),
+        "srgan-mse": Preset("the default recipe as a preset (SRGAN-MSE: pixel MSE + 1e-3 adversarial), to name when "
+                            "fine-tuning from an srresnet run, whose preset --init would otherwise keep",
+                            recipe={"objective_options": {"content": "mse", "adversarial_weight": 1e-3}}),
         "vgg54": Preset("the paper's SRGAN-VGG54: content on VGG19's conv5_4 features (ImageNet weights from torch's "
                         "cache)", recipe={"objective_options": {"content": "vgg19", "adversarial_weight": 1e-3}}),
         "colour": Preset("content on ganzoo's colour network's features (shipped; for emoji-like colour data)",
