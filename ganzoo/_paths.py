@@ -9,6 +9,7 @@ Nothing here writes, and only the standard library is imported.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -57,10 +58,13 @@ def first_overlap(outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[st
 def local_data_paths(spec: str | os.PathLike[str], names: Iterable[str] = ()) -> list[Path]:
     """The local file or folder a data spec reads (an image folder, `stream:`/`folder:` FOLDER, `zip:` FILE or a .zip,
     `hf:` a local folder or parquet file), or [] for a dataset name in `names` or a Hub dataset id. Paired data
-(`IN>TARGET`, `ab:FOLDER`, `ba:FOLDER`) reads each of its folders."""
+(`IN>TARGET`, `ab:FOLDER`, `ba:FOLDER`) reads each of its folders, ``srN:SPEC`` what SPEC reads."""
     text = os.fspath(spec).strip()
     if text.lower() in {n.lower() for n in names}:
         return []
+    low = re.match(r"sr\d*:", text, re.IGNORECASE)
+    if low:  # super-resolution pairs, srN:SPEC: what SPEC reads
+        return local_data_paths(text[low.end():].strip(), names)
     if ">" in text:  # paired data, IN>TARGET: each side on its own
         return [p for side in text.split(">") if side.strip() for p in local_data_paths(side.strip(), names)]
     for prefix in ("ab:", "ba:"):  # side-by-side pairs

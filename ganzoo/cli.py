@@ -255,6 +255,9 @@ def info(arch: str) -> None:
     if spec.task == "translate":
         click.echo("task:    image-to-image translation: trains on pairs (--data 'IN>TARGET', ab:FOLDER), "
                    "used through `ganzoo translate`")
+    if spec.task == "upscale":
+        click.echo("task:    super-resolution: trains on low/high-resolution pairs made from any images "
+                   "(--data sr4:FOLDER, sr4:twemoji), used through `ganzoo upscale`")
     click.echo("\nconfig (set with --set KEY=VALUE):")
     defaults = spec.config_cls()
     for f in dataclasses.fields(spec.config_cls):
@@ -651,8 +654,8 @@ def _load_for_sampling(model: str, device: str) -> Any:
     refused with a pointer to `ganzoo translate`."""
     gan = _load_model(model, device)
     if gan.task != "generate":
-        raise _UsageFailure(f"{gan.architecture} translates images and cannot sample from noise; use "
-                            f"`ganzoo translate {model} IMAGES... -o OUT`")
+        raise _UsageFailure(f"{gan.architecture} {gan.task}s images and cannot sample from noise; use "
+                            f"`ganzoo {gan.task} {model} IMAGES... -o OUT`")
     return gan
 
 
@@ -727,6 +730,32 @@ def translate(model: str, inputs: tuple[Path, ...], output: Path, background: st
     gan = _load_model(model, device)
     written = translate_files(gan, inputs, output, background=background, seed=seed, size=size)
     click.echo(f"wrote {len(written)} translated image{'s' if len(written) != 1 else ''} to {output}")
+
+
+@cli.command()
+@click.argument("model")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="IN...")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Folder for the outputs: one PNG per input image, named after it, the model's scale times its size.")
+@click.option("--background", metavar="COLOUR", default="white", show_default=True,
+              help="What transparent pixels are composited over (as in training): a colour name or #rrggbb.")
+@click.option("--size", type=click.IntRange(min=1),
+              help="Fit every input to SIZE x SIZE first (shorter side, centre crop).  [default: its own size]")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@_errors_to_exit_codes
+def upscale(model: str, inputs: tuple[Path, ...], output: Path, background: str, size: int | None,
+            device: str) -> None:
+    """Upscale image files and folders IN... with MODEL (a super-resolution model) into the folder -o.
+
+    Each input image gives OUT/NAME.png (a folder's images keep their sub-folders), the model's scale times the
+    input's size. Nothing is written unless every input can be upscaled."""
+    from ganzoo.translation import plan_outputs, upscale_files
+
+    plan_outputs(inputs, output, "upscale")  # overlaps, clashes and missing inputs, before the model loads
+    _check_not_model_file(output, model)
+    gan = _load_model(model, device)
+    written = upscale_files(gan, inputs, output, background=background, size=size)
+    click.echo(f"wrote {len(written)} upscaled image{'s' if len(written) != 1 else ''} to {output}")
 
 
 @cli.command()

@@ -220,8 +220,11 @@ def native_channels(spec: str) -> int:
 
     For a folder this is 1 when the first image found is grayscale (PIL mode L or LA) and 3 otherwise.
     """
+    from ganzoo.lowres import is_lowres, parse_lowres
     from ganzoo.pairs import is_paired, paired_native_channels
 
+    if is_lowres(spec):
+        return native_channels(parse_lowres(spec)[1])
     if is_paired(spec):
         return paired_native_channels(spec)
     name = _dataset_name(spec)
@@ -269,8 +272,12 @@ def load_dataset(
     the folder).
     """
     rgb = _check_arguments(img_size, channels, on_bad_image, background)
+    from ganzoo.lowres import is_lowres
     from ganzoo.pairs import is_paired, load_pairs
 
+    if is_lowres(spec):  # srN:SPEC: high-resolution targets and their downscaled inputs (super-resolution)
+        return _load_lowres(spec, img_size=img_size, channels=channels, root=root, on_bad_image=on_bad_image,
+                            download=download, split=split, background=background)
     if is_paired(spec):  # input > target pairs for image-to-image translation
         if split not in (None, "train", "all"):
             raise GanzooUsageError(f"paired data has no {split} split here; load it with split=None")
@@ -310,6 +317,26 @@ def load_dataset(
                         background=rgb)
 
 
+def _load_lowres(spec: str, *, img_size: int, channels: int | None, root: str | os.PathLike[str] | None,
+                 on_bad_image: str, download: bool, split: str | None, background: str) -> ImageDataset:
+    """``srN:SPEC`` (`ganzoo.lowres`): SPEC loaded at `img_size` as the targets, their bicubic downscaling by N as
+    the inputs."""
+    from ganzoo.lowres import check_size, downscale, parse_lowres
+    from ganzoo.pairs import is_paired
+
+    factor, inner = parse_lowres(spec)
+    text = os.fspath(spec).strip()
+    check_size(img_size, factor, text)
+    if is_paired(inner) or _is_streamed(inner):
+        raise GanzooUsageError(f"{text}: super-resolution pairs are made from one in-memory image set; name a "
+                               "folder or a dataset after the prefix (not pairs, stream:, zip: or hf:)")
+    high = load_dataset(inner, img_size=img_size, channels=channels, root=root, on_bad_image=on_bad_image,
+                        download=download, split=split, background=background)
+    # the inputs are the condition; class labels are not used by super-resolution
+    return dataclasses.replace(high, name=text, labels=None, num_classes=0, class_names=None,
+                               inputs=downscale(high.images, factor).contiguous())
+
+
 def open_dataset(
     spec: str, *, img_size: int, channels: int | None = None, on_bad_image: str = "fail",
     background: str = DEFAULT_BACKGROUND, workers: int | None = None,
@@ -318,9 +345,13 @@ def open_dataset(
     (``stream:FOLDER``, ``zip:FILE`` or a .zip path, ``hf:NAME``; see `ganzoo.streaming`), else `load_dataset`'s
     in-memory dataset. `workers` is how many processes check a streamed source for images that fail to decode
     when `on_bad_image` is "skip" (None: `ganzoo.streaming.default_workers`)."""
+    from ganzoo.lowres import is_lowres
     from ganzoo.pairs import is_paired
 
     text = os.fspath(spec).strip()
+    if is_lowres(text):  # held in memory; load_dataset refuses a streamed SPEC after the prefix
+        return load_dataset(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image,
+                            background=background)
     if is_paired(text) and text.startswith(("stream:", "zip:", "hf:")):
         raise GanzooUsageError(f"{text}: paired data is held in memory and cannot be streamed; drop the prefix "
                                "(--data 'IN>TARGET', ab:FOLDER or ba:FOLDER)")

@@ -490,17 +490,21 @@ class Translator(Generator):
     translator that is fully convolutional accepts any input whose sides are multiples of `size_multiple`; it
     says which sizes it takes through `check_input_size`. `z_dim` 0 means no noise input (pix2pix's noise is its
     dropout); otherwise `forward` gets latents of (N, z_dim) drawn by `sample_latents`, or None at inference.
-    Class labels do not apply (`num_classes` is 0).
+    Class labels do not apply (`num_classes` is 0). A super-resolution translator (`Architecture.task` "upscale")
+    sets `scale` > 1: its output's sides are `scale` times its input's, so it trains on inputs of `img_shape`'s sides
+    divided by `scale`; `scale` 1 (the default) keeps the size.
     """
 
     in_channels: int
     size_multiple: int
+    scale: int
 
     def __init__(self, in_channels: int, img_shape: tuple[int, int, int], z_dim: int = 0,
-                 size_multiple: int = 1) -> None:
+                 size_multiple: int = 1, scale: int = 1) -> None:
         super().__init__(z_dim, img_shape, 0)
         self.in_channels = int(in_channels)
         self.size_multiple = int(size_multiple)
+        self.scale = int(scale)
 
     def forward(self, images: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         raise NotImplementedError(f"{type(self).__name__} must implement forward(images, z=None)")
@@ -670,8 +674,9 @@ class Architecture:
     conditional: bool = False  # True when the architecture needs labels (num_classes > 0)
     test_config: Mapping[str, Any] = field(default_factory=dict)  # a tiny config for fast tests (ganzoo.testing)
     #: what the generator does: "generate" (latents, and labels when conditional, to images: a `Generator`) or
-    #: "translate" (images, and optional noise, to images: a `Translator`, trained on paired data)
-    task: Literal["generate", "translate"] = "generate"
+    #: "translate" (images, and optional noise, to images: a `Translator`, trained on paired data) or "upscale"
+    #: (low-resolution images to high-resolution ones: a `Translator` with `scale` > 1, trained on ``srN:`` data)
+    task: Literal["generate", "translate", "upscale"] = "generate"
 
     def make_config(self, preset: str | None = None, **overrides: Any) -> ArchConfig:
         """The default config, with a preset's values and then `overrides` applied (all validated)."""

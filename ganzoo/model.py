@@ -82,13 +82,16 @@ class GANModel(nn.Module):
 
     @property
     def task(self) -> str:
-        """"generate" (latents to images: `sample`) or "translate" (images to images: `translate`)."""
-        return "translate" if isinstance(self.generator, Translator) else "generate"
+        """"generate" (latents to images: `sample`), "translate" (images to images: `translate`) or "upscale"
+        (low- to high-resolution images: `upscale`, a translator whose `scale` > 1)."""
+        if not isinstance(self.generator, Translator):
+            return "generate"
+        return "upscale" if getattr(self.generator, "scale", 1) > 1 else "translate"
 
     def _needs_latents(self, what: str) -> None:
-        if self.task == "translate":
-            raise GanzooUsageError(f"{self.architecture} translates images and cannot {what} from noise; use "
-                                   "gan.translate(images) or `ganzoo translate MODEL IMAGES... -o OUT`")
+        if self.task != "generate":
+            raise GanzooUsageError(f"{self.architecture} {self.task}s images and cannot {what} from noise; use "
+                                   f"gan.{self.task}(images) or `ganzoo {self.task} MODEL IMAGES... -o OUT`")
 
     @property
     def device(self) -> torch.device:
@@ -268,25 +271,39 @@ class GANModel(nn.Module):
         of its size multiple), not only the training size. `seed` draws the noise of a translator that takes some
         (z_dim > 0); one without noise gives the same output for the same input.
         """
-        if self.task != "translate":
-            raise GanzooUsageError(f"{self.architecture} generates images from noise and does not translate; use "
-                                   "gan.sample(n)")
+        return self._image_to_image("translate", images, seed, batch_size)
+
+    @torch.no_grad()
+    def upscale(self, images: torch.Tensor, seed: int | None = None, batch_size: int = 64) -> torch.Tensor:
+        """Upscale a batch of low-resolution images, (N, C, h, w) in [-1, 1] (or one (C, h, w) image), to
+        (N, C, scale * h, scale * w) in [-1, 1] on this model's device, with the generator in eval mode: a
+        super-resolution model's `translate` (task "upscale"). Any size the generator accepts works, not only the
+        training size."""
+        return self._image_to_image("upscale", images, seed, batch_size)
+
+    def _image_to_image(self, what: str, images: torch.Tensor, seed: int | None, batch_size: int) -> torch.Tensor:
+        """`translate` or `upscale` (`what`, which must be this model's task) of a batch of images."""
+        if self.task != what:
+            instead = {"generate": "gan.sample(n)", "translate": "gan.translate(images)",
+                       "upscale": "gan.upscale(images)"}[self.task]
+            does = "generates images from noise" if self.task == "generate" else f"{self.task}s images"
+            raise GanzooUsageError(f"{self.architecture} {does} and does not {what}; use {instead}")
         G = self.sampler
         assert isinstance(G, Translator)
         if not isinstance(images, torch.Tensor) or not images.is_floating_point():
-            raise GanzooUsageError("translate takes a floating-point tensor of images in [-1, 1] (uint8 pixels p: "
+            raise GanzooUsageError(f"{what} takes a floating-point tensor of images in [-1, 1] (uint8 pixels p: "
                                    "p / 127.5 - 1)")
         single = images.dim() == 3
         x = images.unsqueeze(0) if single else images
         if x.dim() != 4 or x.shape[0] < 1:
-            raise GanzooUsageError(f"translate takes images of shape (N, C, H, W) or (C, H, W), got "
+            raise GanzooUsageError(f"{what} takes images of shape (N, C, H, W) or (C, H, W), got "
                                    f"{tuple(images.shape)}")
         if x.shape[1] != G.in_channels:
-            raise GanzooUsageError(f"{self.architecture} translates {G.in_channels}-channel images, got "
+            raise GanzooUsageError(f"{self.architecture} {what}s {G.in_channels}-channel images, got "
                                    f"{x.shape[1]} channels; convert them (gray <-> RGB) first")
         why = G.check_input_size(int(x.shape[2]), int(x.shape[3]))
         if why is not None:
-            raise GanzooUsageError(f"cannot translate {x.shape[3]}x{x.shape[2]} images with {self.architecture}: "
+            raise GanzooUsageError(f"cannot {what} {x.shape[3]}x{x.shape[2]} images with {self.architecture}: "
                                    f"{why}")
         x = x.to(self.device)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None

@@ -12,7 +12,8 @@
 
 Each check uses the architecture's `test_config` (a tiny config) and the embedded mnist-5k data, so it runs in
 seconds on a CPU. An image-to-image architecture (`Architecture.task` "translate") is trained on pairs made from
-mnist-5k (`paired_digits`: each digit and its coloured negative) and checked through `GANModel.translate`.
+mnist-5k (`paired_digits`: each digit and its coloured negative) and checked through `GANModel.translate`; an
+upscaling one (task "upscale") on ``srN:mnist-5k`` (N its test config's `scale`, default 4), through `GANModel.upscale`.
 `check_fast_paths` with torch.compile takes a minute or so. `check_fast_paths` also proves that each
 option took effect (channels_last weights and batches, bfloat16 activations, compiled code running), so an option
 the trainer ignores fails it.
@@ -73,6 +74,8 @@ def tiny_train(architecture: str, out: Path, steps: int = 2, *, recipe: dict[str
     config = tiny_config(architecture, **kwargs.pop("config", {}))
     kwargs.setdefault("device", "cpu")
     data = kwargs.pop("data", None)
+    if data is None and _task(architecture) == "upscale":
+        data = f"sr{config.get('scale', 4)}:mnist-5k"
     if data is None:
         data = paired_digits(Path(out).parent / "paired-digits") if _task(architecture) == "translate" else "mnist-5k"
     return ganzoo.train(architecture, data=data, steps=steps, out=out, config=config,
@@ -80,16 +83,20 @@ def tiny_train(architecture: str, out: Path, steps: int = 2, *, recipe: dict[str
 
 
 def probe_inputs(model: Any, n: int = 4, seed: int = 0) -> torch.Tensor:
-    """`n` random input images in [-1, 1] of a translation model's training size and input channels."""
+    """`n` random input images in [-1, 1] of a translation model's training input size (the output's divided by the
+    `scale` of an upscaling model) and input channels."""
     G = model.sampler
     gen = torch.Generator().manual_seed(seed)
-    return torch.rand(n, G.in_channels, *G.img_shape[1:], generator=gen).mul(2).sub(1).to(model.device)
+    size = [side // getattr(G, "scale", 1) for side in G.img_shape[1:]]
+    return torch.rand(n, G.in_channels, *size, generator=gen).mul(2).sub(1).to(model.device)
 
 
 def _outputs(model: Any, n: int, seed: int) -> torch.Tensor:
     """What a model makes without training data: `n` samples, or the translations of `probe_inputs`."""
     if model.task == "translate":
         return model.translate(probe_inputs(model, n, seed), seed=seed)
+    if model.task == "upscale":
+        return model.upscale(probe_inputs(model, n, seed))
     return model.sample(n, seed=seed)
 
 
@@ -118,7 +125,7 @@ def check_contract(architecture: str) -> None:
     G = model.generator
     recipe = get_architecture(architecture).recipe
     objective = objective_from_recipe(recipe, loss_from_recipe(recipe))  # how the trainer calls G
-    if model.task == "translate":  # the condition is an input image
+    if model.task != "generate":  # the condition is an input image
         cond = probe_inputs(model)
     else:
         cond = torch.arange(4) % G.num_classes if G.num_classes else None
@@ -155,13 +162,13 @@ def check_architecture(architecture: str, tmp_path: Path, steps: int = 2) -> Non
     loaded = ganzoo.load(run)
     assert loaded.config == trained.config
     assert loaded.task == _task(architecture), (loaded.task, _task(architecture))
-    if loaded.task == "translate":
+    if loaded.task != "generate":
         try:
             loaded.sample(2)
         except GanzooUsageError as exc:
-            assert "translate" in str(exc), f"sampling a translation model says {exc}, not where to go instead"
+            assert loaded.task in str(exc), f"sampling a {loaded.task} model says {exc}, not where to go instead"
         else:
-            raise AssertionError(f"{architecture} translates but sample(2) did not refuse")
+            raise AssertionError(f"{architecture} does {loaded.task} but sample(2) did not refuse")
     expected = _outputs(trained, 8, 3)
     got = _outputs(loaded, 8, 3)
     assert got.shape == (8, *trained.img_shape), got.shape

@@ -1,4 +1,5 @@
-"""Image files through a translation model: what `ganzoo translate MODEL IN... -o OUT` does.
+"""Image files through a translation model: what `ganzoo translate MODEL IN... -o OUT` does (and `ganzoo upscale`
+with a super-resolution model, whose outputs are its scale times the inputs' size).
 
 Inputs are image files and folders (scanned recursively, hidden files skipped). Every input gives one PNG in the
 output folder named after it: ``photo.jpg`` becomes ``OUT/photo.png``; a folder's images keep their paths below it
@@ -30,17 +31,19 @@ from ganzoo._imagefiles import (
 from ganzoo._paths import first_overlap
 from ganzoo.errors import GanzooUsageError
 
-__all__ = ["plan_outputs", "translate_files"]
+__all__ = ["plan_outputs", "translate_files", "upscale_files"]
 
 
-def plan_outputs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> list[tuple[Path, Path]]:
+def plan_outputs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
+                 what: str = "translate") -> list[tuple[Path, Path]]:
     """(input file, output file) for every image the inputs name; refuses outputs that overlap inputs, two inputs
-    that would write one output, and inputs that are not images."""
+    that would write one output, and inputs that are not images. `what` ("translate" or "upscale") names the
+    command in the messages."""
     out = Path(out)
     if not inputs:
-        raise GanzooUsageError("name at least one image file or folder to translate")
+        raise GanzooUsageError(f"name at least one image file or folder to {what}")
     if out.exists() and not out.is_dir():
-        raise GanzooUsageError(f"-o {out} is a file; give a folder for the translated images")
+        raise GanzooUsageError(f"-o {out} is a file; give a folder for the {what}d images")
     clash = first_overlap([out], inputs)
     if clash is not None:
         raise GanzooUsageError(f"-o {out} overlaps the input {clash[1]}; the outputs must lie apart from the inputs: "
@@ -62,7 +65,7 @@ def plan_outputs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
     for source, target in plan:
         if target in seen:
             raise GanzooUsageError(f"{seen[target]} and {source} would both be written to {target}; rename one, or "
-                                   "translate them into separate folders")
+                                   f"{what} them into separate folders")
         seen[target] = source
     return plan
 
@@ -72,13 +75,30 @@ def translate_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str
     """Translate image files and folders with `gan` (a translation `GANModel`) into the folder `out` (see the module
     docstring); returns the files written. `size` fits every input to size x size first, as training fits its data
     (shorter side resized, then centre-cropped); None keeps each input's own size."""
+    return _convert_files("translate", gan, inputs, out, background=background, seed=seed, size=size)
+
+
+def upscale_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
+                  background: str = DEFAULT_BACKGROUND, size: int | None = None) -> list[Path]:
+    """Upscale image files and folders with `gan` (a super-resolution `GANModel`, task "upscale") into the folder
+    `out`, as `translate_files` translates them: one PNG per input, `gan`'s scale times its size (`size` fits the
+    inputs to size x size first)."""
+    return _convert_files("upscale", gan, inputs, out, background=background, seed=0, size=size)
+
+
+_USE_INSTEAD = {"generate": "`ganzoo sample`", "translate": "`ganzoo translate`", "upscale": "`ganzoo upscale`"}
+
+
+def _convert_files(what: str, gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
+                   background: str, seed: int | None, size: int | None) -> list[Path]:
+    """`translate_files` (`what` "translate") and `upscale_files` ("upscale")."""
     from ganzoo._io import write_bytes
     from ganzoo.images import grid_png_bytes
 
-    if gan.task != "translate":
-        raise GanzooUsageError(f"{gan.architecture} generates images from noise and does not translate; use "
-                               "`ganzoo sample`")
-    plan = plan_outputs(inputs, out)
+    if gan.task != what:
+        does = "generates images from noise" if gan.task == "generate" else f"{gan.task}s images"
+        raise GanzooUsageError(f"{gan.architecture} {does} and does not {what}; use {_USE_INSTEAD[gan.task]}")
+    plan = plan_outputs(inputs, out, what)
     rgb = parse_background(background)
     channels = gan.sampler.in_channels
     decoded = []
@@ -91,12 +111,12 @@ def translate_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str
             if why is not None:
                 fix = "choose another --size" if size is not None else "resize it, or fit every input with --size"
                 raise GanzooUsageError(f"{source} is {image.shape[2]}x{image.shape[1]} px, which {gan.architecture} "
-                                       f"cannot translate: {why}; {fix}")
+                                       f"cannot {what}: {why}; {fix}")
             decoded.append(image)
     written = []
     for (_, target), image in zip(plan, decoded, strict=True):
         x = image.unsqueeze(0).float().div(127.5).sub(1.0)
-        result = gan.translate(x, seed=seed)
+        result = gan.translate(x, seed=seed) if what == "translate" else gan.upscale(x)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(target, grid_png_bytes(result.cpu(), nrow=1, padding=0))
         written.append(target)

@@ -371,6 +371,7 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
                            on_bad_image=options.on_bad_image, background=options.background,
                            workers=options.data_workers)
     _check_task(arch, options, dataset)
+    _check_scale(arch, cfg, options, dataset)
     if arch.conditional and dataset.num_classes == 0:
         raise GanzooUsageError(f"{arch.name} is conditional and needs labelled data; {options.data} has no labels "
                                "(use class sub-folders in an image folder)")
@@ -390,6 +391,10 @@ def _check_task(arch: Architecture, options: RunOptions, dataset: object) -> Non
     """The data and the run's options fit the architecture's task: pairs for translation, single images for
     generation; evaluation during training measures generation only."""
     paired = getattr(dataset, "inputs", None) is not None
+    if arch.task == "upscale" and not paired:
+        raise GanzooUsageError(f"{arch.name} upscales images and trains on low/high-resolution pairs, and "
+                               f"{options.data} has none; make them from any images with srN:, e.g. --data "
+                               f"sr4:{options.data} (docs/data.md)")
     if arch.task == "translate" and not paired:
         raise GanzooUsageError(f"{arch.name} translates images and trains on pairs, and {options.data} has none; use "
                                "paired data: --data 'twemoji>openmoji', --data 'IN_FOLDER>TARGET_FOLDER' or --data "
@@ -402,11 +407,33 @@ def _check_task(arch: Architecture, options: RunOptions, dataset: object) -> Non
                                f"and {arch.name} translates; drop those options")
 
 
+def _check_scale(arch: Architecture, cfg: Any, options: RunOptions, dataset: Any) -> None:
+    """Super-resolution data and an upscaling architecture go together, at one factor: the inputs' sides times the
+    config's `scale` are the targets' (an upscaling config names its factor `scale`)."""
+    inputs = getattr(dataset, "inputs", None)
+    if inputs is None:
+        return
+    high, low = int(dataset.images.shape[-1]), int(inputs.shape[-1])
+    if arch.task != "upscale":
+        if low != high:
+            raise GanzooUsageError(f"{options.data} pairs {low} px inputs with {high} px targets, super-resolution "
+                                   f"data, and {arch.name} does not upscale; train an upscaling architecture "
+                                   "(srgan) on it, or give pairs of one size")
+        return
+    scale = int(getattr(cfg, "scale", 1))
+    if low * scale != high:
+        raise GanzooUsageError(f"{options.data} downscales by {high // max(low, 1)} and {arch.name} is configured to "
+                               f"upscale by {scale}; use --data sr{scale}:... or --set scale={high // max(low, 1)}")
+
+
 def _data_terms(spec: str, dataset: object) -> dict[str, str] | None:
     """The licence and attribution of the training data, where it carries them: an emoji set, streamed or not, or a
     zip that ``ganzoo data prepare`` made from one."""
     from ganzoo.emoji import data_terms
+    from ganzoo.lowres import is_lowres, parse_lowres
 
+    if is_lowres(spec):  # srN:SPEC carries SPEC's terms
+        spec = parse_lowres(spec)[1]
     recorded = getattr(getattr(dataset, "source", None), "terms", None)
     if recorded is not None:
         return dict(recorded)
