@@ -491,10 +491,15 @@ class Translator(Generator):
     says which sizes it takes through `check_input_size`. `z_dim` 0 means no noise input (pix2pix's noise is its
     dropout); otherwise `forward` gets latents of (N, z_dim) drawn by `sample_latents`, or None at inference.
     Class labels do not apply (`num_classes` is 0).
+
+    A two-way translator (`two_way` True, e.g. CycleGAN's pair of generators) translates domain A to domain B by
+    default and B to A when `forward` is given `reverse=True`; a one-way translator takes no `reverse`.
     """
 
     in_channels: int
     size_multiple: int
+    #: whether `forward(images, z, reverse=True)` translates the other way (B to A)
+    two_way: bool = False
 
     def __init__(self, in_channels: int, img_shape: tuple[int, int, int], z_dim: int = 0,
                  size_multiple: int = 1) -> None:

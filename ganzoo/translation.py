@@ -68,16 +68,21 @@ def plan_outputs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
 
 
 def translate_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                    background: str = DEFAULT_BACKGROUND, seed: int | None = 0, size: int | None = None) -> list[Path]:
+                    background: str = DEFAULT_BACKGROUND, seed: int | None = 0, size: int | None = None,
+                    reverse: bool = False) -> list[Path]:
     """Translate image files and folders with `gan` (a translation `GANModel`) into the folder `out` (see the module
     docstring); returns the files written. `size` fits every input to size x size first, as training fits its data
-    (shorter side resized, then centre-cropped); None keeps each input's own size."""
+    (shorter side resized, then centre-cropped); None keeps each input's own size. `reverse` translates B to A
+    with a two-way model (CycleGAN); a one-way model refuses it before anything is read."""
     from ganzoo._io import write_bytes
     from ganzoo.images import grid_png_bytes
 
     if gan.task != "translate":
         raise GanzooUsageError(f"{gan.architecture} generates images from noise and does not translate; use "
                                "`ganzoo sample`")
+    if reverse and not getattr(gan.sampler, "two_way", False):
+        raise GanzooUsageError(f"{gan.architecture} translates one way only (input to output) and has no reverse "
+                               "direction; drop --reverse")
     plan = plan_outputs(inputs, out)
     rgb = parse_background(background)
     channels = gan.sampler.in_channels
@@ -96,7 +101,7 @@ def translate_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str
     written = []
     for (_, target), image in zip(plan, decoded, strict=True):
         x = image.unsqueeze(0).float().div(127.5).sub(1.0)
-        result = gan.translate(x, seed=seed)
+        result = gan.translate(x, seed=seed, reverse=reverse)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(target, grid_png_bytes(result.cpu(), nrow=1, padding=0))
         written.append(target)
