@@ -274,7 +274,7 @@ class _Batches:
 
                 raise GanzooUsageError(f"side A of the data has {len(inputs)} images, fewer than the batch size "
                                        f"{batch_size}; lower --batch-size")
-            self._inputs_order = _IndependentOrder(len(inputs), -1 - seed, batch_size)
+            self._inputs_order = _IndependentOrder(len(inputs), -1 - seed, batch_size, device)
         self.positions = positions.to(device) if positions is not None else None
         self.count = count
         self.batch_size = batch_size
@@ -295,7 +295,7 @@ class _Batches:
         idx = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size][self.rows]
         x = self.images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=self.memory_format)
         if self.unpaired:  # both domains: images [B; A], condition [A; B]
-            a = self.inputs[self._inputs_order.indices(index).to(self.images.device)[self.rows]]
+            a = self.inputs[self._inputs_order.indices(index)[self.rows]]
             a = a.float().div_(127.5).sub_(1.0)
             b = x
             return (torch.cat([b, a]).contiguous(memory_format=self.memory_format),
@@ -310,10 +310,11 @@ class _Batches:
 
 class _IndependentOrder:
     """Batch `index`'s positions in a second set of `count` images, drawn in an order of its own (epochs of this
-    set's length, permutations from `seed`), so a resumed run draws what an uninterrupted one would."""
+    set's length, permutations from `seed`), so a resumed run draws what an uninterrupted one would. Each epoch's
+    order goes to `device` once, as the images' does."""
 
-    def __init__(self, count: int, seed: int, batch_size: int) -> None:
-        self.count, self.seed, self.batch_size = count, seed, batch_size
+    def __init__(self, count: int, seed: int, batch_size: int, device: torch.device) -> None:
+        self.count, self.seed, self.batch_size, self.device = count, seed, batch_size, device
         self.per_epoch = count // batch_size
         self._epoch = -1
         self._perm = torch.empty(0, dtype=torch.int64)
@@ -321,7 +322,7 @@ class _IndependentOrder:
     def indices(self, index: int) -> torch.Tensor:
         epoch, offset = divmod(index, self.per_epoch)
         if epoch != self._epoch:
-            self._perm, self._epoch = epoch_order(self.count, self.seed, epoch), epoch
+            self._perm, self._epoch = epoch_order(self.count, self.seed, epoch).to(self.device), epoch
         return self._perm[offset * self.batch_size:(offset + 1) * self.batch_size]
 
 
