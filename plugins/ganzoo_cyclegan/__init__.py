@@ -28,8 +28,9 @@ decayed linearly to zero. G's adversarial term is the paper's E[(D(G(x)) - 1)^2]
 halves it (Mao et al.), and the objective's adversarial_weight 2 undoes that. D's loss is the loss's mean over
 both discriminators; each D's share is a constant multiple of the paper's (halved) objective, which leaves Adam's
 steps as they are. The paper's batch is 1; here it is 8 images of each domain, to keep a CPU busy. Default widths
-are narrower than the paper's (16 instead of 64) so a step at 32 px takes well under a second on one CPU thread;
-preset ``paper`` restores them. Preset ``no-identity`` drops the identity term.
+are an eighth of the paper's (8 instead of 64) so a step at 32 px takes well under a second on one CPU thread
+(docs/architectures/cyclegan.md: about 0.16 s of CPU time); preset ``paper`` restores them. Preset
+``no-identity`` drops the identity term.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ class CycleGANConfig(ArchConfig):
     img_size: int = 64
     channels: int = 3
     z_dim: int = 0  # no latent input: the translators are deterministic
-    g_width: int = 16  # k of c7s1-k (the paper: 64); the residual blocks run at 4k
-    d_width: int = 16  # channels of the PatchGAN's first layer (the paper: 64), doubled per layer up to 8x
+    g_width: int = 8  # k of c7s1-k (the paper: 64); the residual blocks run at 4k
+    d_width: int = 8  # channels of the PatchGAN's first layer (the paper: 64), doubled per layer up to 8x
     blocks: int = 0  # residual blocks per generator; 0: 6 up to 128 px, 9 above (the paper's rule)
     d_layers: int = 3  # stride-2 layers of the PatchGAN (3: 70x70 patches at 256 px)
 
