@@ -142,8 +142,7 @@ class Unpaired:
 def load_unpaired(spec: str | os.PathLike[str], *, img_size: int, channels: int | None, on_bad_image: str,
                   background: tuple[int, int, int]) -> Unpaired:
     """Unpaired data (see the module docstring); `ganzoo.data.load_dataset` wraps it as an `ImageDataset`."""
-    from ganzoo.data import load_emoji
-    from ganzoo.emoji import EMOJI_SETS
+    from ganzoo.emoji import EMOJI_SETS, EmojiSource, read_all
 
     text = os.fspath(spec).strip()
     first, second = _sides(text)
@@ -156,8 +155,8 @@ def load_unpaired(spec: str | os.PathLike[str], *, img_size: int, channels: int 
         if first.lower() == second.lower():
             raise GanzooUsageError(f"unpaired data {text!r} names {first} twice; translate between two different "
                                    "emoji sets")
-        sides = [load_emoji(name.lower(), img_size=img_size, channels=channels, split="train",
-                            background=_rgb_hex(background)).images for name in (first, second)]
+        sides = [read_all(EmojiSource(name.lower(), split="train", img_size=img_size), img_size, channels,
+                          _rgb_hex(background)) for name in (first, second)]
         skipped, split = 0, "train"
     else:
         read = [_read_side(_folder(name, side), side, img_size, channels, on_bad_image, background)
