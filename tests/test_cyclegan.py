@@ -249,8 +249,10 @@ def test_a_saved_model_translates_both_ways_as_before(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.translate(x, reverse=True), G.b_to_a(x).clamp(-1, 1))
         assert torch.equal(loaded.translate(x), G.a_to_b(x).clamp(-1, 1))
-    # the grid shows A -> B pairs, then B -> A pairs
+    # the grid shows A -> B pairs, then B -> A pairs; the model card says how to go either way
     assert (tmp_path / "run" / "model" / "samples.png").is_file()
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "reverse=True: B to A" in card and "--reverse: B to A" in card
 
 
 def test_cyclegan_refuses_paired_data_and_pix2pix_unpaired(tmp_path):
