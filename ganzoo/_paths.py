@@ -58,7 +58,8 @@ def first_overlap(outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[st
 def local_data_paths(spec: str | os.PathLike[str], names: Iterable[str] = ()) -> list[Path]:
     """The local file or folder a data spec reads (an image folder, `stream:`/`folder:` FOLDER, `zip:` FILE or a .zip,
     `hf:` a local folder or parquet file), or [] for a dataset name in `names` or a Hub dataset id. Paired data
-(`IN>TARGET`, `ab:FOLDER`, `ba:FOLDER`) reads each of its folders, ``srN:SPEC`` what SPEC reads."""
+(`IN>TARGET`, `ab:FOLDER`, `ba:FOLDER`) and unpaired data (`A~B`, `ganzoo.unpaired`) read each of their folders,
+``srN:SPEC`` what SPEC reads."""
     text = os.fspath(spec).strip()
     if text.lower() in {n.lower() for n in names}:
         return []
@@ -67,6 +68,11 @@ def local_data_paths(spec: str | os.PathLike[str], names: Iterable[str] = ()) ->
         return local_data_paths(text[low.end():].strip(), names)
     if ">" in text:  # paired data, IN>TARGET: each side on its own
         return [p for side in text.split(">") if side.strip() for p in local_data_paths(side.strip(), names)]
+    cut = text.find("~", 1)  # unpaired data, A~B (the rule of ganzoo.unpaired.is_unpaired)
+    if cut > 0 and not text.startswith(("stream:", "zip:", "hf:", "folder:", "ab:", "ba:")) \
+            and not Path(text).expanduser().is_dir():
+        return [p for side in (text[:cut], text[cut + 1:]) if side.strip()
+                for p in local_data_paths(side.strip(), names)]
     for prefix in ("ab:", "ba:"):  # side-by-side pairs
         if text.startswith(prefix):
             return [Path(text[len(prefix):]).expanduser()]

@@ -165,6 +165,9 @@ def model_card(model: GANModel | ModelParts, training: Mapping[str, Any] | None 
                f"{'s' if c > 1 else ''} (trained at {h}x{w})"
         use = ['images = ...  # (N, C, H, W) in [-1, 1]', "outputs = gan.translate(images)  # the same shape",
                "```", "", "```bash", f"ganzoo translate {where} INPUT_FOLDER -o OUTPUT_FOLDER", "```", ""]
+        if getattr(model.generator, "two_way", False):  # CycleGAN: A to B by default, B to A with reverse
+            use[1] = "outputs = gan.translate(images)  # domain A to B; reverse=True: B to A"
+            use[5] = f"ganzoo translate {where} INPUT_FOLDER -o OUTPUT_FOLDER  # --reverse: B to A"
         shown = "![inputs and outputs](samples.png)"
     else:
         what = f"A {model.architecture} generator of {h}x{w} images with {c} channel{'s' if c > 1 else ''}" \

@@ -253,8 +253,14 @@ def info(arch: str) -> None:
     if spec.conditional:
         click.echo("needs:   labelled data (class-conditional)")
     if spec.task == "translate":
-        click.echo("task:    image-to-image translation: trains on pairs (--data 'IN>TARGET', ab:FOLDER), "
-                   "used through `ganzoo translate`")
+        from ganzoo.objectives import _objective_class
+
+        if _objective_class(spec.recipe.objective).data == "unpaired":
+            click.echo("task:    image-to-image translation both ways: trains on unpaired data (--data 'A~B'), "
+                       "used through `ganzoo translate` (--reverse: B to A)")
+        else:
+            click.echo("task:    image-to-image translation: trains on pairs (--data 'IN>TARGET', ab:FOLDER), "
+                       "used through `ganzoo translate`")
     if spec.task == "upscale":
         click.echo("task:    super-resolution: trains on low/high-resolution pairs made from any images "
                    "(--data sr4:FOLDER, sr4:twemoji), used through `ganzoo upscale`")
@@ -541,9 +547,11 @@ def _streamed_folder(data: str | None) -> str:
     from ganzoo.emoji import parse_emoji_spec
     from ganzoo.pairs import is_paired
     from ganzoo.streaming import is_streamed
+    from ganzoo.unpaired import is_unpaired
 
-    if data is not None and is_paired(data):
-        raise _UsageFailure(f"--stream reads one image folder image by image; {data} is paired data, which is held "
+    if data is not None and (is_paired(data) or is_unpaired(data)):
+        kind = "paired" if is_paired(data) else "unpaired"
+        raise _UsageFailure(f"--stream reads one image folder image by image; {data} is {kind} data, which is held "
                             "in memory: drop --stream")
     if data is not None and parse_emoji_spec(data) is not None:  # an emoji set is read image by image too
         return data if is_streamed(data) else f"stream:{data}"
@@ -715,20 +723,23 @@ def sample(model: str, num: int, output: Path, seed: int, nrow: int | None, clas
               help="Fit every input to SIZE x SIZE first, as training fits its data (shorter side, centre crop).  "
                    "[default: each input's own size]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for a model that takes noise.")
+@click.option("--reverse", is_flag=True,
+              help="Translate the other way, domain B to A (two-way models such as cyclegan; default A to B).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @_errors_to_exit_codes
 def translate(model: str, inputs: tuple[Path, ...], output: Path, background: str, size: int | None, seed: int,
-              device: str) -> None:
+              reverse: bool, device: str) -> None:
     """Translate image files and folders IN... with MODEL (an image-to-image model) into the folder -o.
 
     Each input image gives OUT/NAME.png (a folder's images keep their sub-folders), at the input's own size, which
-    the model must accept, or at --size. Nothing is written unless every input can be translated."""
+    the model must accept, or at --size. A two-way model (cyclegan) translates A to B, or B to A with --reverse.
+    Nothing is written unless every input can be translated."""
     from ganzoo.translation import plan_outputs, translate_files
 
     plan_outputs(inputs, output)  # overlaps, clashes and missing inputs, before the model loads
     _check_not_model_file(output, model)
     gan = _load_model(model, device)
-    written = translate_files(gan, inputs, output, background=background, seed=seed, size=size)
+    written = translate_files(gan, inputs, output, background=background, seed=seed, size=size, reverse=reverse)
     click.echo(f"wrote {len(written)} translated image{'s' if len(written) != 1 else ''} to {output}")
 
 

@@ -12,7 +12,9 @@ Four kinds of source are understood by `load_dataset`:
 * a folder of images, optionally with one sub-folder per class;
 * the streamed sources of `ganzoo.streaming` (``stream:FOLDER``, StyleGAN-style zips, ``hf:NAME``), read whole;
 * paired data for image-to-image translation (`ganzoo.pairs`): ``IN>TARGET`` (two folders matched by file name,
-  or two emoji sets), ``ab:FOLDER`` and ``ba:FOLDER`` (side-by-side pairs).
+  or two emoji sets), ``ab:FOLDER`` and ``ba:FOLDER`` (side-by-side pairs);
+* unpaired data for image-to-image translation (`ganzoo.unpaired`): ``A~B`` (two folders or two emoji sets, no
+  correspondence between them).
 
 `open_dataset`, what training uses, leaves the streamed sources on disk instead: they are decoded image by image
 as batches are drawn (`ganzoo.streaming.StreamingDataset`).
@@ -124,6 +126,8 @@ class ImageDataset:
 
     `split` says which part of the source the images are: "train", "test" or "all" (see `SPLITS`). Paired data for
     image-to-image translation (`ganzoo.pairs`) also has `inputs`: the input image of each of `images`, its target.
+    Unpaired data (`ganzoo.unpaired`) has `inputs` too, domain A beside `images`, domain B, with `unpaired` set: the
+    two are unrelated, may differ in length, and training draws them in independent orders.
     """
 
     images: torch.Tensor
@@ -134,6 +138,7 @@ class ImageDataset:
     skipped: int = 0
     split: str = "all"
     inputs: torch.Tensor | None = None
+    unpaired: bool = False
 
     def __len__(self) -> int:
         """Number of images."""
@@ -222,11 +227,14 @@ def native_channels(spec: str) -> int:
     """
     from ganzoo.lowres import is_lowres, parse_lowres
     from ganzoo.pairs import is_paired, paired_native_channels
+    from ganzoo.unpaired import is_unpaired, unpaired_native_channels
 
     if is_lowres(spec):
         return native_channels(parse_lowres(spec)[1])
     if is_paired(spec):
         return paired_native_channels(spec)
+    if is_unpaired(spec):
+        return unpaired_native_channels(spec)
     name = _dataset_name(spec)
     if name is not None:
         return _NATIVE_CHANNELS[name]
@@ -284,6 +292,14 @@ def load_dataset(
         pairs = load_pairs(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image, background=rgb)
         return ImageDataset(images=pairs.targets, labels=None, num_classes=0, name=os.fspath(spec).strip(),
                             skipped=pairs.skipped, split=pairs.split, inputs=pairs.inputs)
+    from ganzoo.unpaired import is_unpaired, load_unpaired
+
+    if is_unpaired(spec):  # two unrelated domains, A~B, for unpaired translation
+        if split not in (None, "train", "all"):
+            raise GanzooUsageError(f"unpaired data has no {split} split here; load it with split=None")
+        sides = load_unpaired(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image, background=rgb)
+        return ImageDataset(images=sides.b, labels=None, num_classes=0, name=os.fspath(spec).strip(),
+                            skipped=sides.skipped, split=sides.split, inputs=sides.a, unpaired=True)
     name = _dataset_name(spec)
     if split is not None:
         _check_split(os.fspath(spec), split)
@@ -355,7 +371,9 @@ def open_dataset(
     if is_paired(text) and text.startswith(("stream:", "zip:", "hf:")):
         raise GanzooUsageError(f"{text}: paired data is held in memory and cannot be streamed; drop the prefix "
                                "(--data 'IN>TARGET', ab:FOLDER or ba:FOLDER)")
-    if not _is_streamed(spec) or is_paired(text):
+    from ganzoo.unpaired import is_unpaired
+
+    if not _is_streamed(spec) or is_paired(text) or is_unpaired(text):
         return load_dataset(spec, img_size=img_size, channels=channels, on_bad_image=on_bad_image,
                             background=background)
     _check_arguments(img_size, channels, on_bad_image, background)

@@ -493,11 +493,16 @@ class Translator(Generator):
     Class labels do not apply (`num_classes` is 0). A super-resolution translator (`Architecture.task` "upscale")
     sets `scale` > 1: its output's sides are `scale` times its input's, so it trains on inputs of `img_shape`'s sides
     divided by `scale`; `scale` 1 (the default) keeps the size.
+
+    A two-way translator (`two_way` True, e.g. CycleGAN's pair of generators) translates domain A to domain B by
+    default and B to A when `forward` is given `reverse=True`; a one-way translator takes no `reverse`.
     """
 
     in_channels: int
     size_multiple: int
     scale: int
+    #: whether `forward(images, z, reverse=True)` translates the other way (B to A)
+    two_way: bool = False
 
     def __init__(self, in_channels: int, img_shape: tuple[int, int, int], z_dim: int = 0,
                  size_multiple: int = 1, scale: int = 1) -> None:

@@ -263,15 +263,17 @@ class GANModel(nn.Module):
         return torch.cat(tiles).float().clamp_(-1, 1)
 
     @torch.no_grad()
-    def translate(self, images: torch.Tensor, seed: int | None = None, batch_size: int = 64) -> torch.Tensor:
+    def translate(self, images: torch.Tensor, seed: int | None = None, batch_size: int = 64,
+                  reverse: bool = False) -> torch.Tensor:
         """Translate a batch of input images, (N, C, H, W) in [-1, 1] (or one (C, H, W) image), to output images in
         [-1, 1] on this model's device, with the generator in eval mode.
 
         Any size the generator accepts works (`Translator.check_input_size`: for a U-Net, sides that are multiples
         of its size multiple), not only the training size. `seed` draws the noise of a translator that takes some
-        (z_dim > 0); one without noise gives the same output for the same input.
+        (z_dim > 0); one without noise gives the same output for the same input. A two-way model (CycleGAN)
+        translates domain A to domain B, or B to A with `reverse`; a one-way model refuses `reverse`.
         """
-        return self._image_to_image("translate", images, seed, batch_size)
+        return self._image_to_image("translate", images, seed, batch_size, reverse)
 
     @torch.no_grad()
     def upscale(self, images: torch.Tensor, seed: int | None = None, batch_size: int = 64) -> torch.Tensor:
@@ -281,8 +283,10 @@ class GANModel(nn.Module):
         training size."""
         return self._image_to_image("upscale", images, seed, batch_size)
 
-    def _image_to_image(self, what: str, images: torch.Tensor, seed: int | None, batch_size: int) -> torch.Tensor:
-        """`translate` or `upscale` (`what`, which must be this model's task) of a batch of images."""
+    def _image_to_image(self, what: str, images: torch.Tensor, seed: int | None, batch_size: int,
+                        reverse: bool = False) -> torch.Tensor:
+        """`translate` or `upscale` (`what`, which must be this model's task) of a batch of images; `reverse`: the
+        other direction of a two-way translator."""
         if self.task != what:
             instead = {"generate": "gan.sample(n)", "translate": "gan.translate(images)",
                        "upscale": "gan.upscale(images)"}[self.task]
@@ -290,6 +294,9 @@ class GANModel(nn.Module):
             raise GanzooUsageError(f"{self.architecture} {does} and does not {what}; use {instead}")
         G = self.sampler
         assert isinstance(G, Translator)
+        if reverse and not G.two_way:
+            raise GanzooUsageError(f"{self.architecture} translates one way only (input to output) and has no reverse "
+                                   "direction; drop reverse (--reverse)")
         if not isinstance(images, torch.Tensor) or not images.is_floating_point():
             raise GanzooUsageError(f"{what} takes a floating-point tensor of images in [-1, 1] (uint8 pixels p: "
                                    "p / 127.5 - 1)")
@@ -314,7 +321,7 @@ class GANModel(nn.Module):
             for start in range(0, len(x), batch_size):
                 part = x[start:start + batch_size]
                 z = G.sample_latents(len(part), generator=gen).to(self.device) if G.z_dim else None
-                chunks.append(G(part, z))
+                chunks.append(G(part, z, reverse=True) if reverse else G(part, z))
             out = torch.cat(chunks).float().clamp_(-1, 1)
         finally:
             G.train(was_training)

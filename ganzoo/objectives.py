@@ -52,6 +52,8 @@ class Objective:
 
     name = "generate"
     task = "generate"
+    #: the data it trains on: "images" (with labels), "pairs" (`ganzoo.pairs`) or "unpaired" (`ganzoo.unpaired`)
+    data = "images"
 
     def __init__(self, loss: GANLoss) -> None:
         self.loss = loss
@@ -71,6 +73,11 @@ class Objective:
     def check(self, recipe: Any, dataset: Any | None = None) -> None:
         """Raise ConfigError (one line: problem and fix) when this objective cannot train with `recipe` (and
         `dataset`, when given)."""
+        if dataset is not None and getattr(dataset, "unpaired", False):
+            from ganzoo.errors import GanzooUsageError
+
+            raise GanzooUsageError(f"{dataset.name} is unpaired data (A~B) for image-to-image translation; train an "
+                                   "architecture for it (cyclegan), or pass one domain's folder as --data")
 
     def generate(self, G: Callable[..., torch.Tensor], z: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
         """G's images for a batch: latents `z` and the batch's condition `cond` (labels here)."""
@@ -130,6 +137,7 @@ class PairedObjective(Objective):
 
     name = "paired"
     task = "translate"
+    data = "pairs"
 
     def __init__(self, loss: GANLoss, *, l1_weight: float = 100.0, adversarial: bool = True) -> None:
         super().__init__(loss)
@@ -151,9 +159,13 @@ class PairedObjective(Objective):
         if recipe.ada_target > 0:
             raise ConfigError("adaptive augmentation (ada_target) judges D on images without their inputs, which the "
                               "paired objective does not support; set ada_target=0")
-        if dataset is not None and getattr(dataset, "inputs", None) is None:
-            from ganzoo.errors import GanzooUsageError
+        from ganzoo.errors import GanzooUsageError
 
+        if dataset is not None and getattr(dataset, "unpaired", False):
+            raise GanzooUsageError(f"{dataset.name} is unpaired data (A~B), and the paired objective learns from "
+                                   "pairs; use paired data (--data 'IN>TARGET', ab:FOLDER) or an architecture for "
+                                   "unpaired data such as cyclegan")
+        if dataset is not None and getattr(dataset, "inputs", None) is None:
             raise GanzooUsageError(f"translation trains on pairs and {dataset.name} has none; use paired data, e.g. "
                                    "--data 'twemoji>openmoji', --data 'IN_FOLDER>TARGET_FOLDER' or --data ab:FOLDER "
                                    "(docs/data.md)")

@@ -12,7 +12,8 @@
 
 Each check uses the architecture's `test_config` (a tiny config) and the embedded mnist-5k data, so it runs in
 seconds on a CPU. An image-to-image architecture (`Architecture.task` "translate") is trained on pairs made from
-mnist-5k (`paired_digits`: each digit and its coloured negative) and checked through `GANModel.translate`; an
+mnist-5k (`paired_digits`: each digit and its coloured negative; the same two folders as unpaired data,
+`unpaired_digits`, when its objective trains on unpaired data) and checked through `GANModel.translate`; an
 upscaling one (task "upscale") on ``srN:mnist-5k`` (N its test config's `scale`, default 4), through `GANModel.upscale`.
 `check_fast_paths` with torch.compile takes a minute or so. `check_fast_paths` also proves that each
 option took effect (channels_last weights and batches, bfloat16 activations, compiled code running), so an option
@@ -28,7 +29,7 @@ import torch
 
 __all__ = ["MODERN_RECIPE", "assert_same_state", "check_architecture", "check_contract", "check_fast_paths",
            "check_loss", "check_modern_recipe", "check_resume", "check_shipped", "paired_digits", "probe_inputs",
-           "tiny_config", "tiny_train"]
+           "tiny_config", "tiny_train", "unpaired_digits"]
 
 
 def tiny_config(architecture: str, **overrides: Any) -> dict[str, Any]:
@@ -65,10 +66,27 @@ def paired_digits(folder: Path, count: int = 32) -> str:
     return f"{inputs}>{targets}"
 
 
+def unpaired_digits(folder: Path, count: int = 32) -> str:
+    """`paired_digits`'s two folders as unpaired data, ``INPUTS~TARGETS`` (absolute): gray digits as domain A,
+    orange negatives as domain B, drawn apart in training."""
+    inputs, _, targets = paired_digits(folder, count).partition(">")
+    return f"{inputs}~{targets}"
+
+
+def _translation_data(architecture: str, folder: Path) -> str:
+    """What the kit trains a translation architecture on: pairs, or unpaired data for an objective that asks."""
+    from ganzoo.objectives import _objective_class
+    from ganzoo.registry import get_architecture
+
+    wanted = _objective_class(get_architecture(architecture).recipe.objective).data
+    return unpaired_digits(folder) if wanted == "unpaired" else paired_digits(folder)
+
+
 def tiny_train(architecture: str, out: Path, steps: int = 2, *, recipe: dict[str, Any] | None = None,
                **kwargs: Any) -> Any:
     """Train a tiny config for a few steps on mnist-5k (batch 8, no sample grids between steps); a translation
-    architecture on `paired_digits` written beside `out`."""
+    architecture on `paired_digits` written beside `out` (as `unpaired_digits` when its objective trains on unpaired
+    data)."""
     import ganzoo
 
     config = tiny_config(architecture, **kwargs.pop("config", {}))
@@ -77,7 +95,8 @@ def tiny_train(architecture: str, out: Path, steps: int = 2, *, recipe: dict[str
     if data is None and _task(architecture) == "upscale":
         data = f"sr{config.get('scale', 4)}:mnist-5k"
     if data is None:
-        data = paired_digits(Path(out).parent / "paired-digits") if _task(architecture) == "translate" else "mnist-5k"
+        data = (_translation_data(architecture, Path(out).parent / "paired-digits")
+                if _task(architecture) == "translate" else "mnist-5k")
     return ganzoo.train(architecture, data=data, steps=steps, out=out, config=config,
                         recipe={"batch_size": 8, **(recipe or {})}, grid_size=kwargs.pop("grid_size", 8), **kwargs)
 

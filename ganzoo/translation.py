@@ -71,11 +71,16 @@ def plan_outputs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
 
 
 def translate_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                    background: str = DEFAULT_BACKGROUND, seed: int | None = 0, size: int | None = None) -> list[Path]:
+                    background: str = DEFAULT_BACKGROUND, seed: int | None = 0, size: int | None = None,
+                    reverse: bool = False) -> list[Path]:
     """Translate image files and folders with `gan` (a translation `GANModel`) into the folder `out` (see the module
     docstring); returns the files written. `size` fits every input to size x size first, as training fits its data
-    (shorter side resized, then centre-cropped); None keeps each input's own size."""
-    return _convert_files("translate", gan, inputs, out, background=background, seed=seed, size=size)
+    (shorter side resized, then centre-cropped); None keeps each input's own size. `reverse` translates B to A
+    with a two-way model (CycleGAN); a one-way model refuses it before anything is read."""
+    if gan.task == "translate" and reverse and not getattr(gan.sampler, "two_way", False):
+        raise GanzooUsageError(f"{gan.architecture} translates one way only (input to output) and has no reverse "
+                               "direction; drop --reverse")
+    return _convert_files("translate", gan, inputs, out, background=background, seed=seed, size=size, reverse=reverse)
 
 
 def upscale_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
@@ -90,7 +95,7 @@ _USE_INSTEAD = {"generate": "`ganzoo sample`", "translate": "`ganzoo translate`"
 
 
 def _convert_files(what: str, gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
-                   background: str, seed: int | None, size: int | None) -> list[Path]:
+                   background: str, seed: int | None, size: int | None, reverse: bool = False) -> list[Path]:
     """`translate_files` (`what` "translate") and `upscale_files` ("upscale")."""
     from ganzoo._io import write_bytes
     from ganzoo.images import grid_png_bytes
@@ -116,7 +121,7 @@ def _convert_files(what: str, gan: Any, inputs: Sequence[str | os.PathLike[str]]
     written = []
     for (_, target), image in zip(plan, decoded, strict=True):
         x = image.unsqueeze(0).float().div(127.5).sub(1.0)
-        result = gan.translate(x, seed=seed) if what == "translate" else gan.upscale(x)
+        result = gan.translate(x, seed=seed, reverse=reverse) if what == "translate" else gan.upscale(x)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(target, grid_png_bytes(result.cpu(), nrow=1, padding=0))
         written.append(target)

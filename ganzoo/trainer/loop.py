@@ -241,6 +241,12 @@ class _Batches:
     and a resumed run draws exactly the batches an uninterrupted one would. In a distributed run every process
     draws the same global batch and keeps its `rows` of it. With `positions` only those images are trained on
     (the others are held back for adaptive augmentation's held-out signal), without copying the data.
+
+    Unpaired data (`ImageDataset.unpaired`: domain B as `images`, domain A as `inputs`, unrelated) is drawn in two
+    independent orders, A's from a seed of its own, and its batch is both domains at once: the images are B's batch
+    then A's, the condition A's batch then B's, so that row i of the condition is the input whose translation D
+    compares with row i of the images (the layout `Objective`s of unpaired translation expect). Batch `batch_size`
+    of each domain: 2 x `batch_size` rows.
     """
 
     def __init__(self, dataset: ImageDataset, batch_size: int, seed: int, device: torch.device,
@@ -256,6 +262,19 @@ class _Batches:
         self.labels = dataset.labels.to(device) if dataset.labels is not None else None
         inputs = getattr(dataset, "inputs", None)  # paired data: the input image of each target
         self.inputs = inputs.to(device) if inputs is not None else None
+        self.unpaired = bool(getattr(dataset, "unpaired", False))
+        if self.unpaired:
+            if positions is not None:
+                from ganzoo.errors import ConfigError
+
+                raise ConfigError("unpaired data cannot hold images back for adaptive augmentation; set ada_target=0")
+            assert inputs is not None, "unpaired data has both domains"
+            if len(inputs) < batch_size:
+                from ganzoo.errors import GanzooUsageError
+
+                raise GanzooUsageError(f"side A of the data has {len(inputs)} images, fewer than the batch size "
+                                       f"{batch_size}; lower --batch-size")
+            self._inputs_order = _IndependentOrder(len(inputs), -1 - seed, batch_size, device)
         self.positions = positions.to(device) if positions is not None else None
         self.count = count
         self.batch_size = batch_size
@@ -275,12 +294,36 @@ class _Batches:
             self._epoch = epoch
         idx = self._perm[offset * self.batch_size:(offset + 1) * self.batch_size][self.rows]
         x = self.images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=self.memory_format)
+        if self.unpaired:  # both domains: images [B; A], condition [A; B]
+            a = self.inputs[self._inputs_order.indices(index)[self.rows]]
+            a = a.float().div_(127.5).sub_(1.0)
+            b = x
+            return (torch.cat([b, a]).contiguous(memory_format=self.memory_format),
+                    torch.cat([a, b]).contiguous(memory_format=self.memory_format))
         if self.inputs is not None:  # the batch's condition: the input images of paired data, else the labels
             return x, self.inputs[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=self.memory_format)
         return x, (self.labels[idx] if self.labels is not None else None)
 
     def close(self) -> None:
         """Nothing to stop: the data is in memory."""
+
+
+class _IndependentOrder:
+    """Batch `index`'s positions in a second set of `count` images, drawn in an order of its own (epochs of this
+    set's length, permutations from `seed`), so a resumed run draws what an uninterrupted one would. Each epoch's
+    order goes to `device` once, as the images' does."""
+
+    def __init__(self, count: int, seed: int, batch_size: int, device: torch.device) -> None:
+        self.count, self.seed, self.batch_size, self.device = count, seed, batch_size, device
+        self.per_epoch = count // batch_size
+        self._epoch = -1
+        self._perm = torch.empty(0, dtype=torch.int64)
+
+    def indices(self, index: int) -> torch.Tensor:
+        epoch, offset = divmod(index, self.per_epoch)
+        if epoch != self._epoch:
+            self._perm, self._epoch = epoch_order(self.count, self.seed, epoch).to(self.device), epoch
+        return self._perm[offset * self.batch_size:(offset + 1) * self.batch_size]
 
 
 def _batch_source(dataset: ImageDataset | StreamingDataset, batch_size: int, options: RunOptions,

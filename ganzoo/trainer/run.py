@@ -390,18 +390,25 @@ def _setup(plan: dict[str, Any], world: World | None) -> _Setup:
 def _check_task(arch: Architecture, options: RunOptions, dataset: object) -> None:
     """The data and the run's options fit the architecture's task: pairs for translation, single images for
     generation; evaluation during training measures generation only."""
-    paired = getattr(dataset, "inputs", None) is not None
+    paired = getattr(dataset, "inputs", None) is not None  # pairs, or two unpaired domains
     if arch.task == "upscale" and not paired:
         raise GanzooUsageError(f"{arch.name} upscales images and trains on low/high-resolution pairs, and "
                                f"{options.data} has none; make them from any images with srN:, e.g. --data "
                                f"sr4:{options.data} (docs/data.md)")
     if arch.task == "translate" and not paired:
+        from ganzoo.objectives import _objective_class
+
+        if _objective_class(arch.recipe.objective).data == "unpaired":
+            raise GanzooUsageError(f"{arch.name} translates between two domains and {options.data} is one set of "
+                                   "images; use unpaired data: --data 'A_FOLDER~B_FOLDER' or --data "
+                                   "'twemoji~openmoji' (docs/data.md)")
         raise GanzooUsageError(f"{arch.name} translates images and trains on pairs, and {options.data} has none; use "
                                "paired data: --data 'twemoji>openmoji', --data 'IN_FOLDER>TARGET_FOLDER' or --data "
                                "ab:FOLDER (docs/data.md)")
     if arch.task == "generate" and paired:
-        raise GanzooUsageError(f"{arch.name} generates images from noise and {options.data} is paired data for "
-                               "translation; train a translation architecture on it (pix2pix), or give one folder")
+        kind, other = ("unpaired", "cyclegan") if getattr(dataset, "unpaired", False) else ("paired", "pix2pix")
+        raise GanzooUsageError(f"{arch.name} generates images from noise and {options.data} is {kind} data for "
+                               f"translation; train a translation architecture on it ({other}), or give one folder")
     if arch.task != "generate" and (options.eval_every or options.keep_best is not None):
         raise GanzooUsageError(f"evaluation during training (--eval-every, --keep-best) measures generated samples, "
                                f"and {arch.name} translates; drop those options")
