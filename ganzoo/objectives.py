@@ -32,7 +32,7 @@ from ganzoo.errors import ConfigError, PluginError, unknown_name
 from ganzoo.images import class_rows
 from ganzoo.losses import GANLoss
 
-__all__ = ["GenerateObjective", "Objective", "PairedObjective", "build_objective", "list_objectives",
+__all__ = ["GenerateObjective", "Objective", "PairedObjective", "build_objective", "first_inputs", "list_objectives",
            "objective_from_recipe", "register_objective"]
 
 Stats = dict[str, torch.Tensor]
@@ -122,6 +122,14 @@ class Objective:
 GenerateObjective = Objective
 
 
+def first_inputs(dataset: Any, n: int) -> torch.Tensor:
+    """The first inputs of image-to-image data (its `inputs`), at most half of a grid of `n` images and at least one,
+    in [-1, 1]: what a grid of input, output pairs shows."""
+    inputs = getattr(dataset, "inputs", None)
+    assert inputs is not None
+    return inputs[:max(1, min(n // 2, len(inputs)))].float().div(127.5).sub(1.0)
+
+
 class PairedObjective(Objective):
     """Paired image-to-image translation (Isola et al. 2017): G(x) -> y, D(y, x) judges pairs, + l1_weight * |G(x) - y|.
 
@@ -189,10 +197,7 @@ class PairedObjective(Objective):
 
     def grid_condition(self, dataset: Any, n: int, num_classes: int) -> tuple[torch.Tensor | None, int | None]:
         """The first inputs of the data (up to half the grid), shown as input, output pairs, four pairs a row."""
-        inputs = getattr(dataset, "inputs", None)
-        assert inputs is not None
-        count = max(1, min(n // 2, len(inputs)))
-        return inputs[:count].float().div(127.5).sub(1.0), 8
+        return first_inputs(dataset, n), 8
 
     def grid_picture(self, cond: torch.Tensor | None, images: torch.Tensor) -> torch.Tensor:
         """Input and output side by side: input 0, output 0, input 1, output 1, ..."""

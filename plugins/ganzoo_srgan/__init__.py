@@ -54,7 +54,7 @@ from torch import nn
 from ganzoo.errors import ConfigError, GanzooUsageError, WeightsError
 from ganzoo.interfaces import ArchConfig, Architecture, Discriminator, Preset, Recipe, Translator
 from ganzoo.losses import GANLoss
-from ganzoo.objectives import Objective
+from ganzoo.objectives import Objective, first_inputs
 
 __all__ = ["CONTENT_LOSSES", "SRDiscriminator", "SRGANConfig", "SRResNet", "SuperResolutionObjective",
            "architecture", "colour_features", "vgg19_features", "vgg19_weights_path"]
@@ -309,10 +309,7 @@ class SuperResolutionObjective(Objective):
 
     def grid_condition(self, dataset: Any, n: int, num_classes: int) -> tuple[torch.Tensor | None, int | None]:
         """The first low-resolution inputs of the data (up to half the grid), shown beside their upscaling."""
-        inputs = getattr(dataset, "inputs", None)
-        assert inputs is not None
-        count = max(1, min(n // 2, len(inputs)))
-        return inputs[:count].float().div(127.5).sub(1.0), 8
+        return first_inputs(dataset, n), 8
 
     def grid_picture(self, cond: torch.Tensor | None, images: torch.Tensor) -> torch.Tensor:
         """The input enlarged with nearest-neighbour (its pixels as blocks) beside G's output: input 0, output 0,
