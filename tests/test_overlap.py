@@ -331,11 +331,13 @@ def test_a_forked_worker_does_not_keep_a_killed_trainings_lock(tmp_path):
         f"FolderLock({str(tmp_path)!r}).acquire()\n"
         "child = os.fork()\n"
         "if child == 0:\n"
-        "    print('worker', flush=True); time.sleep(60); os._exit(0)\n"
-        "print(child, flush=True)\n"
+        "    os.write(1, b'worker\\n'); time.sleep(60); os._exit(0)\n"
+        "os.write(1, f'{child}\\n'.encode())\n"
         "time.sleep(60)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # each line one write(2) of its own (atomic on a pipe): print() may write a text and its newline separately (under
+    # PYTHONUNBUFFERED), and the two processes' lines then interleave ('worker11905')
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
     # the worker prints once fork() has returned in it, i.e. after its at-fork handler ran: on a loaded machine it
     # may not have been scheduled yet when the parent is killed, and then it still holds the lock's descriptor
