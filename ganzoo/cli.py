@@ -658,7 +658,7 @@ def _load_model(model: str, device: str) -> Any:
 
 
 def _load_for_sampling(model: str, device: str) -> Any:
-    """MODEL for a command that samples from noise (sample, interpolate, mix, demo, eval); a translation model is
+    """MODEL for a command that samples from noise (sample, interpolate, mix, eval); a translation model is
     refused with a pointer to `ganzoo translate`."""
     gan = _load_model(model, device)
     if gan.task != "generate":
@@ -856,7 +856,8 @@ def mix(model: str, output: Path, rows: int, cols: int, crossover: int | None, s
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @_errors_to_exit_codes
 def demo(model: str, host: str, port: int, share: bool, device: str) -> None:
-    """Serve a web page that samples MODEL: seed, number of images, class, truncation, walks, style mixing.
+    """Serve a web page that samples MODEL: seed, number of images, class, truncation, walks, style mixing; for a
+    translation or super-resolution model, an image upload and the model's output.
 
     Needs the optional extra: pip install "ganzoo[demo]". Controls appear only where the model supports them.
     Works offline: no analytics, served on 127.0.0.1, no public link unless --share. Ctrl-C stops it."""
@@ -864,7 +865,7 @@ def demo(model: str, host: str, port: int, share: bool, device: str) -> None:
 
     require_gradio()  # the missing extra is said before any loading
     port = check_port(host, port)
-    gan = _load_for_sampling(model, device)
+    gan = _load_model(model, device)
     server = launch(build_demo(gan, name=model), host=host, port=port, share=share)
     click.echo(f"serving {model} at {server.local_url} (Ctrl-C stops it)")
     if server.share_url:

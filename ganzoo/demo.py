@@ -123,6 +123,8 @@ def build_demo(gan: GANModel, name: str | None = None, max_images: int = MAX_IMA
     """
     gr = require_gradio()
     name = name or gan.architecture
+    if gan.task != "generate":
+        return _build_image_to_image(gan, name)
     workdir = tempfile.TemporaryDirectory(prefix="ganzoo-demo-")  # GIFs; removed when the page object goes
     shared_names = ["seed", "n"]  # the controls every tab shares, in the order handlers receive them
     mix_names = ["seed", "truncation"] if gan.supports_truncation else ["seed"]  # what style mixing uses of them
@@ -233,6 +235,63 @@ def build_demo(gan: GANModel, name: str | None = None, max_images: int = MAX_IMA
         walk_handler = guarded(interpolate, [*shared_names, "seed_b", "frames"])
         walk_button.click(walk_handler, [*shared, seed_b, frames], [walk_frames, walk_gif], api_name="interpolate")
     logger.info("demo page for %s: controls %s", name, ", ".join(shared_names))
+    return app
+
+
+def _build_image_to_image(gan: GANModel, name: str) -> Any:
+    """The page of a translation or super-resolution model: an uploaded image (a file, or pasted), fitted to the
+    model's training input size unless told otherwise, and the model's output, as `ganzoo translate` / `ganzoo upscale`
+    would write it for that file (alpha composited over white, seed 0). A two-way model (CycleGAN) gets a Reverse
+    box (B to A).
+
+    The page's API (for `gradio_client`) is `/translate` or `/upscale` (the model's task): `image` (a file), `fit`
+    (a bool), and `reverse` for a two-way model."""
+    from ganzoo.translation import read_input
+
+    gr = require_gradio()
+    what = gan.task
+    two_way = bool(getattr(gan.sampler, "two_way", False))
+    fit_size = gan.img_shape[-1] // int(getattr(gan.sampler, "scale", 1) or 1)  # the side training fed G
+    names = ["image", "fit", *(["reverse"] if two_way else [])]
+
+    def convert(image: str | None, fit: bool, reverse: bool = False) -> Image.Image:
+        if not image:
+            raise GanzooUsageError(f"no image to {what}: upload one (a PNG or JPEG file) or paste it")
+        x = read_input(gan, Path(image), size=fit_size if fit else None,
+                       fix=f"tick 'Fit to {fit_size}x{fit_size}', or upload another size")
+        x = x.unsqueeze(0).float().div(127.5).sub(1.0)
+        logger.debug("demo %s %s fit=%s reverse=%s", what, tuple(x.shape), fit, reverse)
+        out = gan.translate(x, seed=0, reverse=reverse) if what == "translate" else gan.upscale(x)
+        return _pictures(out)[0]
+
+    def run(*values: Any) -> Any:
+        try:
+            return convert(*values)
+        except GanzooError as exc:
+            raise gr.Error(str(exc)) from None
+
+    run.__name__ = what
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(param, inspect.Parameter.POSITIONAL_OR_KEYWORD) for param in names])
+    verb = "Translate" if what == "translate" else f"Upscale x{getattr(gan.sampler, 'scale', 1)}"
+    with gr.Blocks(title=f"ganzoo demo: {name}", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(_describe(gan, name))
+        with gr.Row():
+            # kept as uploaded: its own mode (alpha included, composited as training does) and lossless PNG
+            source = gr.Image(type="filepath", image_mode=None, format="png", label="Input image",
+                              sources=["upload", "clipboard"], height=360, elem_id="input",
+                              elem_classes=["ganzoo-pixels"])
+            result = gr.Image(type="pil", format="png", label="Output", interactive=False, height=360,
+                              elem_id="output", elem_classes=["ganzoo-pixels"])
+        with gr.Row():
+            fit = gr.Checkbox(value=True, label=f"Fit to {fit_size}x{fit_size} px, as training did", elem_id="fit",
+                              info="Shorter side resized, then centre-cropped; untick to feed the image as it is.")
+            controls = [source, fit]
+            if two_way:
+                controls.append(gr.Checkbox(value=False, label="Reverse: domain B to A", elem_id="reverse"))
+            button = gr.Button(verb, elem_id="run")
+        button.click(run, controls, result, api_name=what)
+    logger.info("demo page for %s: %s", name, ", ".join(names))
     return app
 
 

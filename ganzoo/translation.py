@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ganzoo._imagefiles import (
     DEFAULT_BACKGROUND,
@@ -31,7 +31,10 @@ from ganzoo._imagefiles import (
 from ganzoo._paths import first_overlap
 from ganzoo.errors import GanzooUsageError
 
-__all__ = ["plan_outputs", "translate_files", "upscale_files"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["plan_outputs", "read_input", "translate_files", "upscale_files"]
 
 
 def plan_outputs(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str],
@@ -91,6 +94,25 @@ def upscale_files(gan: Any, inputs: Sequence[str | os.PathLike[str]], out: str |
     return _convert_files("upscale", gan, inputs, out, background=background, seed=0, size=size)
 
 
+def read_input(gan: Any, source: Path, *, background: str = DEFAULT_BACKGROUND, size: int | None = None,
+               fix: str = "") -> torch.Tensor:
+    """One image file as the input of `gan` (a translation or super-resolution model), uint8 (C, H, W): decoded as
+    training decodes images (transparency composited over `background`, the model's input channels), fitted to
+    size x size when `size` is given (shorter side resized, centre-cropped). An input the model cannot take is
+    refused in one line, ending with `fix` (default: the CLI's --size advice)."""
+    channels = gan.sampler.in_channels
+    with _quiet_torchvision_io():
+        image = _decode_bytes(_read_file(source), _read_mode(channels), channels, source, parse_background(background))
+    if size is not None:
+        image = _fit(image, size)
+    why = gan.sampler.check_input_size(int(image.shape[1]), int(image.shape[2]))
+    if why is not None:
+        fix = fix or ("choose another --size" if size is not None else "resize it, or fit every input with --size")
+        raise GanzooUsageError(f"{source} is {image.shape[2]}x{image.shape[1]} px, which {gan.architecture} "
+                               f"cannot {gan.task}: {why}; {fix}")
+    return image
+
+
 _USE_INSTEAD = {"generate": "`ganzoo sample`", "translate": "`ganzoo translate`", "upscale": "`ganzoo upscale`"}
 
 
@@ -104,20 +126,7 @@ def _convert_files(what: str, gan: Any, inputs: Sequence[str | os.PathLike[str]]
         does = "generates images from noise" if gan.task == "generate" else f"{gan.task}s images"
         raise GanzooUsageError(f"{gan.architecture} {does} and does not {what}; use {_USE_INSTEAD[gan.task]}")
     plan = plan_outputs(inputs, out, what)
-    rgb = parse_background(background)
-    channels = gan.sampler.in_channels
-    decoded = []
-    with _quiet_torchvision_io():
-        for source, _ in plan:
-            image = _decode_bytes(_read_file(source), _read_mode(channels), channels, source, rgb)
-            if size is not None:
-                image = _fit(image, size)
-            why = gan.sampler.check_input_size(int(image.shape[1]), int(image.shape[2]))
-            if why is not None:
-                fix = "choose another --size" if size is not None else "resize it, or fit every input with --size"
-                raise GanzooUsageError(f"{source} is {image.shape[2]}x{image.shape[1]} px, which {gan.architecture} "
-                                       f"cannot {what}: {why}; {fix}")
-            decoded.append(image)
+    decoded = [read_input(gan, source, background=background, size=size) for source, _ in plan]
     written = []
     for (_, target), image in zip(plan, decoded, strict=True):
         x = image.unsqueeze(0).float().div(127.5).sub(1.0)

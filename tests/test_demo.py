@@ -22,6 +22,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -285,3 +286,78 @@ def test_browser_moves_the_seed_slider(chromium, pages, tmp_path):
         Path(keep).mkdir(parents=True, exist_ok=True)
         shot = Path(shutil.copy(shot, Path(keep) / shot.name))
     print(f"demo screenshot: {shot}")
+
+
+def _image_to_image_page(arch: str, tmp_path: Path) -> tuple[Any, Any, Any]:
+    """A tiny untrained model of `arch` (its test config), its page served on a free port, and a client."""
+    from gradio_client import Client
+
+    from ganzoo.demo import build_demo, launch
+    from ganzoo.registry import get_architecture
+
+    require("gradio")
+    torch.manual_seed(0)
+    gan = ganzoo.create(arch, **get_architecture(arch).test_config)
+    server = launch(build_demo(gan, name=arch), port=0)
+    client = Client(server.local_url, verbose=False, analytics_enabled=False, download_files=str(tmp_path / "dl"))
+    return gan, server, client
+
+
+def _upload(tmp_path: Path, size: int, alpha: bool = False) -> Path:
+    """A PNG of random colours (with a half-transparent left half when `alpha`)."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (size, size, 4 if alpha else 3), dtype=np.uint8)
+    if alpha:
+        pixels[:, : size // 2, 3] = 128
+    path = tmp_path / f"in-{size}.png"
+    Image.fromarray(pixels, mode="RGBA" if alpha else "RGB").save(path)
+    return path
+
+
+def test_a_two_way_translation_model_gets_an_upload_page_that_translates_as_the_cli_does(tmp_path, monkeypatch):
+    from gradio_client import handle_file
+
+    from ganzoo.translation import translate_files
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    gan, server, client = _image_to_image_page("cyclegan", tmp_path)
+    try:
+        api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+        assert set(api) == {"/translate"}
+        assert [p["parameter_name"] for p in api["/translate"]["parameters"]] == ["image", "fit", "reverse"]
+        upload = _upload(tmp_path, 40, alpha=True)  # fitted to 16x16, composited over white, as the CLI does
+        shown = {reverse: _pixels(client.predict(handle_file(str(upload)), True, reverse, api_name="/translate"))
+                 for reverse in (False, True)}
+        for reverse in (False, True):
+            written = translate_files(gan, [upload], tmp_path / f"cli-{reverse}", size=16, reverse=reverse)
+            assert np.array_equal(shown[reverse], _pixels(written[0])), reverse
+        assert not np.array_equal(shown[False], shown[True])  # reverse is not ignored
+        assert shown[False].shape == (16, 16, 3)
+        # unticked, the image goes in as it is (a ResNet G takes any size its two downsamplings divide)
+        as_is = _pixels(client.predict(handle_file(str(upload)), False, False, api_name="/translate"))
+        assert as_is.shape == (40, 40, 3)
+    finally:
+        server.close()
+
+
+def test_an_upscaling_model_gets_an_upload_page_and_one_line_errors(tmp_path, monkeypatch):
+    from gradio_client import handle_file
+
+    from ganzoo.translation import upscale_files
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-cache"))
+    gan, server, client = _image_to_image_page("srgan", tmp_path)
+    try:
+        api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+        assert set(api) == {"/upscale"}
+        assert [p["parameter_name"] for p in api["/upscale"]["parameters"]] == ["image", "fit"]
+        upload = _upload(tmp_path, 12)  # fitted to 4x4 (16 / scale 4), then upscaled to 16x16
+        shown = _pixels(client.predict(handle_file(str(upload)), True, api_name="/upscale"))
+        written = upscale_files(gan, [upload], tmp_path / "cli", size=4)
+        assert shown.shape == (16, 16, 3) and np.array_equal(shown, _pixels(written[0]))
+        unfitted = _pixels(client.predict(handle_file(str(upload)), False, api_name="/upscale"))
+        assert unfitted.shape == (48, 48, 3)  # 12x12 as it is, times 4
+        with pytest.raises(Exception, match="no image to upscale: upload one"):
+            client.predict(None, True, api_name="/upscale")
+    finally:
+        server.close()
