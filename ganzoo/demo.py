@@ -114,6 +114,22 @@ def _describe(gan: GANModel, name: str) -> str:
     return f"## {name}\n{' · '.join(facts)}{where}"
 
 
+def _guarded(fn: Callable[..., Any], names: list[str]) -> Callable[..., Any]:
+    """`fn` with ganzoo's one-line errors shown on the page, and its API parameters called `names`."""
+    gr = require_gradio()
+
+    def run(*values: Any) -> Any:
+        try:
+            return fn(*values)
+        except GanzooError as exc:
+            raise gr.Error(str(exc)) from None
+
+    run.__name__ = fn.__name__
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(param, inspect.Parameter.POSITIONAL_OR_KEYWORD) for param in names])
+    return run
+
+
 def build_demo(gan: GANModel, name: str | None = None, max_images: int = MAX_IMAGES) -> Any:
     """A Gradio Blocks page for `gan`: samples, a walk between two seeds, and style mixing where the model has it.
 
@@ -128,20 +144,6 @@ def build_demo(gan: GANModel, name: str | None = None, max_images: int = MAX_IMA
     workdir = tempfile.TemporaryDirectory(prefix="ganzoo-demo-")  # GIFs; removed when the page object goes
     shared_names = ["seed", "n"]  # the controls every tab shares, in the order handlers receive them
     mix_names = ["seed", "truncation"] if gan.supports_truncation else ["seed"]  # what style mixing uses of them
-
-    def guarded(fn: Callable[..., Any], names: list[str]) -> Callable[..., Any]:
-        """`fn` with ganzoo's one-line errors shown on the page, and its API parameters called `names`."""
-
-        def run(*values: Any) -> Any:
-            try:
-                return fn(*values)
-            except GanzooError as exc:
-                raise gr.Error(str(exc)) from None
-
-        run.__name__ = fn.__name__
-        run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-            [inspect.Parameter(param, inspect.Parameter.POSITIONAL_OR_KEYWORD) for param in names])
-        return run
 
     def settings(values: tuple[Any, ...], names: list[str]) -> tuple[dict[str, Any], tuple[Any, ...]]:
         """Split a handler's values into sampling keyword arguments (the controls `names`) and the rest."""
@@ -228,11 +230,11 @@ def build_demo(gan: GANModel, name: str | None = None, max_images: int = MAX_IMA
                                  format="png", interactive=False, height=360, elem_id="mixed",
                                  elem_classes=["ganzoo-pixels"])
             mix_inputs = [c for c, n in zip(shared, shared_names, strict=True) if n in mix_names]
-            mix_handler = guarded(mix, [*mix_names, "rows", "cols", "crossover"])
+            mix_handler = _guarded(mix, [*mix_names, "rows", "cols", "crossover"])
             mix_button.click(mix_handler, [*mix_inputs, rows, cols, crossover], mixed, api_name="mix")
         triggers = [app.load, *(control.change for control in shared)]
-        gr.on(triggers, guarded(sample, shared_names), shared, gallery, api_name="sample", trigger_mode="always_last")
-        walk_handler = guarded(interpolate, [*shared_names, "seed_b", "frames"])
+        gr.on(triggers, _guarded(sample, shared_names), shared, gallery, api_name="sample", trigger_mode="always_last")
+        walk_handler = _guarded(interpolate, [*shared_names, "seed_b", "frames"])
         walk_button.click(walk_handler, [*shared, seed_b, frames], [walk_frames, walk_gif], api_name="interpolate")
     logger.info("demo page for %s: controls %s", name, ", ".join(shared_names))
     return app
@@ -264,15 +266,7 @@ def _build_image_to_image(gan: GANModel, name: str) -> Any:
         out = gan.translate(x, seed=0, reverse=reverse) if what == "translate" else gan.upscale(x)
         return _pictures(out)[0]
 
-    def run(*values: Any) -> Any:
-        try:
-            return convert(*values)
-        except GanzooError as exc:
-            raise gr.Error(str(exc)) from None
-
-    run.__name__ = what
-    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(param, inspect.Parameter.POSITIONAL_OR_KEYWORD) for param in names])
+    convert.__name__ = what
     verb = "Translate" if what == "translate" else f"Upscale x{getattr(gan.sampler, 'scale', 1)}"
     with gr.Blocks(title=f"ganzoo demo: {name}", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown(_describe(gan, name))
@@ -290,7 +284,7 @@ def _build_image_to_image(gan: GANModel, name: str) -> Any:
             if two_way:
                 controls.append(gr.Checkbox(value=False, label="Reverse: domain B to A", elem_id="reverse"))
             button = gr.Button(verb, elem_id="run")
-        button.click(run, controls, result, api_name=what)
+        button.click(_guarded(convert, names), controls, result, api_name=what)
     logger.info("demo page for %s: %s", name, ", ".join(names))
     return app
 
